@@ -1,0 +1,122 @@
+//! # fieldsync-server
+//!
+//! The sync server of fieldsync: axum over HTTP, sled on disk, JWT for identity. It owns the IO loop
+//! around [`fieldsync_core::engine::SyncEngine`]: decode a request, authenticate it, hand it to the
+//! engine on a blocking thread, encode the answer.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use fieldsync_server::{Server, ServerConfig};
+//! let server = Server::open(ServerConfig::dev("./data"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! fieldsync_server::run(listener, server.state(), std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod seed;
+pub mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use automerge::ActorId;
+use fieldsync_core::engine::{EngineConfig, SyncEngine};
+
+pub use api::{ApiError, AppState, Clock, SystemClock, app};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Storage(#[from] fieldsync_core::storage::StorageError),
+    #[error(transparent)]
+    Sync(#[from] fieldsync_core::engine::SyncError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// None: development mode, HS256 with a secret generated in the data directory.
+    pub auth: Option<auth::AuthConfig>,
+    /// Bytes of sled page cache.
+    pub cache_bytes: u64,
+    /// Documents kept loaded.
+    pub cache_docs: usize,
+}
+
+impl ServerConfig {
+    pub fn dev(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            auth: None,
+            cache_bytes: 64 * 1024 * 1024,
+            cache_docs: 2048,
+        }
+    }
+}
+
+/// An opened server: storage, engine and authenticator, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Server {
+    state: AppState,
+}
+
+impl Server {
+    pub fn open(config: ServerConfig) -> Result<Self> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn open_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let auth_config = match config.auth {
+            Some(a) => a,
+            None => auth::AuthConfig::dev_from_data_dir(&config.data_dir)?,
+        };
+        let authenticator = auth::Authenticator::new(&auth_config)?;
+        let storage = store::open(&config.data_dir, config.cache_bytes)?;
+        // A fresh actor per process: two processes never write the same (actor, seq).
+        let mut engine_config =
+            EngineConfig::new(ActorId::from(uuid::Uuid::new_v4().as_bytes().as_slice()));
+        engine_config.cache_docs = config.cache_docs;
+        let engine = SyncEngine::new(storage, engine_config);
+        Ok(Server {
+            state: AppState {
+                engine: Arc::new(engine),
+                auth: Arc::new(authenticator),
+                clock,
+            },
+        })
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    pub fn engine(&self) -> &SyncEngine<store::SledStorage> {
+        &self.state.engine
+    }
+
+    pub fn auth(&self) -> &auth::Authenticator {
+        &self.state.auth
+    }
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,219 @@
+//! `fieldsync`: the sync server and its admin commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fieldsync_core::Role;
+use fieldsync_server::{Clock, Server, ServerConfig, SystemClock, auth, seed};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fieldsync",
+    version,
+    about = "Offline-first sync server for field sales teams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct DataArg {
+    /// Data directory (sled database and the development JWT secret).
+    #[arg(long, default_value = "./data", env = "FIELDSYNC_DATA")]
+    data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the sync API. With an empty data directory, seeds the demo team first.
+    Serve {
+        #[command(flatten)]
+        data: DataArg,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "FIELDSYNC_ADDR")]
+        addr: SocketAddr,
+        /// Do not seed the demo team into an empty data directory.
+        #[arg(long)]
+        no_seed: bool,
+        /// Accept tokens from an identity provider: RS256, ES256 or EdDSA (needs --jwt-public-key).
+        #[arg(long, requires = "jwt_public_key")]
+        jwt_alg: Option<String>,
+        /// PEM public key of the identity provider.
+        #[arg(long)]
+        jwt_public_key: Option<PathBuf>,
+        /// Expected `iss` of tokens.
+        #[arg(long, default_value = auth::DEFAULT_ISSUER)]
+        jwt_issuer: String,
+        /// Expected `aud` of tokens.
+        #[arg(long, default_value = auth::DEFAULT_AUDIENCE)]
+        jwt_audience: String,
+    },
+    /// Print a development token (HS256, signed with the data directory's secret).
+    Token {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        role: Role,
+        /// Lifetime, e.g. 8h, 30d.
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+    },
+    /// Seed the demo team (a manager, five reps, 300 customers around Lyon, territories, a plan, past visits).
+    Seed {
+        #[command(flatten)]
+        data: DataArg,
+        /// Random seed: the same seed gives the same team.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn print_seed(summary: &seed::SeedSummary) {
+    println!(
+        "seeded team {:?}: {} customers, {} territories, {} past visits, {} plan",
+        summary.team, summary.customers, summary.territories, summary.visits, summary.plans
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            data,
+            addr,
+            no_seed,
+            jwt_alg,
+            jwt_public_key,
+            jwt_issuer,
+            jwt_audience,
+        } => {
+            let mut config = ServerConfig::dev(&data.data);
+            if let (Some(alg), Some(key)) = (&jwt_alg, &jwt_public_key) {
+                let pem =
+                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+                config.auth = Some(auth::AuthConfig::external(
+                    alg,
+                    &pem,
+                    &jwt_issuer,
+                    &jwt_audience,
+                )?);
+            }
+            let server =
+                Server::open(config).with_context(|| format!("opening {}", data.data.display()))?;
+            if !no_seed {
+                let now = SystemClock.now_ms();
+                let engine = server.state().engine;
+                if let Some(summary) =
+                    tokio::task::spawn_blocking(move || seed::seed_demo(&engine, 42, now)).await??
+                {
+                    print_seed(&summary);
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            let local = listener.local_addr()?;
+            println!(
+                "fieldsync listening on http://{local} (data in {})",
+                data.data.display()
+            );
+            if server.auth().can_issue() {
+                let token = server.auth().issue(
+                    seed::DEMO_TEAM,
+                    seed::DEMO_MANAGER,
+                    Role::Manager,
+                    Duration::from_secs(8 * 3600),
+                    now_unix(),
+                )?;
+                println!("demo manager token (8h):\n  {token}");
+                println!(
+                    "more tokens: cargo run --release -p fieldsync-server -- token --data {} --team demo --user alice --role rep",
+                    data.data.display()
+                );
+                println!(
+                    "try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine"
+                );
+            }
+            fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Token {
+            data,
+            team,
+            user,
+            role,
+            ttl,
+        } => {
+            let config = auth::AuthConfig::dev_from_data_dir(&data.data)?;
+            let authenticator = auth::Authenticator::new(&config)?;
+            let ttl = auth::parse_ttl(&ttl)?;
+            println!(
+                "{}",
+                authenticator.issue(&team, &user, role, ttl, now_unix())?
+            );
+            Ok(())
+        }
+        Command::Seed {
+            data,
+            seed: seed_value,
+        } => {
+            let server =
+                Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))?;
+            match seed::seed_demo(server.engine(), seed_value, SystemClock.now_ms())? {
+                Some(summary) => print_seed(&summary),
+                None => println!(
+                    "team {:?} already has data: nothing seeded",
+                    seed::DEMO_TEAM
+                ),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! # fieldsync-core
+//!
+//! The sans-IO heart of fieldsync, the offline-first sync backend for field sales teams. It holds
+//! everything that decides what is true, and nothing that does IO:
+//!
+//! - [`docs`]: typed Automerge documents (`customer`, `visit`, `territory`, `plan`), each with its kind
+//!   and schema version;
+//! - [`protocol`]: the one-round-trip change-feed sync protocol as versioned binary messages;
+//! - [`engine`]: the server side of that protocol over a [`storage::Storage`];
+//! - [`client`]: the device side, a [`client::Replica`] that prepares requests and applies responses;
+//! - [`rules`]: who may change what, decided by comparing a document before and after;
+//! - [`geo`]: check-in verification as a pure function (time passed in);
+//! - [`storage`]: the storage interface, an in-memory implementation and its conformance suite.
+//!
+//! The server (`fieldsync-server`) and the device library (`fieldsync-mobile`) each own a small loop
+//! around these that performs the IO.
+//!
+//! ```
+//! use fieldsync_core::{client::Replica, engine::{EngineConfig, SyncEngine}, storage::MemoryStorage};
+//! use fieldsync_core::{Principal, Role, docs::*};
+//! use automerge::ActorId;
+//!
+//! let server = SyncEngine::new(MemoryStorage::in_memory(), EngineConfig::new(ActorId::from(b"server")));
+//! let alice = Principal { team: "acme".into(), user: "alice".into(), role: Role::Rep };
+//! let mut phone = Replica::new("phone-1", alice.clone(), ActorId::from(b"phone-1"));
+//!
+//! // Offline: plan a visit.
+//! phone.create(Document::Visit(Visit {
+//!     kind: "visit".into(), schema: SCHEMA_VERSION, id: "visit-1".into(),
+//!     customer_id: "cust-1".into(), rep: "alice".into(),
+//!     planned_start_ms: 0, planned_end_ms: 3_600_000, state: VisitState::Planned,
+//!     checkins: vec![], checkout: None, notes: "bring samples".into(),
+//!     verification: Default::default(), created_by: "alice".into(),
+//! }), 0).unwrap();
+//!
+//! // Online: one round trip.
+//! let request = phone.prepare_request();
+//! let response = server.handle(&alice, &request, 1_000).unwrap();
+//! phone.apply_response(&response).unwrap();
+//! assert_eq!(phone.outbox_len(), 0);
+//! assert!(server.read_doc("acme", "visit-1").unwrap().is_some());
+//! ```
+
+pub mod client;
+pub mod docs;
+pub mod engine;
+pub mod geo;
+pub mod protocol;
+pub mod rules;
+pub mod storage;
+
+pub use rules::{Principal, Role};

@@ -1,0 +1,860 @@
+//! The storage interface of the server side, and its key-value implementation.
+//!
+//! [`Storage`] is the one interface the sync engine talks to: documents as a snapshot plus incremental
+//! chunks, the per-team change feed, the audience index used to answer "which documents may this
+//! rep read" without loading documents, the quarantine, and each rep's last check-in.
+//!
+//! [`KvStorage`] implements it over any ordered key-value store with atomic batches ([`KvBackend`]):
+//! [`MemoryKv`] here, sled in the server. A distributed engine can implement [`Storage`] directly.
+//! [`conformance`] is the test suite every implementation must pass.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::docs::{Audience, DocKind};
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Another writer moved the team's feed head: the batch was not applied.
+    #[error("concurrent write to team {team}: expected feed head {expected}, found {found}")]
+    Conflict {
+        team: String,
+        expected: u64,
+        found: u64,
+    },
+}
+
+/// What the server knows about a stored document without loading it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocMeta {
+    pub kind: DocKind,
+    pub audience: Audience,
+    /// Number of stored chunks (maintained by the storage).
+    pub chunks: u32,
+    /// Feed sequence of the last change.
+    pub updated_seq: u64,
+}
+
+/// One entry of a team's change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEntry {
+    pub seq: u64,
+    pub doc_id: String,
+    pub kind: DocKind,
+    /// Device id of the pusher, or [`SERVER_ORIGIN`].
+    pub origin: String,
+    pub audience: Audience,
+    pub body: FeedBody,
+}
+
+/// Origin of changes the server writes itself (check-in verification, imports, seeding).
+pub const SERVER_ORIGIN: &str = "server";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FeedBody {
+    /// Concatenated raw Automerge changes.
+    Changes(ByteBuf),
+    /// The document entered these users' scope: here it is whole.
+    Grant {
+        users: Vec<String>,
+        snapshot: ByteBuf,
+    },
+    /// The document left these users' scope.
+    Revoke { users: Vec<String> },
+}
+
+/// A pushed edit the server refused, kept with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub doc_id: String,
+    pub kind: DocKind,
+    pub device: String,
+    pub user: String,
+    pub received_at_ms: i64,
+    pub code: String,
+    pub reason: String,
+    /// Hex hashes of the refused changes.
+    pub hashes: Vec<String>,
+    /// The refused changes themselves: nothing a user typed is lost.
+    pub changes: Vec<ByteBuf>,
+}
+
+/// A rep's most recent check-in, for travel-speed checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheckin {
+    pub lat: f64,
+    pub lon: f64,
+    pub device_time_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocData {
+    /// Add a chunk (changes) after the existing ones.
+    Append(Vec<u8>),
+    /// Replace every chunk with one saved document (compaction).
+    Replace(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocWrite {
+    pub doc_id: String,
+    pub kind: DocKind,
+    pub audience: Audience,
+    pub data: DocData,
+}
+
+/// Everything one sync request changes, applied atomically and durably.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    pub team: String,
+    /// The feed head the batch was computed against; entries must continue from it.
+    pub expected_head: u64,
+    pub docs: Vec<DocWrite>,
+    pub feed: Vec<FeedEntry>,
+    pub quarantine: Vec<QuarantineEntry>,
+    pub checkins: Vec<(String, LastCheckin)>,
+}
+
+impl Batch {
+    pub fn new(team: &str, expected_head: u64) -> Self {
+        Batch {
+            team: team.to_string(),
+            expected_head,
+            ..Default::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+            && self.feed.is_empty()
+            && self.quarantine.is_empty()
+            && self.checkins.is_empty()
+    }
+
+    /// Appends a feed entry with the next sequence number and returns it.
+    pub fn push_feed(
+        &mut self,
+        doc_id: &str,
+        kind: DocKind,
+        origin: &str,
+        audience: Audience,
+        body: FeedBody,
+    ) -> u64 {
+        let seq = self.expected_head + self.feed.len() as u64 + 1;
+        self.feed.push(FeedEntry {
+            seq,
+            doc_id: doc_id.to_string(),
+            kind,
+            origin: origin.to_string(),
+            audience,
+            body,
+        });
+        seq
+    }
+}
+
+/// The server's storage. Every method is a short, synchronous call; `commit` returns only once the
+/// batch is durable.
+pub trait Storage: Send + Sync {
+    /// The team that owns a document id, if any. Ids are global so that one team can never write
+    /// into another's document.
+    fn doc_team(&self, doc_id: &str) -> Result<Option<String>>;
+    fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>>;
+    /// The stored chunks concatenated (loadable with `Automerge::load`).
+    fn load_doc(&self, team: &str, doc_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Sequence of the last feed entry (0 when none).
+    fn feed_head(&self, team: &str) -> Result<u64>;
+    /// Entries up to and including this sequence have been trimmed.
+    fn feed_horizon(&self, team: &str) -> Result<u64>;
+    /// Up to `limit` entries with `seq > after`, in order.
+    fn read_feed(&self, team: &str, after: u64, limit: usize) -> Result<Vec<FeedEntry>>;
+    /// Document ids (with kinds) after `after`, in id order: the whole team (`member` None) or the
+    /// documents whose audience includes `member`.
+    fn list_docs(
+        &self,
+        team: &str,
+        member: Option<&str>,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, DocKind)>>;
+    /// Applies the batch atomically and durably. Fails with `Conflict` (applying nothing) when the
+    /// team's feed head is not `batch.expected_head`.
+    fn commit(&self, batch: Batch) -> Result<()>;
+    /// Drops feed entries up to `upto`; devices behind it bootstrap again.
+    fn trim_feed(&self, team: &str, upto: u64) -> Result<()>;
+    fn quarantine(&self, team: &str, limit: usize) -> Result<Vec<QuarantineEntry>>;
+    fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key-value implementation
+
+/// One write in an atomic key-value batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KvOp {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// An ordered key-value store with atomic, durable batches.
+pub trait KvBackend: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Pairs with `start <= key < end`, in key order, at most `limit`.
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// All or nothing; durable when it returns.
+    fn apply(&self, ops: Vec<KvOp>) -> Result<()>;
+}
+
+/// An in-memory backend, for tests and for the device-free parts of the core.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryKv {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>>> {
+        self.map
+            .lock()
+            .map_err(|_| StorageError::Backend("memory store lock poisoned".into()))
+    }
+}
+
+impl KvBackend for MemoryKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()?.get(key).cloned())
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(vec![]);
+        }
+        Ok(self
+            .lock()?
+            .range(start.to_vec()..end.to_vec())
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
+        let mut map = self.lock()?;
+        for op in ops {
+            match op {
+                KvOp::Put(k, v) => {
+                    map.insert(k, v);
+                }
+                KvOp::Delete(k) => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`Storage`] over a [`KvBackend`]. Key layout (ids never contain `/`):
+///
+/// | key | value |
+/// |---|---|
+/// | `g/{doc}` | owning team |
+/// | `m/{team}/{doc}` | [`DocMeta`] |
+/// | `c/{team}/{doc}/{n:010}` | chunk n |
+/// | `a/{team}/{user or *}/{doc}` | kind (audience index) |
+/// | `f/{team}/{seq:020}` | [`FeedEntry`] |
+/// | `h/{team}`, `z/{team}` | feed head, horizon |
+/// | `q/{team}/{doc}/{hash}` | [`QuarantineEntry`] |
+/// | `l/{team}/{user}` | [`LastCheckin`] |
+#[derive(Debug)]
+pub struct KvStorage<B> {
+    kv: B,
+    /// Serialises commits: the read-modify-write of metadata and the head check must not interleave.
+    commit_lock: Mutex<()>,
+}
+
+const TEAM_WIDE: &str = "*";
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("/").into_bytes()
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xff);
+    end
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out)
+        .map_err(|e| StorageError::Backend(format!("encode: {e}")))?;
+    Ok(out)
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T> {
+    ciborium::from_reader(bytes).map_err(|e| StorageError::Corrupt(format!("{what}: {e}")))
+}
+
+fn u64_value(bytes: Option<Vec<u8>>) -> Result<u64> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => {
+            let arr: [u8; 8] = b
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("counter is not 8 bytes".into()))?;
+            Ok(u64::from_be_bytes(arr))
+        }
+    }
+}
+
+fn audience_members(a: &Audience) -> Vec<&str> {
+    match a {
+        Audience::Team => vec![TEAM_WIDE],
+        Audience::Users(u) => u.iter().map(String::as_str).collect(),
+    }
+}
+
+impl<B: KvBackend> KvStorage<B> {
+    pub fn new(kv: B) -> Self {
+        KvStorage {
+            kv,
+            commit_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.kv
+    }
+
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let start = match after {
+            Some(a) => {
+                let mut s = prefix.to_vec();
+                s.extend_from_slice(a);
+                s.push(0); // strictly after
+                s
+            }
+            None => prefix.to_vec(),
+        };
+        self.kv.scan(&start, &prefix_end(prefix), limit)
+    }
+}
+
+impl<B: KvBackend> Storage for KvStorage<B> {
+    fn doc_team(&self, doc_id: &str) -> Result<Option<String>> {
+        self.kv
+            .get(&key(&["g", doc_id]))?
+            .map(|b| String::from_utf8(b).map_err(|_| StorageError::Corrupt("team name".into())))
+            .transpose()
+    }
+
+    fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>> {
+        self.kv
+            .get(&key(&["m", team, doc_id]))?
+            .map(|b| dec("doc meta", &b))
+            .transpose()
+    }
+
+    fn load_doc(&self, team: &str, doc_id: &str) -> Result<Option<Vec<u8>>> {
+        let prefix = key(&["c", team, doc_id, ""]);
+        let chunks = self.scan_prefix(&prefix, None, usize::MAX)?;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
+        for (_, v) in chunks {
+            out.extend_from_slice(&v);
+        }
+        Ok(Some(out))
+    }
+
+    fn feed_head(&self, team: &str) -> Result<u64> {
+        u64_value(self.kv.get(&key(&["h", team]))?)
+    }
+
+    fn feed_horizon(&self, team: &str) -> Result<u64> {
+        u64_value(self.kv.get(&key(&["z", team]))?)
+    }
+
+    fn read_feed(&self, team: &str, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
+        let start = key(&["f", team, &format!("{:020}", after.saturating_add(1))]);
+        let end = prefix_end(&key(&["f", team, ""]));
+        self.kv
+            .scan(&start, &end, limit)?
+            .into_iter()
+            .map(|(_, v)| dec("feed entry", &v))
+            .collect()
+    }
+
+    fn list_docs(
+        &self,
+        team: &str,
+        member: Option<&str>,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, DocKind)>> {
+        let after_opt = (!after.is_empty()).then_some(after.as_bytes());
+        let mut found: BTreeMap<String, DocKind> = BTreeMap::new();
+        let prefixes: Vec<Vec<u8>> = match member {
+            None => vec![key(&["m", team, ""])],
+            Some(user) => vec![
+                key(&["a", team, user, ""]),
+                key(&["a", team, TEAM_WIDE, ""]),
+            ],
+        };
+        for prefix in prefixes {
+            for (k, v) in self.scan_prefix(&prefix, after_opt, limit)? {
+                let id = String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| StorageError::Corrupt("doc id in key".into()))?;
+                let kind = if member.is_none() {
+                    dec::<DocMeta>("doc meta", &v)?.kind
+                } else {
+                    dec::<DocKind>("doc kind", &v)?
+                };
+                found.insert(id, kind);
+            }
+        }
+        Ok(found.into_iter().take(limit).collect())
+    }
+
+    fn commit(&self, batch: Batch) -> Result<()> {
+        let _guard = self
+            .commit_lock
+            .lock()
+            .map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
+        let team = batch.team.as_str();
+        let head = self.feed_head(team)?;
+        if head != batch.expected_head {
+            return Err(StorageError::Conflict {
+                team: team.to_string(),
+                expected: batch.expected_head,
+                found: head,
+            });
+        }
+        let mut ops = Vec::new();
+        let mut new_head = head;
+        for (i, entry) in batch.feed.iter().enumerate() {
+            if entry.seq != head + i as u64 + 1 {
+                return Err(StorageError::Backend(format!(
+                    "feed entries must continue the head: got {} after {}",
+                    entry.seq,
+                    head + i as u64
+                )));
+            }
+            new_head = entry.seq;
+            ops.push(KvOp::Put(
+                key(&["f", team, &format!("{:020}", entry.seq)]),
+                enc(entry)?,
+            ));
+        }
+        if new_head != head {
+            ops.push(KvOp::Put(
+                key(&["h", team]),
+                new_head.to_be_bytes().to_vec(),
+            ));
+        }
+        // Several writes of one document in a batch build on each other.
+        let mut metas: BTreeMap<String, Option<DocMeta>> = BTreeMap::new();
+        for w in &batch.docs {
+            let old = match metas.get(&w.doc_id) {
+                Some(m) => m.clone(),
+                None => self.doc_meta(team, &w.doc_id)?,
+            };
+            let old_chunks = old.as_ref().map_or(0, |m| m.chunks);
+            let chunks = match &w.data {
+                DocData::Append(bytes) => {
+                    ops.push(KvOp::Put(
+                        key(&["c", team, &w.doc_id, &format!("{old_chunks:010}")]),
+                        bytes.clone(),
+                    ));
+                    old_chunks + 1
+                }
+                DocData::Replace(bytes) => {
+                    for n in 1..old_chunks {
+                        ops.push(KvOp::Delete(key(&[
+                            "c",
+                            team,
+                            &w.doc_id,
+                            &format!("{n:010}"),
+                        ])));
+                    }
+                    ops.push(KvOp::Put(
+                        key(&["c", team, &w.doc_id, &format!("{:010}", 0)]),
+                        bytes.clone(),
+                    ));
+                    1
+                }
+            };
+            if let Some(old) = &old {
+                for m in audience_members(&old.audience) {
+                    ops.push(KvOp::Delete(key(&["a", team, m, &w.doc_id])));
+                }
+            }
+            for m in audience_members(&w.audience) {
+                ops.push(KvOp::Put(key(&["a", team, m, &w.doc_id]), enc(&w.kind)?));
+            }
+            let meta = DocMeta {
+                kind: w.kind,
+                audience: w.audience.clone(),
+                chunks,
+                updated_seq: new_head,
+            };
+            ops.push(KvOp::Put(key(&["m", team, &w.doc_id]), enc(&meta)?));
+            ops.push(KvOp::Put(key(&["g", &w.doc_id]), team.as_bytes().to_vec()));
+            metas.insert(w.doc_id.clone(), Some(meta));
+        }
+        for q in &batch.quarantine {
+            let first = q.hashes.first().map(String::as_str).unwrap_or("none");
+            ops.push(KvOp::Put(key(&["q", team, &q.doc_id, first]), enc(q)?));
+        }
+        for (user, c) in &batch.checkins {
+            ops.push(KvOp::Put(key(&["l", team, user]), enc(c)?));
+        }
+        self.kv.apply(ops)
+    }
+
+    fn trim_feed(&self, team: &str, upto: u64) -> Result<()> {
+        let _guard = self
+            .commit_lock
+            .lock()
+            .map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
+        let upto = upto.min(self.feed_head(team)?);
+        let horizon = self.feed_horizon(team)?;
+        if upto <= horizon {
+            return Ok(());
+        }
+        let start = key(&["f", team, &format!("{:020}", horizon + 1)]);
+        let end = key(&["f", team, &format!("{:020}", upto + 1)]);
+        let mut ops: Vec<KvOp> = self
+            .kv
+            .scan(&start, &end, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| KvOp::Delete(k))
+            .collect();
+        ops.push(KvOp::Put(key(&["z", team]), upto.to_be_bytes().to_vec()));
+        self.kv.apply(ops)
+    }
+
+    fn quarantine(&self, team: &str, limit: usize) -> Result<Vec<QuarantineEntry>> {
+        let mut entries: Vec<QuarantineEntry> = self
+            .scan_prefix(&key(&["q", team, ""]), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| dec("quarantine entry", &v))
+            .collect::<Result<_>>()?;
+        entries.sort_by(|a, b| b.received_at_ms.cmp(&a.received_at_ms));
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>> {
+        self.kv
+            .get(&key(&["l", team, user]))?
+            .map(|b| dec("last check-in", &b))
+            .transpose()
+    }
+}
+
+/// An in-memory [`Storage`].
+pub type MemoryStorage = KvStorage<MemoryKv>;
+
+impl MemoryStorage {
+    pub fn in_memory() -> Self {
+        KvStorage::new(MemoryKv::default())
+    }
+}
+
+/// The conformance suite: every [`Storage`] implementation runs it (`run_all`) in its own tests.
+pub mod conformance {
+    use super::*;
+
+    fn entry(doc: &str, body: &[u8], audience: Audience) -> (String, DocKind, Audience, FeedBody) {
+        (
+            doc.to_string(),
+            DocKind::Visit,
+            audience,
+            FeedBody::Changes(ByteBuf::from(body.to_vec())),
+        )
+    }
+
+    fn write(doc: &str, audience: Audience, data: DocData) -> DocWrite {
+        DocWrite {
+            doc_id: doc.to_string(),
+            kind: DocKind::Visit,
+            audience,
+            data,
+        }
+    }
+
+    fn users(u: &[&str]) -> Audience {
+        Audience::Users(u.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Runs every check against fresh stores from `make`. Panics (test failure) on the first
+    /// violation, naming it.
+    pub fn run_all<S: Storage>(make: impl Fn() -> S) {
+        documents_append_and_load_in_order(&make());
+        replace_compacts_to_one_chunk(&make());
+        feed_is_ordered_and_paged(&make());
+        a_stale_head_conflicts_and_applies_nothing(&make());
+        audience_index_follows_the_document(&make());
+        teams_never_see_each_other(&make());
+        trimming_moves_the_horizon(&make());
+        quarantine_and_checkins_are_kept(&make());
+    }
+
+    pub fn documents_append_and_load_in_order<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        b.docs.push(write(
+            "d1",
+            users(&["alice"]),
+            DocData::Append(b"one".to_vec()),
+        ));
+        b.docs.push(write(
+            "d1",
+            users(&["alice"]),
+            DocData::Append(b"two".to_vec()),
+        ));
+        s.commit(b).expect("commit");
+        let mut b = Batch::new("t1", 0);
+        b.docs.push(write(
+            "d1",
+            users(&["alice"]),
+            DocData::Append(b"three".to_vec()),
+        ));
+        s.commit(b).expect("second commit");
+        assert_eq!(
+            s.load_doc("t1", "d1").expect("load").as_deref(),
+            Some(&b"onetwothree"[..])
+        );
+        let meta = s.doc_meta("t1", "d1").expect("meta").expect("meta exists");
+        assert_eq!(meta.chunks, 3);
+        assert_eq!(s.doc_team("d1").expect("team").as_deref(), Some("t1"));
+        assert_eq!(s.load_doc("t1", "nope").expect("load missing"), None);
+        assert_eq!(s.doc_meta("t1", "nope").expect("meta missing"), None);
+    }
+
+    pub fn replace_compacts_to_one_chunk<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        for part in ["a", "b", "c"] {
+            b.docs.push(write(
+                "d1",
+                Audience::Team,
+                DocData::Append(part.as_bytes().to_vec()),
+            ));
+        }
+        s.commit(b).expect("commit");
+        let mut b = Batch::new("t1", 0);
+        b.docs.push(write(
+            "d1",
+            Audience::Team,
+            DocData::Replace(b"ABC".to_vec()),
+        ));
+        s.commit(b).expect("replace");
+        assert_eq!(
+            s.load_doc("t1", "d1").expect("load").as_deref(),
+            Some(&b"ABC"[..])
+        );
+        assert_eq!(
+            s.doc_meta("t1", "d1").expect("meta").map(|m| m.chunks),
+            Some(1)
+        );
+        let mut b = Batch::new("t1", 0);
+        b.docs
+            .push(write("d1", Audience::Team, DocData::Append(b"D".to_vec())));
+        s.commit(b).expect("append after replace");
+        assert_eq!(
+            s.load_doc("t1", "d1").expect("load").as_deref(),
+            Some(&b"ABCD"[..])
+        );
+    }
+
+    pub fn feed_is_ordered_and_paged<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        for i in 0..25 {
+            let (d, k, a, body) = entry(&format!("d{i}"), &[i as u8], Audience::Team);
+            b.push_feed(&d, k, "dev", a, body);
+        }
+        s.commit(b).expect("commit");
+        assert_eq!(s.feed_head("t1").expect("head"), 25);
+        let page = s.read_feed("t1", 0, 10).expect("page 1");
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        let page = s.read_feed("t1", 20, 10).expect("page 3");
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (21..=25).collect::<Vec<_>>()
+        );
+        assert!(s.read_feed("t1", 25, 10).expect("past the end").is_empty());
+        assert_eq!(s.feed_head("t2").expect("other team head"), 0);
+    }
+
+    pub fn a_stale_head_conflicts_and_applies_nothing<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        let (d, k, a, body) = entry("d1", b"x", Audience::Team);
+        b.push_feed(&d, k, "dev", a, body);
+        s.commit(b).expect("first");
+        let mut stale = Batch::new("t1", 0);
+        let (d, k, a, body) = entry("d2", b"y", Audience::Team);
+        stale.push_feed(&d, k, "dev", a, body);
+        stale
+            .docs
+            .push(write("d2", Audience::Team, DocData::Append(b"y".to_vec())));
+        match s.commit(stale) {
+            Err(StorageError::Conflict {
+                expected: 0,
+                found: 1,
+                ..
+            }) => {}
+            other => panic!("a stale head must conflict, got {other:?}"),
+        }
+        assert_eq!(
+            s.doc_meta("t1", "d2").expect("meta"),
+            None,
+            "nothing of a conflicting batch is applied"
+        );
+        assert_eq!(s.feed_head("t1").expect("head"), 1);
+    }
+
+    pub fn audience_index_follows_the_document<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        b.docs.push(write(
+            "v1",
+            users(&["alice"]),
+            DocData::Append(b"1".to_vec()),
+        ));
+        b.docs
+            .push(write("v2", users(&["bob"]), DocData::Append(b"2".to_vec())));
+        b.docs
+            .push(write("p1", Audience::Team, DocData::Append(b"3".to_vec())));
+        s.commit(b).expect("commit");
+        let ids = |m: Option<&str>| -> Vec<String> {
+            s.list_docs("t1", m, "", 100)
+                .expect("list")
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(Some("alice")), vec!["p1", "v1"]);
+        assert_eq!(ids(Some("bob")), vec!["p1", "v2"]);
+        assert_eq!(ids(None), vec!["p1", "v1", "v2"]);
+        // v1 moves from alice to bob.
+        let mut b = Batch::new("t1", 0);
+        b.docs
+            .push(write("v1", users(&["bob"]), DocData::Append(b"4".to_vec())));
+        s.commit(b).expect("reassign");
+        assert_eq!(ids(Some("alice")), vec!["p1"]);
+        assert_eq!(ids(Some("bob")), vec!["p1", "v1", "v2"]);
+        // Paging by id.
+        let page: Vec<String> = s
+            .list_docs("t1", Some("bob"), "p1", 1)
+            .expect("page")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(page, vec!["v1"]);
+    }
+
+    pub fn teams_never_see_each_other<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        b.docs.push(write(
+            "a1",
+            Audience::Team,
+            DocData::Append(b"secret".to_vec()),
+        ));
+        let (d, k, a, body) = entry("a1", b"secret", Audience::Team);
+        b.push_feed(&d, k, "dev", a, body);
+        s.commit(b).expect("commit t1");
+        assert_eq!(s.load_doc("t2", "a1").expect("load"), None);
+        assert!(s.list_docs("t2", None, "", 100).expect("list").is_empty());
+        assert!(s.read_feed("t2", 0, 100).expect("feed").is_empty());
+        // A team whose name is a prefix of another's sees nothing of it either.
+        assert!(s.list_docs("t", None, "", 100).expect("list").is_empty());
+    }
+
+    pub fn trimming_moves_the_horizon<S: Storage>(s: &S) {
+        let mut b = Batch::new("t1", 0);
+        for i in 0..10 {
+            let (d, k, a, body) = entry("d", &[i], Audience::Team);
+            b.push_feed(&d, k, "dev", a, body);
+        }
+        s.commit(b).expect("commit");
+        s.trim_feed("t1", 6).expect("trim");
+        assert_eq!(s.feed_horizon("t1").expect("horizon"), 6);
+        let rest: Vec<u64> = s
+            .read_feed("t1", 0, 100)
+            .expect("read")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(rest, vec![7, 8, 9, 10]);
+        s.trim_feed("t1", 100).expect("trim past head");
+        assert_eq!(
+            s.feed_horizon("t1").expect("horizon"),
+            10,
+            "never past the head"
+        );
+        assert_eq!(s.feed_head("t1").expect("head"), 10);
+    }
+
+    pub fn quarantine_and_checkins_are_kept<S: Storage>(s: &S) {
+        let q = QuarantineEntry {
+            doc_id: "c1".into(),
+            kind: DocKind::Customer,
+            device: "phone".into(),
+            user: "alice".into(),
+            received_at_ms: 5,
+            code: "forbidden_field".into(),
+            reason: "a rep may not change the tier".into(),
+            hashes: vec!["ab".into()],
+            changes: vec![ByteBuf::from(b"change".to_vec())],
+        };
+        let mut b = Batch::new("t1", 0);
+        b.quarantine.push(q.clone());
+        b.quarantine.push(q.clone()); // the same rejection twice is kept once
+        b.checkins.push((
+            "alice".into(),
+            LastCheckin {
+                lat: 1.0,
+                lon: 2.0,
+                device_time_ms: 3,
+            },
+        ));
+        s.commit(b).expect("commit");
+        assert_eq!(s.quarantine("t1", 10).expect("list"), vec![q]);
+        assert!(s.quarantine("t2", 10).expect("other team").is_empty());
+        assert_eq!(
+            s.last_checkin("t1", "alice").expect("checkin"),
+            Some(LastCheckin {
+                lat: 1.0,
+                lon: 2.0,
+                device_time_ms: 3
+            })
+        );
+        assert_eq!(s.last_checkin("t1", "bob").expect("none"), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_memory_storage_passes_the_conformance_suite() {
+        super::conformance::run_all(super::MemoryStorage::in_memory);
+    }
+}
