@@ -205,6 +205,16 @@ impl Replica {
         Ok(after)
     }
 
+    /// Edits a document without the local rules: what an outdated or dishonest client would send.
+    /// The server still decides; tools and tests use this to show that it does.
+    pub fn update_unchecked(&mut self, doc_id: &str, now_ms: i64, edit: impl FnOnce(&mut Document)) -> Result<Document> {
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
+        let mut value = Document::hydrate(&local.doc)?;
+        edit(&mut value);
+        commit(&mut local.doc, &value, now_ms)?;
+        Ok(value)
+    }
+
     /// Builds the next request: the cursor and every unacknowledged change.
     pub fn prepare_request(&mut self) -> SyncRequest {
         self.in_flight.clear();

@@ -1047,3 +1047,15 @@ impl CheckinVerification {
         }
     }
 }
+
+impl<S: Storage> SyncEngine<S> {
+    /// Heads of a document as the server holds it (for convergence checks and tools).
+    pub fn doc_heads(&self, team: &str, doc_id: &str) -> Result<Option<Vec<ChangeHash>>> {
+        let Some(loaded) = self.load(team, doc_id)? else {
+            return Ok(None);
+        };
+        let heads = loaded.doc.get_heads();
+        self.put_cached(team, doc_id, loaded);
+        Ok(Some(heads))
+    }
+}
