@@ -189,30 +189,59 @@ impl Replica {
         edit: impl FnOnce(&mut Document),
     ) -> Result<Document> {
         let who = self.who.clone();
-        let local = self
-            .docs
-            .get_mut(doc_id)
-            .ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
-        let before = Document::hydrate(&local.doc)?;
-        let mut after = before.clone();
-        edit(&mut after);
-        after.validate()?;
         // Held on this device means in this user's scope: assigned, for a rep.
-        rules::check_edit(&who, Some(&before), &after, true).map_err(ClientError::Forbidden)?;
-        if after != before {
-            commit(&mut local.doc, &after, now_ms)?;
-        }
-        Ok(after)
+        self.edit(doc_id, now_ms, edit, |before, after| {
+            after.validate()?;
+            rules::check_edit(&who, Some(before), after, true).map_err(ClientError::Forbidden)
+        })
     }
 
     /// Edits a document without the local rules: what an outdated or dishonest client would send.
     /// The server still decides; tools and tests use this to show that it does.
-    pub fn update_unchecked(&mut self, doc_id: &str, now_ms: i64, edit: impl FnOnce(&mut Document)) -> Result<Document> {
-        let local = self.docs.get_mut(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
-        let mut value = Document::hydrate(&local.doc)?;
-        edit(&mut value);
-        commit(&mut local.doc, &value, now_ms)?;
-        Ok(value)
+    pub fn update_unchecked(
+        &mut self,
+        doc_id: &str,
+        now_ms: i64,
+        edit: impl FnOnce(&mut Document),
+    ) -> Result<Document> {
+        self.edit(doc_id, now_ms, edit, |_, _| Ok(()))
+    }
+
+    /// Hydrates, edits and reconciles inside one transaction, so that text edits are computed
+    /// against exactly the state they are applied to; a refused edit rolls back.
+    fn edit(
+        &mut self,
+        doc_id: &str,
+        now_ms: i64,
+        edit: impl FnOnce(&mut Document),
+        check: impl FnOnce(&Document, &Document) -> Result<()>,
+    ) -> Result<Document> {
+        let local = self
+            .docs
+            .get_mut(doc_id)
+            .ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
+        let result = local.doc.transact_with(
+            |_| CommitOptions::default().with_time(now_ms / 1000),
+            |tx| -> Result<Document> {
+                let before = Document::hydrate(tx)?;
+                let mut after = before.clone();
+                edit(&mut after);
+                check(&before, &after)?;
+                if after != before {
+                    after
+                        .reconcile_into(tx)
+                        .map_err(|e| ClientError::InvalidInput {
+                            field: "document".into(),
+                            reason: e.to_string(),
+                        })?;
+                }
+                Ok(after)
+            },
+        );
+        match result {
+            Ok(ok) => Ok(ok.result),
+            Err(failure) => Err(failure.error),
+        }
     }
 
     /// Builds the next request: the cursor and every unacknowledged change.

@@ -352,7 +352,7 @@ impl Document {
     }
 
     /// Reads the kind and schema at the root, then the typed struct.
-    pub fn hydrate(doc: &Automerge) -> Result<Document, DocError> {
+    pub fn hydrate<D: autosurgeon::ReadDoc>(doc: &D) -> Result<Document, DocError> {
         let kind_str: String =
             autosurgeon::hydrate_prop(doc, automerge::ROOT, "kind").map_err(|e| {
                 DocError::Schema {
