@@ -60,11 +60,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     fn forbidden(message: impl Into<String>) -> Self {
@@ -83,14 +79,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = self.code, message = %self.message, "request refused");
         }
-        let mut resp = (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response();
+        let mut resp =
+            (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -101,11 +93,7 @@ impl From<AuthError> for ApiError {
         if e.is_unauthorized() {
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
         } else {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "auth_config",
-                e.to_string(),
-            )
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "auth_config", e.to_string())
         }
     }
 }
@@ -113,14 +101,10 @@ impl From<AuthError> for ApiError {
 impl From<WireError> for ApiError {
     fn from(e: WireError) -> Self {
         match e {
-            WireError::UnsupportedVersion(_) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_version",
-                e.to_string(),
-            ),
-            WireError::TooLarge => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            WireError::UnsupportedVersion(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unsupported_version", e.to_string())
             }
+            WireError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
             _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
         }
     }
@@ -145,14 +129,8 @@ impl From<SyncError> for ApiError {
 impl FromRequestParts<AppState> for Claims {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         Ok(state.auth.verify_authorization_header(header)?)
     }
 }
@@ -179,19 +157,11 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("worker failed: {e}"),
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}"))
     })?
 }
 
-async fn sync(
-    State(state): State<AppState>,
-    claims: Claims,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn sync(State(state): State<AppState>, claims: Claims, body: Bytes) -> Result<Response, ApiError> {
     let who: Principal = claims.principal();
     let now = state.clock.now_ms();
     let encoded = blocking(move || {
@@ -220,18 +190,12 @@ async fn quarantine(
     Query(q): Query<QuarantineQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !claims.role.sees_whole_team() {
-        return Err(ApiError::forbidden(
-            "the quarantine is for managers and admins",
-        ));
+        return Err(ApiError::forbidden("the quarantine is for managers and admins"));
     }
     let limit = q.limit.unwrap_or(200).min(10_000);
     let team = claims.team.clone();
     let entries = blocking(move || {
-        state
-            .engine
-            .storage()
-            .quarantine(&team, limit)
-            .map_err(|e| SyncError::from(e).into())
+        state.engine.storage().quarantine(&team, limit).map_err(|e| SyncError::from(e).into())
     })
     .await?;
     let items: Vec<serde_json::Value> = entries
@@ -255,20 +219,10 @@ async fn document(
     fieldsync_core::docs::validate_id("id", &id)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let who = claims.principal();
-    let found = blocking(move || {
-        state
-            .engine
-            .read_doc(&who.team, &id)
-            .map_err(ApiError::from)
-    })
-    .await?;
+    let found = blocking(move || state.engine.read_doc(&who.team, &id).map_err(ApiError::from)).await?;
     match found {
-        Some((doc, meta))
-            if claims.role.sees_whole_team() || meta.audience.includes(&claims.sub) =>
-        {
-            Ok(Json(
-                json!({ "kind": meta.kind, "audience": meta.audience, "doc": doc }),
-            ))
+        Some((doc, meta)) if claims.role.sees_whole_team() || meta.audience.includes(&claims.sub) => {
+            Ok(Json(json!({ "kind": meta.kind, "audience": meta.audience, "doc": doc })))
         }
         // Out of scope and absent look the same.
         _ => Err(ApiError::not_found("no such document")),

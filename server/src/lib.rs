@@ -84,17 +84,10 @@ impl Server {
         let authenticator = auth::Authenticator::new(&auth_config)?;
         let storage = store::open(&config.data_dir, config.cache_bytes)?;
         // A fresh actor per process: two processes never write the same (actor, seq).
-        let mut engine_config =
-            EngineConfig::new(ActorId::from(uuid::Uuid::new_v4().as_bytes().as_slice()));
+        let mut engine_config = EngineConfig::new(ActorId::from(uuid::Uuid::new_v4().as_bytes().as_slice()));
         engine_config.cache_docs = config.cache_docs;
         let engine = SyncEngine::new(storage, engine_config);
-        Ok(Server {
-            state: AppState {
-                engine: Arc::new(engine),
-                auth: Arc::new(authenticator),
-                clock,
-            },
-        })
+        Ok(Server { state: AppState { engine: Arc::new(engine), auth: Arc::new(authenticator), clock } })
     }
 
     pub fn state(&self) -> AppState {
@@ -116,7 +109,5 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

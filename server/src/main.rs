@@ -11,11 +11,7 @@ use fieldsync_core::Role;
 use fieldsync_server::{Clock, Server, ServerConfig, SystemClock, auth, seed};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "fieldsync",
-    version,
-    about = "Offline-first sync server for field sales teams"
-)]
+#[command(name = "fieldsync", version, about = "Offline-first sync server for field sales teams")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,10 +74,7 @@ enum Command {
 }
 
 fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn print_seed(summary: &seed::SeedSummary) {
@@ -125,28 +118,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve {
-            data,
-            addr,
-            no_seed,
-            jwt_alg,
-            jwt_public_key,
-            jwt_issuer,
-            jwt_audience,
-        } => {
+        Command::Serve { data, addr, no_seed, jwt_alg, jwt_public_key, jwt_issuer, jwt_audience } => {
             let mut config = ServerConfig::dev(&data.data);
             if let (Some(alg), Some(key)) = (&jwt_alg, &jwt_public_key) {
-                let pem =
-                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
-                config.auth = Some(auth::AuthConfig::external(
-                    alg,
-                    &pem,
-                    &jwt_issuer,
-                    &jwt_audience,
-                )?);
+                let pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+                config.auth = Some(auth::AuthConfig::external(alg, &pem, &jwt_issuer, &jwt_audience)?);
             }
-            let server =
-                Server::open(config).with_context(|| format!("opening {}", data.data.display()))?;
+            let server = Server::open(config).with_context(|| format!("opening {}", data.data.display()))?;
             if !no_seed {
                 let now = SystemClock.now_ms();
                 let engine = server.state().engine;
@@ -156,14 +134,10 @@ async fn main() -> anyhow::Result<()> {
                     print_seed(&summary);
                 }
             }
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
-            println!(
-                "fieldsync listening on http://{local} (data in {})",
-                data.data.display()
-            );
+            println!("fieldsync listening on http://{local} (data in {})", data.data.display());
             if server.auth().can_issue() {
                 let token = server.auth().issue(
                     seed::DEMO_TEAM,
@@ -177,41 +151,23 @@ async fn main() -> anyhow::Result<()> {
                     "more tokens: cargo run --release -p fieldsync-server -- token --data {} --team demo --user alice --role rep",
                     data.data.display()
                 );
-                println!(
-                    "try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine"
-                );
+                println!("try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine");
             }
             fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
             Ok(())
         }
-        Command::Token {
-            data,
-            team,
-            user,
-            role,
-            ttl,
-        } => {
+        Command::Token { data, team, user, role, ttl } => {
             let config = auth::AuthConfig::dev_from_data_dir(&data.data)?;
             let authenticator = auth::Authenticator::new(&config)?;
             let ttl = auth::parse_ttl(&ttl)?;
-            println!(
-                "{}",
-                authenticator.issue(&team, &user, role, ttl, now_unix())?
-            );
+            println!("{}", authenticator.issue(&team, &user, role, ttl, now_unix())?);
             Ok(())
         }
-        Command::Seed {
-            data,
-            seed: seed_value,
-        } => {
-            let server =
-                Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))?;
+        Command::Seed { data, seed: seed_value } => {
+            let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))?;
             match seed::seed_demo(server.engine(), seed_value, SystemClock.now_ms())? {
                 Some(summary) => print_seed(&summary),
-                None => println!(
-                    "team {:?} already has data: nothing seeded",
-                    seed::DEMO_TEAM
-                ),
+                None => println!("team {:?} already has data: nothing seeded", seed::DEMO_TEAM),
             }
             Ok(())
         }

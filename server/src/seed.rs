@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
 use fieldsync_core::docs::{
-    Cadence, Checkin, CheckinVerification, Checkout, Customer, Document, GeoPoint, LatLonPoint,
-    OpeningHours, Plan, Quota, SCHEMA_VERSION, Territory, Tier, TierThresholds, Visit, VisitState,
+    Cadence, Checkin, CheckinVerification, Checkout, Customer, Document, GeoPoint, LatLonPoint, OpeningHours,
+    Plan, Quota, SCHEMA_VERSION, Territory, Tier, TierThresholds, Visit, VisitState,
 };
 use fieldsync_core::engine::SyncEngine;
 use fieldsync_core::geo::{self, CheckinContext, CheckinFix, Datum, LatLon, VerifyConfig};
@@ -36,33 +36,13 @@ pub struct SeedSummary {
 /// Thresholds and cadences of the demo plan, shared with tier assignment.
 fn demo_plan(quarter: &str) -> Plan {
     let mut quotas = vec![
-        Quota {
-            rep: None,
-            tier: Tier::A,
-            amount: 1_200_000.0,
-        },
-        Quota {
-            rep: None,
-            tier: Tier::B,
-            amount: 600_000.0,
-        },
-        Quota {
-            rep: None,
-            tier: Tier::C,
-            amount: 200_000.0,
-        },
+        Quota { rep: None, tier: Tier::A, amount: 1_200_000.0 },
+        Quota { rep: None, tier: Tier::B, amount: 600_000.0 },
+        Quota { rep: None, tier: Tier::C, amount: 200_000.0 },
     ];
     for rep in DEMO_REPS {
-        for (tier, amount) in [
-            (Tier::A, 240_000.0),
-            (Tier::B, 120_000.0),
-            (Tier::C, 40_000.0),
-        ] {
-            quotas.push(Quota {
-                rep: Some(rep.to_string()),
-                tier,
-                amount,
-            });
+        for (tier, amount) in [(Tier::A, 240_000.0), (Tier::B, 120_000.0), (Tier::C, 40_000.0)] {
+            quotas.push(Quota { rep: Some(rep.to_string()), tier, amount });
         }
     }
     Plan {
@@ -71,15 +51,8 @@ fn demo_plan(quarter: &str) -> Plan {
         id: format!("plan-{quarter}"),
         quarter: quarter.into(),
         quotas,
-        cadence: Cadence {
-            a_days: 7,
-            b_days: 14,
-            c_days: 30,
-        },
-        thresholds: TierThresholds {
-            a_min_score: 30_000.0,
-            b_min_score: 10_000.0,
-        },
+        cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
+        thresholds: TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 },
         focus_share: 0.8,
     }
 }
@@ -114,18 +87,12 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
 
     for (i, rep) in DEMO_REPS.iter().enumerate() {
         let start = i as f64 * sector;
-        let mut ring = vec![LatLonPoint {
-            lat: CENTER.0,
-            lon: CENTER.1,
-        }];
+        let mut ring = vec![LatLonPoint { lat: CENTER.0, lon: CENTER.1 }];
         for step in 0..=8 {
             let (lat, lon) = offset(CENTER, start + sector * step as f64 / 8.0, RADIUS_KM + 2.0);
             ring.push(LatLonPoint { lat, lon });
         }
-        ring.push(LatLonPoint {
-            lat: CENTER.0,
-            lon: CENTER.1,
-        });
+        ring.push(LatLonPoint { lat: CENTER.0, lon: CENTER.1 });
         docs.push(Document::Territory(Territory {
             kind: "territory".into(),
             schema: SCHEMA_VERSION,
@@ -157,14 +124,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         "quai Saint-Antoine",
         "rue Paul Bert",
     ];
-    let stages = [
-        "prospecting",
-        "qualification",
-        "proposal",
-        "negotiation",
-        "won",
-        "lost",
-    ];
+    let stages = ["prospecting", "qualification", "proposal", "negotiation", "won", "lost"];
     let statuses = ["none", "call_back", "send_quote", "visit_again"];
     let mut customers = Vec::new();
     for n in 0..300 {
@@ -186,39 +146,19 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         };
         let mut hours = Vec::new();
         for weekday in 1..=5u8 {
-            hours.push(OpeningHours {
-                weekday,
-                open_min: 8 * 60 + 30,
-                close_min: 12 * 60,
-            });
-            hours.push(OpeningHours {
-                weekday,
-                open_min: 14 * 60,
-                close_min: 18 * 60 + 30,
-            });
+            hours.push(OpeningHours { weekday, open_min: 8 * 60 + 30, close_min: 12 * 60 });
+            hours.push(OpeningHours { weekday, open_min: 14 * 60, close_min: 18 * 60 + 30 });
         }
         if rng.random_bool(0.4) {
-            hours.push(OpeningHours {
-                weekday: 6,
-                open_min: 9 * 60,
-                close_min: 12 * 60 + 30,
-            });
+            hours.push(OpeningHours { weekday: 6, open_min: 9 * 60, close_min: 12 * 60 + 30 });
         }
         let c = Customer {
             kind: "customer".into(),
             schema: SCHEMA_VERSION,
             id: format!("cust-{n:04}"),
             name: format!("{} {}", names[n % names.len()], n + 1),
-            location: GeoPoint {
-                lat,
-                lon,
-                datum: Datum::Wgs84.as_str().into(),
-            },
-            address: format!(
-                "{} {}, Lyon",
-                rng.random_range(1..200),
-                streets[n % streets.len()]
-            ),
+            location: GeoPoint { lat, lon, datum: Datum::Wgs84.as_str().into() },
+            address: format!("{} {}, Lyon", rng.random_range(1..200), streets[n % streets.len()]),
             timezone: "Europe/Paris".into(),
             opening_hours: hours,
             potential_value: potential,
@@ -230,11 +170,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             opportunity_stage: stages[rng.random_range(0..stages.len())].into(),
             owner_rep: Some(rep.to_string()),
             territory: Some(format!("territory-{rep}")),
-            tags: if km > RADIUS_KM * 0.8 && tier == Tier::C {
-                vec!["remote".into()]
-            } else {
-                vec![]
-            },
+            tags: if km > RADIUS_KM * 0.8 && tier == Tier::C { vec!["remote".into()] } else { vec![] },
             notes: "".into(),
             geofence_m: None,
             created_by: "server".into(),
@@ -251,11 +187,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         let start = now_ms - day * 86_400_000 + 9 * 3_600_000 + (i as i64 % 8) * 3_600_000;
         let far = i % 30 == 0;
         let (lat, lon) = if far {
-            offset(
-                (c.location.lat, c.location.lon),
-                rng.random_range(0.0..2.0 * PI),
-                1.2,
-            )
+            offset((c.location.lat, c.location.lon), rng.random_range(0.0..2.0 * PI), 1.2)
         } else {
             offset(
                 (c.location.lat, c.location.lon),
@@ -278,10 +210,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
                 device_time_ms: checkin.device_time_ms,
                 mock_location: false,
             },
-            customer: LatLon {
-                lat: c.location.lat,
-                lon: c.location.lon,
-            },
+            customer: LatLon { lat: c.location.lat, lon: c.location.lon },
             customer_datum: Datum::Wgs84,
             fence_override_m: None,
             previous: None,
@@ -305,11 +234,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             checkins: vec![checkin],
             checkout: Some(Checkout {
                 device_time_ms: start + 40 * 60_000,
-                outcome: if i % 4 == 0 {
-                    "order".into()
-                } else {
-                    "follow_up".into()
-                },
+                outcome: if i % 4 == 0 { "order".into() } else { "follow_up".into() },
                 next_step: "call back next week".into(),
             }),
             notes: format!("Met the owner of {}.", c.name).into(),
@@ -360,34 +285,16 @@ mod tests {
         let b = demo_documents(7, 1_764_500_000_000);
         assert_eq!(a, b);
         for d in &a {
-            d.validate()
-                .unwrap_or_else(|e| panic!("{} is invalid: {e}", d.id()));
+            d.validate().unwrap_or_else(|e| panic!("{} is invalid: {e}", d.id()));
         }
-        let customers = a
-            .iter()
-            .filter(|d| matches!(d, Document::Customer(_)))
-            .count();
+        let customers = a.iter().filter(|d| matches!(d, Document::Customer(_))).count();
         assert!(customers >= 200, "a few hundred customers, got {customers}");
-        let tiers: std::collections::HashSet<_> = a
-            .iter()
-            .filter_map(|d| {
-                if let Document::Customer(c) = d {
-                    c.tier
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let tiers: std::collections::HashSet<_> =
+            a.iter().filter_map(|d| if let Document::Customer(c) = d { c.tier } else { None }).collect();
         assert_eq!(tiers.len(), 3, "all three tiers occur");
         let flagged = a
             .iter()
-            .filter_map(|d| {
-                if let Document::Visit(v) = d {
-                    Some(v)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|d| if let Document::Visit(v) = d { Some(v) } else { None })
             .filter(|v| v.verification.values().any(|x| x.status != "verified"))
             .count();
         assert!(flagged > 0, "some past check-ins are flagged");

@@ -33,10 +33,7 @@ impl SledKv {
 
     /// A store that lives only as long as the process (tests of the conformance suite).
     pub fn temporary() -> Result<Self> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(backend)?;
+        let db = sled::Config::new().temporary(true).open().map_err(backend)?;
         Ok(SledKv { db })
     }
 
@@ -113,9 +110,6 @@ mod tests {
             s.commit(b).expect("commit");
         }
         let s = open(dir.path(), 1 << 20).expect("reopen");
-        assert_eq!(
-            s.load_doc("t", "d").expect("load").as_deref(),
-            Some(&b"bytes"[..])
-        );
+        assert_eq!(s.load_doc("t", "d").expect("load").as_deref(), Some(&b"bytes"[..]));
     }
 }

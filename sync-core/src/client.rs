@@ -35,10 +35,7 @@ impl From<DocError> for ClientError {
     fn from(e: DocError) -> Self {
         match e {
             DocError::InvalidField { field, reason } => ClientError::InvalidInput { field, reason },
-            other => ClientError::InvalidInput {
-                field: "document".into(),
-                reason: other.to_string(),
-            },
+            other => ClientError::InvalidInput { field: "document".into(), reason: other.to_string() },
         }
     }
 }
@@ -138,9 +135,7 @@ impl Replica {
 
     /// The typed document, if held and readable.
     pub fn get(&self, doc_id: &str) -> Option<Document> {
-        self.docs
-            .get(doc_id)
-            .and_then(|d| Document::hydrate(&d.doc).ok())
+        self.docs.get(doc_id).and_then(|d| Document::hydrate(&d.doc).ok())
     }
 
     pub fn heads(&self, doc_id: &str) -> Option<Vec<ChangeHash>> {
@@ -154,10 +149,7 @@ impl Replica {
 
     /// Number of documents with changes the server has not acknowledged.
     pub fn outbox_len(&self) -> usize {
-        self.docs
-            .values()
-            .filter(|d| !d.pending().is_empty())
-            .count()
+        self.docs.values().filter(|d| !d.pending().is_empty()).count()
     }
 
     /// Creates a document, checking it as the server will.
@@ -170,14 +162,7 @@ impl Replica {
         rules::check_edit(&self.who, None, &value, false).map_err(ClientError::Forbidden)?;
         let mut doc = Automerge::new().with_actor(self.actor.clone());
         commit(&mut doc, &value, now_ms)?;
-        self.docs.insert(
-            id,
-            LocalDoc {
-                doc,
-                kind: value.kind(),
-                acked: vec![],
-            },
-        );
+        self.docs.insert(id, LocalDoc { doc, kind: value.kind(), acked: vec![] });
         Ok(())
     }
 
@@ -216,10 +201,7 @@ impl Replica {
         edit: impl FnOnce(&mut Document),
         check: impl FnOnce(&Document, &Document) -> Result<()>,
     ) -> Result<Document> {
-        let local = self
-            .docs
-            .get_mut(doc_id)
-            .ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
         let result = local.doc.transact_with(
             |_| CommitOptions::default().with_time(now_ms / 1000),
             |tx| -> Result<Document> {
@@ -228,12 +210,10 @@ impl Replica {
                 edit(&mut after);
                 check(&before, &after)?;
                 if after != before {
-                    after
-                        .reconcile_into(tx)
-                        .map_err(|e| ClientError::InvalidInput {
-                            field: "document".into(),
-                            reason: e.to_string(),
-                        })?;
+                    after.reconcile_into(tx).map_err(|e| ClientError::InvalidInput {
+                        field: "document".into(),
+                        reason: e.to_string(),
+                    })?;
                 }
                 Ok(after)
             },
@@ -257,42 +237,24 @@ impl Replica {
             push.push(DocPush {
                 doc_id: id.clone(),
                 kind: local.kind,
-                changes: pending
-                    .iter()
-                    .map(|c| ByteBuf::from(c.raw_bytes().to_vec()))
-                    .collect(),
+                changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
             });
         }
-        SyncRequest {
-            device_id: self.device_id.clone(),
-            cursor: self.cursor.clone(),
-            push,
-        }
+        SyncRequest { device_id: self.device_id.clone(), cursor: self.cursor.clone(), push }
     }
 
     /// Applies the server's answer to the last prepared request.
     pub fn apply_response(&mut self, resp: &SyncResponse) -> Result<ApplyReport> {
-        let mut report = ApplyReport {
-            more: resp.more,
-            ..Default::default()
-        };
-        let rejected_docs: HashSet<&str> =
-            resp.rejected.iter().map(|r| r.doc_id.as_str()).collect();
+        let mut report = ApplyReport { more: resp.more, ..Default::default() };
+        let rejected_docs: HashSet<&str> = resp.rejected.iter().map(|r| r.doc_id.as_str()).collect();
         for a in &resp.accepted {
             if rejected_docs.contains(a.doc_id.as_str()) {
                 continue;
             }
-            if let (Some(heads), Some(local)) =
-                (self.in_flight.get(&a.doc_id), self.docs.get_mut(&a.doc_id))
+            if let (Some(heads), Some(local)) = (self.in_flight.get(&a.doc_id), self.docs.get_mut(&a.doc_id))
             {
-                let all_held = heads
-                    .iter()
-                    .all(|h| a.hashes.iter().any(|b| b.as_slice() == h.0));
-                if all_held
-                    || heads
-                        .iter()
-                        .all(|h| local.doc.get_change_by_hash(h).is_some())
-                {
+                let all_held = heads.iter().all(|h| a.hashes.iter().any(|b| b.as_slice() == h.0));
+                if all_held || heads.iter().all(|h| local.doc.get_change_by_hash(h).is_some()) {
                     merge_acked(local, heads);
                     report.accepted_docs += 1;
                 }
@@ -322,40 +284,26 @@ impl Replica {
                 }
                 None => {
                     let doc = incoming.with_actor(self.actor.clone());
-                    self.docs.insert(
-                        s.doc_id.clone(),
-                        LocalDoc {
-                            doc,
-                            kind: s.kind,
-                            acked: server_heads,
-                        },
-                    );
+                    self.docs.insert(s.doc_id.clone(), LocalDoc { doc, kind: s.kind, acked: server_heads });
                 }
             }
             report.pulled_docs += 1;
         }
         for c in &resp.changes {
             let actor = self.actor.clone();
-            let local = self
-                .docs
-                .entry(c.doc_id.clone())
-                .or_insert_with(|| LocalDoc {
-                    doc: Automerge::new().with_actor(actor),
-                    kind: c.kind,
-                    acked: vec![],
-                });
+            let local = self.docs.entry(c.doc_id.clone()).or_insert_with(|| LocalDoc {
+                doc: Automerge::new().with_actor(actor),
+                kind: c.kind,
+                acked: vec![],
+            });
             let before: HashSet<ChangeHash> = local.pending().iter().map(Change::hash).collect();
             local
                 .doc
                 .load_incremental(&c.changes)
                 .map_err(|e| ClientError::Corrupt(format!("changes of {}: {e}", c.doc_id)))?;
             // What is new and not ours came from the server, so the server holds it.
-            let pulled: Vec<ChangeHash> = local
-                .pending()
-                .iter()
-                .map(Change::hash)
-                .filter(|h| !before.contains(h))
-                .collect();
+            let pulled: Vec<ChangeHash> =
+                local.pending().iter().map(Change::hash).filter(|h| !before.contains(h)).collect();
             merge_acked(local, &pulled);
             report.pulled_changes += 1;
         }
@@ -366,9 +314,12 @@ impl Replica {
                     let edit = RejectedEdit {
                         doc_id: id.clone(),
                         code: "revoked".into(),
-                        reason: "this document is no longer assigned to you; your unsent edits are kept here".into(),
+                        reason: "this document is no longer assigned to you; your unsent edits are kept here"
+                            .into(),
                         changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
-                        attempted: Document::hydrate(&local.doc).ok().and_then(|d| serde_json::to_value(d).ok()),
+                        attempted: Document::hydrate(&local.doc)
+                            .ok()
+                            .and_then(|d| serde_json::to_value(d).ok()),
                     };
                     self.rejected.push(edit.clone());
                     report.rejected.push(edit);
@@ -411,9 +362,7 @@ impl Replica {
         // The server holds exactly its version: that is what is acknowledged after the reset.
         let acked = fresh.as_ref().map(Automerge::get_heads).unwrap_or_default();
         if let Some(old) = old {
-            edit.attempted = Document::hydrate(&old.doc)
-                .ok()
-                .and_then(|d| serde_json::to_value(d).ok());
+            edit.attempted = Document::hydrate(&old.doc).ok().and_then(|d| serde_json::to_value(d).ok());
             let mut dropped: HashSet<ChangeHash> = HashSet::new();
             for c in old.pending() {
                 let builds_on_refused = c.deps().iter().any(|d| dropped.contains(d));
@@ -422,8 +371,7 @@ impl Replica {
                     edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
                 } else if let Some(doc) = fresh.as_mut() {
                     // A later local edit the server has not seen yet: keep it if it still applies.
-                    if doc.apply_changes([c.clone()]).is_err()
-                        || doc.get_change_by_hash(&c.hash()).is_none()
+                    if doc.apply_changes([c.clone()]).is_err() || doc.get_change_by_hash(&c.hash()).is_none()
                     {
                         dropped.insert(c.hash());
                         edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
@@ -431,14 +379,7 @@ impl Replica {
                 }
             }
             if let Some(doc) = fresh {
-                self.docs.insert(
-                    doc_id.to_string(),
-                    LocalDoc {
-                        doc,
-                        kind: old.kind,
-                        acked,
-                    },
-                );
+                self.docs.insert(doc_id.to_string(), LocalDoc { doc, kind: old.kind, acked });
             }
         }
         self.rejected.push(edit.clone());
@@ -468,13 +409,7 @@ fn merge_acked(local: &mut LocalDoc, held: &[ChangeHash]) {
 }
 
 fn commit(doc: &mut Automerge, value: &Document, now_ms: i64) -> Result<()> {
-    doc.transact_with(
-        |_| CommitOptions::default().with_time(now_ms / 1000),
-        |tx| value.reconcile_into(tx),
-    )
-    .map(|_| ())
-    .map_err(|f| ClientError::InvalidInput {
-        field: "document".into(),
-        reason: f.error.to_string(),
-    })
+    doc.transact_with(|_| CommitOptions::default().with_time(now_ms / 1000), |tx| value.reconcile_into(tx))
+        .map(|_| ())
+        .map_err(|f| ClientError::InvalidInput { field: "document".into(), reason: f.error.to_string() })
 }

@@ -35,12 +35,7 @@ pub enum DocKind {
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 4] = [
-        DocKind::Customer,
-        DocKind::Visit,
-        DocKind::Territory,
-        DocKind::Plan,
-    ];
+    pub const ALL: [DocKind; 4] = [DocKind::Customer, DocKind::Visit, DocKind::Territory, DocKind::Plan];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,10 +56,7 @@ impl std::fmt::Display for DocKind {
 impl std::str::FromStr for DocKind {
     type Err = DocError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DocKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| DocError::UnknownKind(s.to_string()))
+        DocKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| DocError::UnknownKind(s.to_string()))
     }
 }
 
@@ -83,10 +75,7 @@ pub enum DocError {
 
 impl DocError {
     fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DocError::InvalidField {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        DocError::InvalidField { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -101,11 +90,7 @@ pub struct GeoPoint {
 
 impl GeoPoint {
     pub fn wgs84(lat: f64, lon: f64) -> Self {
-        GeoPoint {
-            lat,
-            lon,
-            datum: Datum::Wgs84.as_str().to_string(),
-        }
+        GeoPoint { lat, lon, datum: Datum::Wgs84.as_str().to_string() }
     }
 
     /// The validated point and its datum.
@@ -353,37 +338,22 @@ impl Document {
 
     /// Reads the kind and schema at the root, then the typed struct.
     pub fn hydrate<D: autosurgeon::ReadDoc>(doc: &D) -> Result<Document, DocError> {
-        let kind_str: String =
-            autosurgeon::hydrate_prop(doc, automerge::ROOT, "kind").map_err(|e| {
-                DocError::Schema {
-                    kind: "?".into(),
-                    detail: format!("no kind at the root: {e}"),
-                }
-            })?;
+        let kind_str: String = autosurgeon::hydrate_prop(doc, automerge::ROOT, "kind").map_err(|e| {
+            DocError::Schema { kind: "?".into(), detail: format!("no kind at the root: {e}") }
+        })?;
         let kind: DocKind = kind_str.parse()?;
-        let schema: u64 =
-            autosurgeon::hydrate_prop(doc, automerge::ROOT, "schema").map_err(|e| {
-                DocError::Schema {
-                    kind: kind_str.clone(),
-                    detail: format!("no schema version: {e}"),
-                }
-            })?;
+        let schema: u64 = autosurgeon::hydrate_prop(doc, automerge::ROOT, "schema").map_err(|e| {
+            DocError::Schema { kind: kind_str.clone(), detail: format!("no schema version: {e}") }
+        })?;
         if schema > SCHEMA_VERSION {
-            return Err(DocError::SchemaTooNew {
-                found: schema,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(DocError::SchemaTooNew { found: schema, supported: SCHEMA_VERSION });
         }
-        let schema_err = |e: autosurgeon::HydrateError| DocError::Schema {
-            kind: kind_str.clone(),
-            detail: e.to_string(),
-        };
+        let schema_err =
+            |e: autosurgeon::HydrateError| DocError::Schema { kind: kind_str.clone(), detail: e.to_string() };
         Ok(match kind {
             DocKind::Customer => Document::Customer(autosurgeon::hydrate(doc).map_err(schema_err)?),
             DocKind::Visit => Document::Visit(autosurgeon::hydrate(doc).map_err(schema_err)?),
-            DocKind::Territory => {
-                Document::Territory(autosurgeon::hydrate(doc).map_err(schema_err)?)
-            }
+            DocKind::Territory => Document::Territory(autosurgeon::hydrate(doc).map_err(schema_err)?),
             DocKind::Plan => Document::Plan(autosurgeon::hydrate(doc).map_err(schema_err)?),
         })
     }
@@ -430,16 +400,10 @@ impl Document {
             Document::Plan(d) => (&d.kind, d.schema, &d.id),
         };
         if kind != self.kind().as_str() {
-            return Err(DocError::invalid(
-                "kind",
-                format!("{kind:?} in a {} document", self.kind()),
-            ));
+            return Err(DocError::invalid("kind", format!("{kind:?} in a {} document", self.kind())));
         }
         if schema == 0 || schema > SCHEMA_VERSION {
-            return Err(DocError::invalid(
-                "schema",
-                format!("unsupported version {schema}"),
-            ));
+            return Err(DocError::invalid("schema", format!("unsupported version {schema}")));
         }
         validate_id("id", id)?;
         match self {
@@ -452,10 +416,7 @@ impl Document {
                 short_text("address", &c.address)?;
                 short_text("timezone", &c.timezone)?;
                 for (i, h) in c.opening_hours.iter().enumerate() {
-                    if !(1..=7).contains(&h.weekday)
-                        || h.close_min > 24 * 60
-                        || h.open_min >= h.close_min
-                    {
+                    if !(1..=7).contains(&h.weekday) || h.close_min > 24 * 60 || h.open_min >= h.close_min {
                         return Err(DocError::invalid(
                             format!("opening_hours[{i}]"),
                             "weekday 1..=7 and 0 <= open < close <= 1440 minutes",
@@ -463,12 +424,8 @@ impl Document {
                     }
                 }
                 non_negative("potential_value", c.potential_value)?;
-                if !(c.close_probability.is_finite() && (0.0..=1.0).contains(&c.close_probability))
-                {
-                    return Err(DocError::invalid(
-                        "close_probability",
-                        "must be within 0..=1",
-                    ));
+                if !(c.close_probability.is_finite() && (0.0..=1.0).contains(&c.close_probability)) {
+                    return Err(DocError::invalid("close_probability", "must be within 0..=1"));
                 }
                 short_text("follow_up_status", &c.follow_up_status)?;
                 short_text("opportunity_stage", &c.opportunity_stage)?;
@@ -485,13 +442,10 @@ impl Document {
                     short_text("tags", t)?;
                 }
                 notes_len(&c.notes)?;
-                if let Some(g) = c.geofence_m {
-                    if !(g.is_finite() && g > 0.0 && g <= 100_000.0) {
-                        return Err(DocError::invalid(
-                            "geofence_m",
-                            "must be within (0, 100 km]",
-                        ));
-                    }
+                if let Some(g) = c.geofence_m
+                    && !(g.is_finite() && g > 0.0 && g <= 100_000.0)
+                {
+                    return Err(DocError::invalid("geofence_m", "must be within (0, 100 km]"));
                 }
             }
             Document::Visit(v) => {
@@ -507,8 +461,7 @@ impl Document {
                     if !seen.insert(c.id.as_str()) {
                         return Err(DocError::invalid(field, "duplicate check-in id"));
                     }
-                    LatLon::new(c.lat, c.lon)
-                        .map_err(|e| DocError::invalid(&field, e.to_string()))?;
+                    LatLon::new(c.lat, c.lon).map_err(|e| DocError::invalid(&field, e.to_string()))?;
                     non_negative(&format!("{field}.accuracy_m"), c.accuracy_m)?;
                 }
                 if let Some(co) = &v.checkout {
@@ -542,10 +495,7 @@ impl Document {
                     }
                 }
                 let c = &p.cadence;
-                if [c.a_days, c.b_days, c.c_days]
-                    .iter()
-                    .any(|d| *d == 0 || *d > 366)
-                {
+                if [c.a_days, c.b_days, c.c_days].iter().any(|d| *d == 0 || *d > 366) {
                     return Err(DocError::invalid("cadence", "days must be within 1..=366"));
                 }
                 non_negative("thresholds.a_min_score", p.thresholds.a_min_score)?;
@@ -562,29 +512,17 @@ impl Document {
 /// Ids are short and made of URL-safe characters, so they can be used in keys and paths as they are.
 pub fn validate_id(field: &str, id: &str) -> Result<(), DocError> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(DocError::invalid(
-            field,
-            format!("id must be 1..={MAX_ID_LEN} characters"),
-        ));
+        return Err(DocError::invalid(field, format!("id must be 1..={MAX_ID_LEN} characters")));
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':'))
-    {
-        return Err(DocError::invalid(
-            field,
-            "id may only contain A-Z a-z 0-9 - _ . @ :",
-        ));
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':')) {
+        return Err(DocError::invalid(field, "id may only contain A-Z a-z 0-9 - _ . @ :"));
     }
     Ok(())
 }
 
 fn short_text(field: &str, s: &str) -> Result<(), DocError> {
     if s.chars().count() > MAX_SHORT_TEXT {
-        return Err(DocError::invalid(
-            field,
-            format!("longer than {MAX_SHORT_TEXT} characters"),
-        ));
+        return Err(DocError::invalid(field, format!("longer than {MAX_SHORT_TEXT} characters")));
     }
     Ok(())
 }
@@ -595,10 +533,7 @@ fn notes_len(t: &Text) -> Result<(), DocError> {
 
 fn notes_len_str(field: &str, s: &str) -> Result<(), DocError> {
     if s.chars().count() > MAX_NOTES {
-        return Err(DocError::invalid(
-            field,
-            format!("longer than {MAX_NOTES} characters"),
-        ));
+        return Err(DocError::invalid(field, format!("longer than {MAX_NOTES} characters")));
     }
     Ok(())
 }
@@ -674,10 +609,7 @@ mod tests {
         v.schema = SCHEMA_VERSION + 1;
         let mut doc = automerge::AutoCommit::new();
         autosurgeon::reconcile(&mut doc, &v).unwrap();
-        assert!(matches!(
-            Document::hydrate(doc.document()),
-            Err(DocError::SchemaTooNew { .. })
-        ));
+        assert!(matches!(Document::hydrate(doc.document()), Err(DocError::SchemaTooNew { .. })));
     }
 
     #[test]
@@ -686,10 +618,7 @@ mod tests {
         use automerge::transaction::Transactable;
         doc.put(automerge::ROOT, "kind", "spaceship").unwrap();
         doc.put(automerge::ROOT, "schema", 1_u64).unwrap();
-        assert!(matches!(
-            Document::hydrate(doc.document()),
-            Err(DocError::UnknownKind(_))
-        ));
+        assert!(matches!(Document::hydrate(doc.document()), Err(DocError::UnknownKind(_))));
     }
 
     #[test]

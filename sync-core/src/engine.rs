@@ -16,17 +16,13 @@ use std::sync::{Arc, Mutex};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, transaction::CommitOptions};
 use serde_bytes::ByteBuf;
 
-use crate::docs::{
-    Audience, CheckinVerification, DocError, DocKind, Document, FlagReason, validate_id,
-};
+use crate::docs::{Audience, CheckinVerification, DocError, DocKind, Document, FlagReason, validate_id};
 use crate::geo::{self, CheckinContext, CheckinFix, LatLon, PreviousCheckin, VerifyConfig};
-use crate::protocol::{
-    Accepted, Cursor, DocSnapshot, FeedChanges, Rejected, SyncRequest, SyncResponse,
-};
+use crate::protocol::{Accepted, Cursor, DocSnapshot, FeedChanges, Rejected, SyncRequest, SyncResponse};
 use crate::rules::{self, Principal, Violation};
 use crate::storage::{
-    Batch, DocData, DocMeta, DocWrite, FeedBody, LastCheckin, QuarantineEntry, SERVER_ORIGIN,
-    Storage, StorageError,
+    Batch, DocData, DocMeta, DocWrite, FeedBody, LastCheckin, QuarantineEntry, SERVER_ORIGIN, Storage,
+    StorageError,
 };
 
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
@@ -41,11 +37,7 @@ pub enum SyncError {
     #[error("document {doc_id}: {error}")]
     InvalidDocument { doc_id: String, error: DocError },
     #[error("document {doc_id} is a {stored}, not a {pushed}")]
-    KindMismatch {
-        doc_id: String,
-        stored: DocKind,
-        pushed: DocKind,
-    },
+    KindMismatch { doc_id: String, stored: DocKind, pushed: DocKind },
     /// Unknown to this team: never created here, or owned by another team (the two are not told
     /// apart, so ids of other teams cannot be probed).
     #[error("unknown document {doc_id}")]
@@ -122,9 +114,7 @@ pub struct SyncEngine<S> {
 
 impl<S> std::fmt::Debug for SyncEngine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncEngine")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("SyncEngine").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -184,19 +174,16 @@ impl<S: Storage> SyncEngine<S> {
             return Ok(None);
         };
         let bytes = self.storage.load_doc(team, doc_id)?.unwrap_or_default();
-        let doc = Automerge::load(&bytes)
-            .map_err(|e| StorageError::Corrupt(format!("document {doc_id}: {e}")))?;
+        let doc =
+            Automerge::load(&bytes).map_err(|e| StorageError::Corrupt(format!("document {doc_id}: {e}")))?;
         Ok(Some(Loaded { doc, meta }))
     }
 
     /// Handles one sync request from an authenticated device. `now_ms` is the server's receipt time.
     pub fn handle(&self, who: &Principal, req: &SyncRequest, now_ms: i64) -> Result<SyncResponse> {
-        validate_id("device_id", &req.device_id)
-            .map_err(|e| SyncError::BadRequest(e.to_string()))?;
+        validate_id("device_id", &req.device_id).map_err(|e| SyncError::BadRequest(e.to_string()))?;
         if req.device_id == SERVER_ORIGIN {
-            return Err(SyncError::BadRequest(
-                "device id \"server\" is reserved".into(),
-            ));
+            return Err(SyncError::BadRequest("device id \"server\" is reserved".into()));
         }
         if req.push.len() > self.config.max_push_docs {
             return Err(SyncError::TooLarge(format!(
@@ -228,13 +215,7 @@ impl<S: Storage> SyncEngine<S> {
         Ok(resp)
     }
 
-    fn push(
-        &self,
-        who: &Principal,
-        req: &SyncRequest,
-        now_ms: i64,
-        resp: &mut SyncResponse,
-    ) -> Result<()> {
+    fn push(&self, who: &Principal, req: &SyncRequest, now_ms: i64, resp: &mut SyncResponse) -> Result<()> {
         let team = who.team.as_str();
         let mut seen = HashSet::new();
         // Parse everything before taking the lock: garbage never waits for other writers.
@@ -249,11 +230,10 @@ impl<S: Storage> SyncEngine<S> {
             }
             let mut changes = Vec::with_capacity(p.changes.len());
             for bytes in &p.changes {
-                let c =
-                    Change::from_bytes(bytes.to_vec()).map_err(|e| SyncError::CorruptChange {
-                        doc_id: p.doc_id.clone(),
-                        detail: e.to_string(),
-                    })?;
+                let c = Change::from_bytes(bytes.to_vec()).map_err(|e| SyncError::CorruptChange {
+                    doc_id: p.doc_id.clone(),
+                    detail: e.to_string(),
+                })?;
                 changes.push(c);
             }
             parsed.push((p, changes));
@@ -273,21 +253,19 @@ impl<S: Storage> SyncEngine<S> {
             let doc_id = p.doc_id.as_str();
             match self.storage.doc_team(doc_id)? {
                 Some(t) if t != team => {
-                    return Err(SyncError::UnknownDocument {
-                        doc_id: doc_id.into(),
-                    });
+                    return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
                 }
                 _ => {}
             }
             let existing = self.load(team, doc_id)?;
-            if let Some(e) = &existing {
-                if e.meta.kind != p.kind {
-                    return Err(SyncError::KindMismatch {
-                        doc_id: doc_id.into(),
-                        stored: e.meta.kind,
-                        pushed: p.kind,
-                    });
-                }
+            if let Some(e) = &existing
+                && e.meta.kind != p.kind
+            {
+                return Err(SyncError::KindMismatch {
+                    doc_id: doc_id.into(),
+                    stored: e.meta.kind,
+                    pushed: p.kind,
+                });
             }
             let pushed_hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
             let (base, old_meta) = match existing {
@@ -295,12 +273,7 @@ impl<S: Storage> SyncEngine<S> {
                 None => (Automerge::new(), None),
             };
             let staged = self.stage(who, p.kind, doc_id, base, old_meta.as_ref(), changes)?;
-            let Staged {
-                mut doc,
-                state,
-                accepted_new,
-                rejected,
-            } = staged;
+            let Staged { mut doc, state, accepted_new, rejected } = staged;
 
             let held: Vec<ByteBuf> = pushed_hashes
                 .iter()
@@ -308,10 +281,7 @@ impl<S: Storage> SyncEngine<S> {
                 .map(|h| ByteBuf::from(h.0.to_vec()))
                 .collect();
             if !held.is_empty() {
-                resp.accepted.push(Accepted {
-                    doc_id: doc_id.into(),
-                    hashes: held,
-                });
+                resp.accepted.push(Accepted { doc_id: doc_id.into(), hashes: held });
             }
 
             let mut meta_after = old_meta.clone();
@@ -332,87 +302,43 @@ impl<S: Storage> SyncEngine<S> {
                     FeedBody::Changes(ByteBuf::from(chunk.clone())),
                 );
 
-                if let Document::Visit(visit) = state {
-                    if let Some(server_change) =
+                if let Document::Visit(visit) = state
+                    && let Some(server_change) =
                         self.verify_new_checkins(who, team, visit, &mut doc, now_ms, &mut batch)?
-                    {
-                        chunk.extend_from_slice(server_change.raw_bytes());
-                        batch.push_feed(
-                            doc_id,
-                            p.kind,
-                            SERVER_ORIGIN,
-                            audience.clone(),
-                            FeedBody::Changes(ByteBuf::from(server_change.raw_bytes().to_vec())),
-                        );
-                    }
+                {
+                    chunk.extend_from_slice(server_change.raw_bytes());
+                    batch.push_feed(
+                        doc_id,
+                        p.kind,
+                        SERVER_ORIGIN,
+                        audience.clone(),
+                        FeedBody::Changes(ByteBuf::from(server_change.raw_bytes().to_vec())),
+                    );
                 }
 
-                if let (Some(old), Audience::Users(new_users)) = (&old_meta, &audience) {
-                    if let Audience::Users(old_users) = &old.audience {
-                        let granted: Vec<String> = new_users
-                            .iter()
-                            .filter(|u| !old_users.contains(u))
-                            .cloned()
-                            .collect();
-                        let revoked: Vec<String> = old_users
-                            .iter()
-                            .filter(|u| !new_users.contains(u))
-                            .cloned()
-                            .collect();
-                        if !granted.is_empty() {
-                            let snapshot = ByteBuf::from(doc.save());
-                            batch.push_feed(
-                                doc_id,
-                                p.kind,
-                                SERVER_ORIGIN,
-                                Audience::Users(granted.clone()),
-                                FeedBody::Grant {
-                                    users: granted,
-                                    snapshot,
-                                },
-                            );
-                        }
-                        if !revoked.is_empty() {
-                            batch.push_feed(
-                                doc_id,
-                                p.kind,
-                                SERVER_ORIGIN,
-                                Audience::Users(revoked.clone()),
-                                FeedBody::Revoke { users: revoked },
-                            );
-                        }
-                    }
+                if let Some(old) = &old_meta {
+                    record_scope_change(&mut batch, doc_id, p.kind, &old.audience, &audience, &doc);
                 }
 
-                let compact = old_meta
-                    .as_ref()
-                    .is_some_and(|m| m.chunks + 1 > self.config.compact_after_chunks);
+                let compact =
+                    old_meta.as_ref().is_some_and(|m| m.chunks + 1 > self.config.compact_after_chunks);
                 batch.docs.push(DocWrite {
                     doc_id: doc_id.into(),
                     kind: p.kind,
                     audience: audience.clone(),
-                    data: if compact {
-                        DocData::Replace(doc.save())
-                    } else {
-                        DocData::Append(chunk)
-                    },
+                    data: if compact { DocData::Replace(doc.save()) } else { DocData::Append(chunk) },
                 });
                 meta_after = Some(DocMeta {
                     kind: p.kind,
                     audience,
-                    chunks: if compact {
-                        1
-                    } else {
-                        old_meta.as_ref().map_or(0, |m| m.chunks) + 1
-                    },
+                    chunks: if compact { 1 } else { old_meta.as_ref().map_or(0, |m| m.chunks) + 1 },
                     updated_seq: batch.expected_head + batch.feed.len() as u64,
                 });
             }
 
             if !rejected.is_empty() {
                 let (_, first) = &rejected[0];
-                let hashes_hex: Vec<String> =
-                    rejected.iter().map(|(c, _)| c.hash().to_string()).collect();
+                let hashes_hex: Vec<String> = rejected.iter().map(|(c, _)| c.hash().to_string()).collect();
                 batch.quarantine.push(QuarantineEntry {
                     doc_id: doc_id.into(),
                     kind: p.kind,
@@ -422,17 +348,11 @@ impl<S: Storage> SyncEngine<S> {
                     code: first.code.clone(),
                     reason: first.message.clone(),
                     hashes: hashes_hex,
-                    changes: rejected
-                        .iter()
-                        .map(|(c, _)| ByteBuf::from(c.raw_bytes().to_vec()))
-                        .collect(),
+                    changes: rejected.iter().map(|(c, _)| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
                 });
                 resp.rejected.push(Rejected {
                     doc_id: doc_id.into(),
-                    hashes: rejected
-                        .iter()
-                        .map(|(c, _)| ByteBuf::from(c.hash().0.to_vec()))
-                        .collect(),
+                    hashes: rejected.iter().map(|(c, _)| ByteBuf::from(c.hash().0.to_vec())).collect(),
                     code: first.code.clone(),
                     reason: first.message.clone(),
                     server_doc: state.is_some().then(|| ByteBuf::from(doc.save())),
@@ -463,11 +383,7 @@ impl<S: Storage> SyncEngine<S> {
             return a.users().to_vec();
         }
         match self.storage.doc_meta(team, territory) {
-            Ok(Some(DocMeta {
-                kind: DocKind::Territory,
-                audience,
-                ..
-            })) => audience.users().to_vec(),
+            Ok(Some(DocMeta { kind: DocKind::Territory, audience, .. })) => audience.users().to_vec(),
             _ => vec![],
         }
     }
@@ -499,12 +415,7 @@ impl<S: Storage> SyncEngine<S> {
             }
         }
         if fresh.is_empty() {
-            return Ok(Staged {
-                doc: base,
-                state: before,
-                accepted_new: vec![],
-                rejected: vec![],
-            });
+            return Ok(Staged { doc: base, state: before, accepted_new: vec![], rejected: vec![] });
         }
         let corrupt = |e: automerge::AutomergeError| SyncError::CorruptChange {
             doc_id: doc_id.into(),
@@ -514,13 +425,9 @@ impl<S: Storage> SyncEngine<S> {
         // The common case: everything is allowed. One application, one hydration.
         let mut candidate = base.clone();
         candidate.apply_changes(fresh.clone()).map_err(corrupt)?;
-        let complete = fresh
-            .iter()
-            .all(|c| candidate.get_change_by_hash(&c.hash()).is_some());
+        let complete = fresh.iter().all(|c| candidate.get_change_by_hash(&c.hash()).is_some());
         if !complete && before.is_none() {
-            return Err(SyncError::UnknownDocument {
-                doc_id: doc_id.into(),
-            });
+            return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
         }
         if complete {
             let after = self.typed(&candidate, kind, doc_id)?;
@@ -543,23 +450,16 @@ impl<S: Storage> SyncEngine<S> {
         let mut refused: HashSet<ChangeHash> = HashSet::new();
         for c in fresh {
             let violation = if c.deps().iter().any(|d| refused.contains(d)) {
-                Some(violation(
-                    "depends_on_rejected",
-                    "builds on an edit that was refused",
-                ))
+                Some(violation("depends_on_rejected", "builds on an edit that was refused"))
             } else {
                 let mut next = doc.clone();
                 next.apply_changes([c.clone()]).map_err(corrupt)?;
                 if next.get_change_by_hash(&c.hash()).is_none() {
-                    Some(violation(
-                        "missing_dependencies",
-                        "builds on changes the server does not have",
-                    ))
+                    Some(violation("missing_dependencies", "builds on changes the server does not have"))
                 } else {
                     match self.typed(&next, kind, doc_id) {
                         Err(e) => Some(violation("invalid_document", &e.to_string())),
-                        Ok(after) => match rules::check_edit(who, state.as_ref(), &after, assigned)
-                        {
+                        Ok(after) => match rules::check_edit(who, state.as_ref(), &after, assigned) {
                             Ok(()) => {
                                 doc = next;
                                 state = Some(after);
@@ -576,20 +476,12 @@ impl<S: Storage> SyncEngine<S> {
                 rejected.push((c, v));
             }
         }
-        Ok(Staged {
-            doc,
-            state,
-            accepted_new,
-            rejected,
-        })
+        Ok(Staged { doc, state, accepted_new, rejected })
     }
 
     /// The typed, validated document, which must be the kind and id it was pushed as.
     fn typed(&self, doc: &Automerge, kind: DocKind, doc_id: &str) -> Result<Document> {
-        let invalid = |error| SyncError::InvalidDocument {
-            doc_id: doc_id.into(),
-            error,
-        };
+        let invalid = |error| SyncError::InvalidDocument { doc_id: doc_id.into(), error };
         let typed = Document::hydrate(doc).map_err(invalid)?;
         typed.validate().map_err(invalid)?;
         if typed.kind() != kind {
@@ -602,10 +494,7 @@ impl<S: Storage> SyncEngine<S> {
         if typed.id() != doc_id {
             return Err(invalid(DocError::InvalidField {
                 field: "id".into(),
-                reason: format!(
-                    "document says {:?} but was pushed as {doc_id:?}",
-                    typed.id()
-                ),
+                reason: format!("document says {:?} but was pushed as {doc_id:?}", typed.id()),
             }));
         }
         Ok(typed)
@@ -622,21 +511,14 @@ impl<S: Storage> SyncEngine<S> {
         now_ms: i64,
         batch: &mut Batch,
     ) -> Result<Option<Change>> {
-        let pending: Vec<&crate::docs::Checkin> = visit
-            .checkins
-            .iter()
-            .filter(|c| !visit.verification.contains_key(&c.id))
-            .collect();
+        let pending: Vec<&crate::docs::Checkin> =
+            visit.checkins.iter().filter(|c| !visit.verification.contains_key(&c.id)).collect();
         if pending.is_empty() {
             return Ok(None);
         }
         let customer = self.customer_location(team, &visit.customer_id)?;
-        let mut previous: Option<LastCheckin> = batch
-            .checkins
-            .iter()
-            .rev()
-            .find(|(u, _)| *u == visit.rep)
-            .map(|(_, c)| c.clone());
+        let mut previous: Option<LastCheckin> =
+            batch.checkins.iter().rev().find(|(u, _)| *u == visit.rep).map(|(_, c)| c.clone());
         if previous.is_none() {
             previous = self.storage.last_checkin(team, &visit.rep)?;
         }
@@ -648,28 +530,19 @@ impl<S: Storage> SyncEngine<S> {
                     distance_m: -1.0,
                     reasons: vec![FlagReason {
                         code: "unknown_customer".into(),
-                        message: format!(
-                            "customer {} is not known to the server",
-                            visit.customer_id
-                        ),
+                        message: format!("customer {} is not known to the server", visit.customer_id),
                     }],
                     received_at_ms: now_ms,
                 },
                 Some((loc, datum, fence)) => {
                     let fix = CheckinFix {
-                        point: LatLon {
-                            lat: c.lat,
-                            lon: c.lon,
-                        },
+                        point: LatLon { lat: c.lat, lon: c.lon },
                         accuracy_m: c.accuracy_m,
                         device_time_ms: c.device_time_ms,
                         mock_location: c.mock_location,
                     };
                     let prev = previous.as_ref().map(|p| PreviousCheckin {
-                        point: LatLon {
-                            lat: p.lat,
-                            lon: p.lon,
-                        },
+                        point: LatLon { lat: p.lat, lon: p.lon },
                         device_time_ms: p.device_time_ms,
                     });
                     let result = geo::verify_checkin(&CheckinContext {
@@ -685,15 +558,8 @@ impl<S: Storage> SyncEngine<S> {
                 }
             };
             verdicts.insert(c.id.clone(), v);
-            if previous
-                .as_ref()
-                .is_none_or(|p| c.device_time_ms >= p.device_time_ms)
-            {
-                previous = Some(LastCheckin {
-                    lat: c.lat,
-                    lon: c.lon,
-                    device_time_ms: c.device_time_ms,
-                });
+            if previous.as_ref().is_none_or(|p| c.device_time_ms >= p.device_time_ms) {
+                previous = Some(LastCheckin { lat: c.lat, lon: c.lon, device_time_ms: c.device_time_ms });
             }
         }
         if let Some(p) = &previous {
@@ -703,20 +569,15 @@ impl<S: Storage> SyncEngine<S> {
         let actor = doc.get_actor().clone();
         doc.set_actor(self.config.server_actor.clone());
         let written = doc.transact_with(
-            |_| {
-                CommitOptions::default()
-                    .with_message("verification")
-                    .with_time(now_ms / 1000)
-            },
+            |_| CommitOptions::default().with_message("verification").with_time(now_ms / 1000),
             |tx| autosurgeon::reconcile_prop(tx, automerge::ROOT, "verification", &verdicts),
         );
         doc.set_actor(actor);
         match written {
             Ok(_) => Ok(doc.get_change_by_hash(&doc.get_heads()[0])),
-            Err(f) => Err(SyncError::Storage(StorageError::Backend(format!(
-                "writing verification: {}",
-                f.error
-            )))),
+            Err(f) => {
+                Err(SyncError::Storage(StorageError::Backend(format!("writing verification: {}", f.error))))
+            }
         }
     }
 
@@ -731,22 +592,14 @@ impl<S: Storage> SyncEngine<S> {
         let typed = Document::hydrate(&loaded.doc).ok();
         self.put_cached(team, customer_id, loaded);
         Ok(match typed {
-            Some(Document::Customer(c)) => c
-                .location
-                .parsed("location")
-                .ok()
-                .map(|(p, d)| (p, d, c.geofence_m)),
+            Some(Document::Customer(c)) => {
+                c.location.parsed("location").ok().map(|(p, d)| (p, d, c.geofence_m))
+            }
             _ => None,
         })
     }
 
-    fn pull(
-        &self,
-        who: &Principal,
-        device: &str,
-        cursor: &Cursor,
-        resp: &mut SyncResponse,
-    ) -> Result<()> {
+    fn pull(&self, who: &Principal, device: &str, cursor: &Cursor, resp: &mut SyncResponse) -> Result<()> {
         let team = who.team.as_str();
         let horizon = self.storage.feed_horizon(team)?;
         let head = self.storage.feed_head(team)?;
@@ -775,9 +628,7 @@ impl<S: Storage> SyncEngine<S> {
     ) -> Result<()> {
         let team = who.team.as_str();
         let member = (!who.role.sees_whole_team()).then_some(who.user.as_str());
-        let ids = self
-            .storage
-            .list_docs(team, member, after, self.config.bootstrap_docs + 1)?;
+        let ids = self.storage.list_docs(team, member, after, self.config.bootstrap_docs + 1)?;
         let mut last = after.to_string();
         let mut done = true;
         for (i, (doc_id, kind)) in ids.iter().enumerate() {
@@ -845,11 +696,7 @@ impl<S: Storage> SyncEngine<S> {
                     FeedBody::Grant { users, snapshot } => {
                         if !whole_team && users.contains(&who.user) {
                             *budget = budget.saturating_sub(snapshot.len());
-                            resp.docs.push(DocSnapshot {
-                                doc_id: e.doc_id,
-                                kind: e.kind,
-                                bytes: snapshot,
-                            });
+                            resp.docs.push(DocSnapshot { doc_id: e.doc_id, kind: e.kind, bytes: snapshot });
                         }
                     }
                     FeedBody::Revoke { users } => {
@@ -875,19 +722,12 @@ impl<S: Storage> SyncEngine<S> {
         let mut new_audiences: HashMap<String, Audience> = HashMap::new();
         for d in docs {
             let doc_id = d.id();
-            validate_id("id", doc_id).map_err(|e| SyncError::InvalidDocument {
-                doc_id: doc_id.into(),
-                error: e,
-            })?;
-            d.validate().map_err(|e| SyncError::InvalidDocument {
-                doc_id: doc_id.into(),
-                error: e,
-            })?;
+            validate_id("id", doc_id)
+                .map_err(|e| SyncError::InvalidDocument { doc_id: doc_id.into(), error: e })?;
+            d.validate().map_err(|e| SyncError::InvalidDocument { doc_id: doc_id.into(), error: e })?;
             match self.storage.doc_team(doc_id)? {
                 Some(t) if t != team => {
-                    return Err(SyncError::UnknownDocument {
-                        doc_id: doc_id.into(),
-                    });
+                    return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
                 }
                 _ => {}
             }
@@ -898,18 +738,11 @@ impl<S: Storage> SyncEngine<S> {
             doc.set_actor(self.config.server_actor.clone());
             let heads_before = doc.get_heads();
             doc.transact_with(
-                |_| {
-                    CommitOptions::default()
-                        .with_message("server write")
-                        .with_time(now_ms / 1000)
-                },
+                |_| CommitOptions::default().with_message("server write").with_time(now_ms / 1000),
                 |tx| d.reconcile_into(tx),
             )
             .map_err(|f| {
-                SyncError::Storage(StorageError::Backend(format!(
-                    "reconcile {doc_id}: {}",
-                    f.error
-                )))
+                SyncError::Storage(StorageError::Backend(format!("reconcile {doc_id}: {}", f.error)))
             })?;
             let new: Vec<u8> = doc.save_after(&heads_before);
             if new.is_empty() {
@@ -926,41 +759,8 @@ impl<S: Storage> SyncEngine<S> {
                 audience.clone(),
                 FeedBody::Changes(ByteBuf::from(new.clone())),
             );
-            if let (Some(old), Audience::Users(new_users)) = (&old_meta, &audience) {
-                if let Audience::Users(old_users) = &old.audience {
-                    let granted: Vec<String> = new_users
-                        .iter()
-                        .filter(|u| !old_users.contains(u))
-                        .cloned()
-                        .collect();
-                    let revoked: Vec<String> = old_users
-                        .iter()
-                        .filter(|u| !new_users.contains(u))
-                        .cloned()
-                        .collect();
-                    if !granted.is_empty() {
-                        let snapshot = ByteBuf::from(doc.save());
-                        batch.push_feed(
-                            doc_id,
-                            d.kind(),
-                            SERVER_ORIGIN,
-                            Audience::Users(granted.clone()),
-                            FeedBody::Grant {
-                                users: granted,
-                                snapshot,
-                            },
-                        );
-                    }
-                    if !revoked.is_empty() {
-                        batch.push_feed(
-                            doc_id,
-                            d.kind(),
-                            SERVER_ORIGIN,
-                            Audience::Users(revoked.clone()),
-                            FeedBody::Revoke { users: revoked },
-                        );
-                    }
-                }
+            if let Some(old) = &old_meta {
+                record_scope_change(&mut batch, doc_id, d.kind(), &old.audience, &audience, &doc);
             }
             let chunks = old_meta.as_ref().map_or(0, |m| m.chunks) + 1;
             batch.docs.push(DocWrite {
@@ -971,15 +771,7 @@ impl<S: Storage> SyncEngine<S> {
             });
             to_cache.push((
                 doc_id.to_string(),
-                Loaded {
-                    doc,
-                    meta: DocMeta {
-                        kind: d.kind(),
-                        audience,
-                        chunks,
-                        updated_seq: 0,
-                    },
-                },
+                Loaded { doc, meta: DocMeta { kind: d.kind(), audience, chunks, updated_seq: 0 } },
             ));
         }
         if !batch.is_empty() {
@@ -1012,12 +804,44 @@ impl<S: Storage> SyncEngine<S> {
     }
 }
 
-fn violation(code: &str, message: &str) -> Violation {
-    Violation {
-        code: code.into(),
-        field: None,
-        message: message.into(),
+/// When a document's audience changes, the users who gain it get it whole (`Grant`) and the users
+/// who lose it are told to drop it (`Revoke`), through the feed like any other change.
+fn record_scope_change(
+    batch: &mut Batch,
+    doc_id: &str,
+    kind: DocKind,
+    old: &Audience,
+    new: &Audience,
+    doc: &Automerge,
+) {
+    let (Audience::Users(old_users), Audience::Users(new_users)) = (old, new) else {
+        return;
+    };
+    let granted: Vec<String> = new_users.iter().filter(|u| !old_users.contains(u)).cloned().collect();
+    let revoked: Vec<String> = old_users.iter().filter(|u| !new_users.contains(u)).cloned().collect();
+    if !granted.is_empty() {
+        let snapshot = ByteBuf::from(doc.save());
+        batch.push_feed(
+            doc_id,
+            kind,
+            SERVER_ORIGIN,
+            Audience::Users(granted.clone()),
+            FeedBody::Grant { users: granted, snapshot },
+        );
     }
+    if !revoked.is_empty() {
+        batch.push_feed(
+            doc_id,
+            kind,
+            SERVER_ORIGIN,
+            Audience::Users(revoked.clone()),
+            FeedBody::Revoke { users: revoked },
+        );
+    }
+}
+
+fn violation(code: &str, message: &str) -> Violation {
+    Violation { code: code.into(), field: None, message: message.into() }
 }
 
 impl CheckinVerification {
@@ -1030,18 +854,11 @@ impl CheckinVerification {
                 geo::VerificationStatus::Invalid => "invalid",
             }
             .into(),
-            distance_m: if v.distance_m.is_finite() {
-                v.distance_m
-            } else {
-                -1.0
-            },
+            distance_m: if v.distance_m.is_finite() { v.distance_m } else { -1.0 },
             reasons: v
                 .reasons
                 .iter()
-                .map(|r| FlagReason {
-                    code: r.code().into(),
-                    message: r.message(),
-                })
+                .map(|r| FlagReason { code: r.code().into(), message: r.message() })
                 .collect(),
             received_at_ms,
         }

@@ -143,8 +143,7 @@ fn gcj_offset(p: LatLon) -> (f64, f64) {
     let sin_lat = rad_lat.sin();
     let magic = 1.0 - GCJ_EE * sin_lat * sin_lat;
     let sqrt_magic = magic.sqrt();
-    let d_lat =
-        transform_lat(x, y) * 180.0 / ((GCJ_A * (1.0 - GCJ_EE)) / (magic * sqrt_magic) * PI);
+    let d_lat = transform_lat(x, y) * 180.0 / ((GCJ_A * (1.0 - GCJ_EE)) / (magic * sqrt_magic) * PI);
     let d_lon = transform_lon(x, y) * 180.0 / (GCJ_A / sqrt_magic * rad_lat.cos() * PI);
     (d_lat, d_lon)
 }
@@ -155,10 +154,7 @@ pub fn wgs84_to_gcj02(p: LatLon) -> LatLon {
         return p;
     }
     let (d_lat, d_lon) = gcj_offset(p);
-    LatLon {
-        lat: p.lat + d_lat,
-        lon: p.lon + d_lon,
-    }
+    LatLon { lat: p.lat + d_lat, lon: p.lon + d_lon }
 }
 
 /// Stop once an iteration moves the estimate less than this many degrees
@@ -186,10 +182,7 @@ pub fn gcj02_to_wgs84(p: LatLon) -> LatLon {
     let mut wgs = p;
     for _ in 0..INVERSE_MAX_ITERATIONS {
         let (d_lat, d_lon) = gcj_offset(wgs);
-        let next = LatLon {
-            lat: p.lat - d_lat,
-            lon: p.lon - d_lon,
-        };
+        let next = LatLon { lat: p.lat - d_lat, lon: p.lon - d_lon };
         let step = (next.lat - wgs.lat).abs().max((next.lon - wgs.lon).abs());
         wgs = next;
         if step.is_nan() || step < INVERSE_TOLERANCE_DEG {
@@ -327,10 +320,7 @@ pub enum Reason {
 impl Reason {
     /// Whether this reason alone makes the check-in [`VerificationStatus::Invalid`].
     pub fn invalidates(&self) -> bool {
-        matches!(
-            self,
-            Reason::ImpossibleSpeed { .. } | Reason::InvalidFix { .. }
-        )
+        matches!(self, Reason::ImpossibleSpeed { .. } | Reason::InvalidFix { .. })
     }
 
     /// The stable machine-readable code, identical to the serde `code` tag,
@@ -350,10 +340,9 @@ impl Reason {
     /// Human-readable text for managers and the rep.
     pub fn message(&self) -> String {
         match self {
-            Reason::OutsideFence {
-                distance_m,
-                allowed_m,
-            } => format!("{distance_m:.0} m from the customer, allowed {allowed_m:.0} m"),
+            Reason::OutsideFence { distance_m, allowed_m } => {
+                format!("{distance_m:.0} m from the customer, allowed {allowed_m:.0} m")
+            }
             Reason::TooFast { speed_kmh } => {
                 format!("travelled at {speed_kmh:.0} km/h since the previous check-in")
             }
@@ -397,9 +386,7 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
     let fix_point = match fix.point.validate() {
         Ok(p) => Some(p),
         Err(e) => {
-            reasons.push(Reason::InvalidFix {
-                detail: format!("fix {e}"),
-            });
+            reasons.push(Reason::InvalidFix { detail: format!("fix {e}") });
             None
         }
     };
@@ -418,17 +405,13 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
     let customer = match ctx.customer.validate() {
         Ok(p) => Some(to_wgs84(p, ctx.customer_datum)),
         Err(e) => {
-            reasons.push(Reason::InvalidFix {
-                detail: format!("customer location {e}"),
-            });
+            reasons.push(Reason::InvalidFix { detail: format!("customer location {e}") });
             None
         }
     };
 
-    let allowed_m = ctx
-        .fence_override_m
-        .filter(|r| r.is_finite() && *r >= 0.0)
-        .unwrap_or(config.fence_radius_m);
+    let allowed_m =
+        ctx.fence_override_m.filter(|r| r.is_finite() && *r >= 0.0).unwrap_or(config.fence_radius_m);
 
     let mut distance = 0.0;
     if let (Some(fix_point), Some(customer)) = (fix_point, customer) {
@@ -437,19 +420,14 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
         // anywhere within the accuracy radius.
         let effective = (distance - accuracy.unwrap_or(0.0)).max(0.0);
         if effective > allowed_m {
-            reasons.push(Reason::OutsideFence {
-                distance_m: distance,
-                allowed_m,
-            });
+            reasons.push(Reason::OutsideFence { distance_m: distance, allowed_m });
         }
     }
 
     if let Some(accuracy) = accuracy
         && accuracy > POOR_ACCURACY_FENCE_FACTOR * allowed_m
     {
-        reasons.push(Reason::PoorAccuracy {
-            accuracy_m: accuracy,
-        });
+        reasons.push(Reason::PoorAccuracy { accuracy_m: accuracy });
     }
 
     if let (Some(fix_point), Some(previous)) = (fix_point, ctx.previous)
@@ -480,11 +458,7 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
     } else {
         VerificationStatus::Flagged
     };
-    Verification {
-        status,
-        distance_m: distance,
-        reasons,
-    }
+    Verification { status, distance_m: distance, reasons }
 }
 
 fn speed_reason(
@@ -505,9 +479,7 @@ fn speed_reason(
     let elapsed_ms = fix_time_ms.saturating_sub(previous.device_time_ms);
     let speed_kmh = if elapsed_ms <= 0 {
         // Moving over a kilometre in no time at all; see `Reason::ImpossibleSpeed`.
-        return Some(Reason::ImpossibleSpeed {
-            speed_kmh: hop_m / 1000.0 * 3600.0,
-        });
+        return Some(Reason::ImpossibleSpeed { speed_kmh: hop_m / 1000.0 * 3600.0 });
     } else {
         (hop_m / 1000.0) / (elapsed_ms as f64 / 3_600_000.0)
     };
@@ -532,26 +504,15 @@ mod tests {
     }
 
     fn north_of(p: LatLon, metres: f64) -> LatLon {
-        LatLon {
-            lat: p.lat + metres / metres_per_degree(),
-            lon: p.lon,
-        }
+        LatLon { lat: p.lat + metres / metres_per_degree(), lon: p.lon }
     }
 
     /// A customer in Berlin, far from the GCJ-02 box.
-    const CUSTOMER: LatLon = LatLon {
-        lat: 52.520_008,
-        lon: 13.404_954,
-    };
+    const CUSTOMER: LatLon = LatLon { lat: 52.520_008, lon: 13.404_954 };
     const NOW_MS: i64 = 1_700_000_000_000;
 
     fn fix_at(point: LatLon, accuracy_m: f64) -> CheckinFix {
-        CheckinFix {
-            point,
-            accuracy_m,
-            device_time_ms: NOW_MS,
-            mock_location: false,
-        }
+        CheckinFix { point, accuracy_m, device_time_ms: NOW_MS, mock_location: false }
     }
 
     fn context<'a>(fix: &'a CheckinFix, config: &'a VerifyConfig) -> CheckinContext<'a> {
@@ -590,19 +551,13 @@ mod tests {
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert_eq!(v.reasons.len(), 1);
         match &v.reasons[0] {
-            Reason::OutsideFence {
-                distance_m,
-                allowed_m,
-            } => {
+            Reason::OutsideFence { distance_m, allowed_m } => {
                 assert!((distance_m - 412.0).abs() < 1e-6);
                 assert_eq!(*allowed_m, 200.0);
             }
             other => panic!("unexpected reason {other:?}"),
         }
-        assert_eq!(
-            v.reasons[0].message(),
-            "412 m from the customer, allowed 200 m"
-        );
+        assert_eq!(v.reasons[0].message(), "412 m from the customer, allowed 200 m");
     }
 
     #[test]
@@ -662,10 +617,8 @@ mod tests {
         let config = VerifyConfig::default();
         let fix = fix_at(CUSTOMER, 10.0);
         // 50 km in 15 minutes = 200 km/h.
-        let previous = PreviousCheckin {
-            point: north_of(CUSTOMER, 50_000.0),
-            device_time_ms: NOW_MS - 15 * 60 * 1000,
-        };
+        let previous =
+            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 15 * 60 * 1000 };
         let mut ctx = context(&fix, &config);
         ctx.previous = Some(&previous);
         let v = verify_checkin(&ctx);
@@ -676,10 +629,8 @@ mod tests {
         }
 
         // 50 km in 10 minutes = 300 km/h.
-        let previous = PreviousCheckin {
-            point: north_of(CUSTOMER, 50_000.0),
-            device_time_ms: NOW_MS - 10 * 60 * 1000,
-        };
+        let previous =
+            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 10 * 60 * 1000 };
         ctx.previous = Some(&previous);
         let v = verify_checkin(&ctx);
         assert_eq!(v.status, VerificationStatus::Invalid);
@@ -689,10 +640,8 @@ mod tests {
         }
 
         // 50 km in an hour is ordinary driving.
-        let previous = PreviousCheckin {
-            point: north_of(CUSTOMER, 50_000.0),
-            device_time_ms: NOW_MS - 60 * 60 * 1000,
-        };
+        let previous =
+            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 60 * 60 * 1000 };
         ctx.previous = Some(&previous);
         assert_eq!(verify_checkin(&ctx).status, VerificationStatus::Verified);
     }
@@ -727,10 +676,8 @@ mod tests {
         let fix = fix_at(CUSTOMER, 10.0);
         // 900 m in one second (3240 km/h), in no time, and backwards in time.
         for previous_time in [NOW_MS - 1000, NOW_MS, NOW_MS + 60_000] {
-            let previous = PreviousCheckin {
-                point: north_of(CUSTOMER, 900.0),
-                device_time_ms: previous_time,
-            };
+            let previous =
+                PreviousCheckin { point: north_of(CUSTOMER, 900.0), device_time_ms: previous_time };
             let mut ctx = context(&fix, &config);
             ctx.previous = Some(&previous);
             let v = verify_checkin(&ctx);
@@ -748,10 +695,7 @@ mod tests {
         let v = verify_checkin(&ctx);
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert_eq!(v.reasons, vec![Reason::ClockSkew { skew_s: 302 }]);
-        assert_eq!(
-            v.reasons[0].message(),
-            "device clock is 302 s ahead of the server"
-        );
+        assert_eq!(v.reasons[0].message(), "device clock is 302 s ahead of the server");
 
         // Exactly at the limit is tolerated.
         ctx.received_at_ms = Some(NOW_MS - 300_000);
@@ -784,56 +728,28 @@ mod tests {
         let config = VerifyConfig::default();
         let mut fix = fix_at(north_of(CUSTOMER, 5_000.0), 10.0);
         fix.mock_location = true;
-        let previous = PreviousCheckin {
-            point: north_of(CUSTOMER, 55_000.0),
-            device_time_ms: NOW_MS - 10 * 60 * 1000,
-        };
+        let previous =
+            PreviousCheckin { point: north_of(CUSTOMER, 55_000.0), device_time_ms: NOW_MS - 10 * 60 * 1000 };
         let mut ctx = context(&fix, &config);
         ctx.previous = Some(&previous);
         ctx.received_at_ms = Some(NOW_MS - 3_600_000);
         let v = verify_checkin(&ctx);
         assert_eq!(v.status, VerificationStatus::Invalid);
         let codes: Vec<&str> = v.reasons.iter().map(Reason::code).collect();
-        assert_eq!(
-            codes,
-            [
-                "outside_fence",
-                "impossible_speed",
-                "clock_skew",
-                "mock_location"
-            ]
-        );
+        assert_eq!(codes, ["outside_fence", "impossible_speed", "clock_skew", "mock_location"]);
     }
 
     #[test]
     fn nan_and_out_of_range_fixes_are_invalid_not_panics() {
         let config = VerifyConfig::default();
         let bad_points = [
-            LatLon {
-                lat: f64::NAN,
-                lon: 13.4,
-            },
-            LatLon {
-                lat: 52.5,
-                lon: f64::INFINITY,
-            },
-            LatLon {
-                lat: f64::NEG_INFINITY,
-                lon: f64::NAN,
-            },
-            LatLon {
-                lat: 91.0,
-                lon: 13.4,
-            },
-            LatLon {
-                lat: 52.5,
-                lon: -180.5,
-            },
+            LatLon { lat: f64::NAN, lon: 13.4 },
+            LatLon { lat: 52.5, lon: f64::INFINITY },
+            LatLon { lat: f64::NEG_INFINITY, lon: f64::NAN },
+            LatLon { lat: 91.0, lon: 13.4 },
+            LatLon { lat: 52.5, lon: -180.5 },
         ];
-        let previous = PreviousCheckin {
-            point: north_of(CUSTOMER, 5_000.0),
-            device_time_ms: NOW_MS,
-        };
+        let previous = PreviousCheckin { point: north_of(CUSTOMER, 5_000.0), device_time_ms: NOW_MS };
         for point in bad_points {
             let fix = fix_at(point, 10.0);
             let mut ctx = context(&fix, &config);
@@ -841,10 +757,7 @@ mod tests {
             ctx.received_at_ms = Some(NOW_MS);
             let v = verify_checkin(&ctx);
             assert_eq!(v.status, VerificationStatus::Invalid, "{point:?}");
-            assert!(
-                matches!(v.reasons[..], [Reason::InvalidFix { .. }]),
-                "{v:?}"
-            );
+            assert!(matches!(v.reasons[..], [Reason::InvalidFix { .. }]), "{v:?}");
             assert_eq!(v.distance_m, 0.0);
         }
 
@@ -858,27 +771,16 @@ mod tests {
         // Garbage everywhere at once, including the customer, the previous
         // check-in and the times.
         let fix = CheckinFix {
-            point: LatLon {
-                lat: f64::NAN,
-                lon: f64::NAN,
-            },
+            point: LatLon { lat: f64::NAN, lon: f64::NAN },
             accuracy_m: f64::NAN,
             device_time_ms: i64::MAX,
             mock_location: true,
         };
-        let previous = PreviousCheckin {
-            point: LatLon {
-                lat: f64::INFINITY,
-                lon: f64::NAN,
-            },
-            device_time_ms: i64::MIN,
-        };
+        let previous =
+            PreviousCheckin { point: LatLon { lat: f64::INFINITY, lon: f64::NAN }, device_time_ms: i64::MIN };
         let ctx = CheckinContext {
             fix: &fix,
-            customer: LatLon {
-                lat: f64::NAN,
-                lon: 1e300,
-            },
+            customer: LatLon { lat: f64::NAN, lon: 1e300 },
             customer_datum: Datum::Gcj02,
             fence_override_m: Some(f64::NEG_INFINITY),
             previous: Some(&previous),
@@ -909,18 +811,13 @@ mod tests {
     #[test]
     fn reason_codes_match_the_serde_tag() {
         let reasons = [
-            Reason::OutsideFence {
-                distance_m: 1.0,
-                allowed_m: 2.0,
-            },
+            Reason::OutsideFence { distance_m: 1.0, allowed_m: 2.0 },
             Reason::TooFast { speed_kmh: 1.0 },
             Reason::ImpossibleSpeed { speed_kmh: 1.0 },
             Reason::ClockSkew { skew_s: 1 },
             Reason::MockLocation,
             Reason::PoorAccuracy { accuracy_m: 1.0 },
-            Reason::InvalidFix {
-                detail: "x".to_owned(),
-            },
+            Reason::InvalidFix { detail: "x".to_owned() },
         ];
         for reason in reasons {
             let json = serde_json::to_value(&reason).expect("serialize");
@@ -933,16 +830,10 @@ mod tests {
     fn datum_parses_and_prints() {
         assert_eq!("wgs84".parse::<Datum>(), Ok(Datum::Wgs84));
         assert_eq!(" GCJ-02 ".parse::<Datum>(), Ok(Datum::Gcj02));
-        assert_eq!(
-            "bd09".parse::<Datum>(),
-            Err(GeoError::UnknownDatum("bd09".to_owned()))
-        );
+        assert_eq!("bd09".parse::<Datum>(), Err(GeoError::UnknownDatum("bd09".to_owned())));
         for datum in [Datum::Wgs84, Datum::Gcj02] {
             assert_eq!(datum.as_str().parse::<Datum>(), Ok(datum));
-            assert_eq!(
-                serde_json::to_value(datum).expect("serialize"),
-                datum.as_str()
-            );
+            assert_eq!(serde_json::to_value(datum).expect("serialize"), datum.as_str());
         }
     }
 
@@ -950,13 +841,7 @@ mod tests {
     fn lat_lon_new_validates() {
         assert!(LatLon::new(90.0, -180.0).is_ok());
         assert_eq!(LatLon::new(f64::NAN, 0.0), Err(GeoError::NotFinite));
-        assert_eq!(
-            LatLon::new(0.0, 181.0),
-            Err(GeoError::OutOfRange {
-                lat: 0.0,
-                lon: 181.0
-            })
-        );
+        assert_eq!(LatLon::new(0.0, 181.0), Err(GeoError::OutOfRange { lat: 0.0, lon: 181.0 }));
     }
 
     #[test]
@@ -971,10 +856,7 @@ mod tests {
             (39.911954, 116.377817, 39.91334545536069, 116.38404722455657), // Beijing
         ];
         for (wlat, wlon, glat, glon) in cases {
-            let gcj = wgs84_to_gcj02(LatLon {
-                lat: wlat,
-                lon: wlon,
-            });
+            let gcj = wgs84_to_gcj02(LatLon { lat: wlat, lon: wlon });
             assert!((gcj.lat - glat).abs() < 1e-6, "{gcj:?}");
             assert!((gcj.lon - glon).abs() < 1e-6, "{gcj:?}");
         }
@@ -984,10 +866,7 @@ mod tests {
     fn gcj02_customer_is_converted_before_measuring() {
         let config = VerifyConfig::default();
         // Tiananmen Gate, WGS-84: where the rep actually stands.
-        let true_spot = LatLon {
-            lat: 39.9087,
-            lon: 116.3975,
-        };
+        let true_spot = LatLon { lat: 39.9087, lon: 116.3975 };
         let stored_gcj = wgs84_to_gcj02(true_spot);
         let offset = distance_m(true_spot, stored_gcj);
         assert!((400.0..700.0).contains(&offset), "offset {offset}");
@@ -1011,32 +890,17 @@ mod tests {
     #[test]
     fn outside_china_gcj02_is_identity() {
         let places = [
-            LatLon {
-                lat: 51.5074,
-                lon: -0.1278,
-            }, // London
-            LatLon {
-                lat: 40.7128,
-                lon: -74.006,
-            }, // New York
-            LatLon {
-                lat: 35.6762,
-                lon: 139.6503,
-            }, // Tokyo: east of the box
-            LatLon {
-                lat: -33.8688,
-                lon: 151.2093,
-            }, // Sydney
+            LatLon { lat: 51.5074, lon: -0.1278 },   // London
+            LatLon { lat: 40.7128, lon: -74.006 },   // New York
+            LatLon { lat: 35.6762, lon: 139.6503 },  // Tokyo: east of the box
+            LatLon { lat: -33.8688, lon: 151.2093 }, // Sydney
         ];
         for p in places {
             assert_eq!(wgs84_to_gcj02(p), p);
             assert_eq!(gcj02_to_wgs84(p), p);
             assert_eq!(to_wgs84(p, Datum::Gcj02), p);
         }
-        let nan = LatLon {
-            lat: f64::NAN,
-            lon: 116.0,
-        };
+        let nan = LatLon { lat: f64::NAN, lon: 116.0 };
         assert!(wgs84_to_gcj02(nan).lat.is_nan());
         assert!(gcj02_to_wgs84(nan).lat.is_nan());
     }

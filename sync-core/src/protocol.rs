@@ -177,10 +177,8 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
         0 => body,
         FLAG_DEFLATE => {
             let mut out = Vec::new();
-            let mut dec =
-                flate2::read::DeflateDecoder::new(body).take(MAX_DECODED_BYTES as u64 + 1);
-            dec.read_to_end(&mut out)
-                .map_err(|e| WireError::Compression(e.to_string()))?;
+            let mut dec = flate2::read::DeflateDecoder::new(body).take(MAX_DECODED_BYTES as u64 + 1);
+            dec.read_to_end(&mut out).map_err(|e| WireError::Compression(e.to_string()))?;
             if out.len() > MAX_DECODED_BYTES {
                 return Err(WireError::TooLarge);
             }
@@ -241,8 +239,7 @@ mod tests {
         prop_oneof![
             Just(Cursor::Start),
             any::<u64>().prop_map(|seq| Cursor::Feed { seq }),
-            (any::<u64>(), "[a-z0-9-]{0,40}")
-                .prop_map(|(head, after)| Cursor::Bootstrap { head, after }),
+            (any::<u64>(), "[a-z0-9-]{0,40}").prop_map(|(head, after)| Cursor::Bootstrap { head, after }),
         ]
     }
 
@@ -293,12 +290,7 @@ mod tests {
 
     #[test]
     fn corrupt_frames_are_errors() {
-        let good = SyncRequest {
-            device_id: "d".into(),
-            cursor: Cursor::Start,
-            push: vec![],
-        }
-        .encode();
+        let good = SyncRequest { device_id: "d".into(), cursor: Cursor::Start, push: vec![] }.encode();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("empty", vec![]),
             ("bad magic", b"HTTP/1.1 200".to_vec()),
@@ -321,10 +313,7 @@ mod tests {
             ("bad deflate", b"FSYN\x01\x01\xff\xff\xff\xff".to_vec()),
         ];
         for (name, bytes) in cases {
-            assert!(
-                SyncRequest::decode(&bytes).is_err(),
-                "{name} must not decode"
-            );
+            assert!(SyncRequest::decode(&bytes).is_err(), "{name} must not decode");
         }
     }
 

@@ -37,9 +37,7 @@ impl std::str::FromStr for Role {
             "rep" => Ok(Role::Rep),
             "manager" => Ok(Role::Manager),
             "admin" => Ok(Role::Admin),
-            other => Err(format!(
-                "unknown role {other:?} (expected rep, manager or admin)"
-            )),
+            other => Err(format!("unknown role {other:?} (expected rep, manager or admin)")),
         }
     }
 }
@@ -73,11 +71,7 @@ pub struct Violation {
 
 impl Violation {
     fn new(code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
-        Violation {
-            code: code.to_string(),
-            field: field.map(str::to_string),
-            message: message.into(),
-        }
+        Violation { code: code.to_string(), field: field.map(str::to_string), message: message.into() }
     }
 }
 
@@ -118,11 +112,7 @@ pub fn check_edit(
             ));
         }
         if before.id() != after.id() {
-            return Err(Violation::new(
-                "immutable_field",
-                Some("id"),
-                "the id of a document never changes",
-            ));
+            return Err(Violation::new("immutable_field", Some("id"), "the id of a document never changes"));
         }
     }
     if who.role == Role::Admin {
@@ -145,24 +135,21 @@ pub fn check_edit(
             ));
         }
     }
-    if let (None, Document::Visit(a)) = (before, after) {
-        if !a.verification.is_empty() {
-            return Err(Violation::new(
-                "server_field",
-                Some("verification"),
-                "check-in verification is written by the server only",
-            ));
-        }
+    if let (None, Document::Visit(a)) = (before, after)
+        && !a.verification.is_empty()
+    {
+        return Err(Violation::new(
+            "server_field",
+            Some("verification"),
+            "check-in verification is written by the server only",
+        ));
     }
     if let Document::Customer(a) = after {
         let tier_changed = match before {
             Some(Document::Customer(b)) => b.tier != a.tier,
             _ => a.tier.is_some(),
         };
-        if tier_changed
-            && who.role == Role::Manager
-            && a.tier_set_by.as_deref() != Some(who.user.as_str())
-        {
+        if tier_changed && who.role == Role::Manager && a.tier_set_by.as_deref() != Some(who.user.as_str()) {
             return Err(Violation::new(
                 "forbidden_field",
                 Some("tier_set_by"),
@@ -184,11 +171,9 @@ fn check_rep(
 ) -> Result<(), Violation> {
     let me = who.user.as_str();
     match (before, after) {
-        (_, Document::Territory(_)) | (_, Document::Plan(_)) => Err(Violation::new(
-            "forbidden_kind",
-            None,
-            format!("a rep may not change a {}", after.kind()),
-        )),
+        (_, Document::Territory(_)) | (_, Document::Plan(_)) => {
+            Err(Violation::new("forbidden_kind", None, format!("a rep may not change a {}", after.kind())))
+        }
         (None, Document::Customer(c)) => {
             if c.owner_rep.as_deref() != Some(me) {
                 return Err(Violation::new(
@@ -198,11 +183,7 @@ fn check_rep(
                 ));
             }
             if c.tier.is_some() || c.tier_set_by.is_some() {
-                return Err(Violation::new(
-                    "forbidden_field",
-                    Some("tier"),
-                    "a rep may not set a tier",
-                ));
+                return Err(Violation::new("forbidden_field", Some("tier"), "a rep may not set a tier"));
             }
             if c.territory.is_some() {
                 return Err(Violation::new(
@@ -215,17 +196,9 @@ fn check_rep(
         }
         (Some(b), Document::Customer(_)) => {
             if !assigned {
-                return Err(Violation::new(
-                    "not_assigned",
-                    None,
-                    "this customer is not assigned to you",
-                ));
+                return Err(Violation::new("not_assigned", None, "this customer is not assigned to you"));
             }
-            only_fields(
-                b,
-                after,
-                &["follow_up_status", "opportunity_stage", "notes"],
-            )
+            only_fields(b, after, &["follow_up_status", "opportunity_stage", "notes"])
         }
         (None, Document::Visit(v)) => {
             if v.rep != me {
@@ -239,29 +212,15 @@ fn check_rep(
         }
         (Some(b @ Document::Visit(bv)), Document::Visit(av)) => {
             if bv.rep != me {
-                return Err(Violation::new(
-                    "not_assigned",
-                    None,
-                    "this visit belongs to another rep",
-                ));
+                return Err(Violation::new("not_assigned", None, "this visit belongs to another rep"));
             }
             only_fields(
                 b,
                 after,
-                &[
-                    "planned_start_ms",
-                    "planned_end_ms",
-                    "state",
-                    "checkins",
-                    "checkout",
-                    "notes",
-                ],
+                &["planned_start_ms", "planned_end_ms", "state", "checkins", "checkout", "notes"],
             )?;
             let terminal = |s: VisitState| {
-                matches!(
-                    s,
-                    VisitState::Completed | VisitState::Cancelled | VisitState::Missed
-                )
+                matches!(s, VisitState::Completed | VisitState::Cancelled | VisitState::Missed)
             };
             if bv.state != av.state && terminal(bv.state) {
                 return Err(Violation::new(
@@ -272,19 +231,14 @@ fn check_rep(
             }
             Ok(())
         }
-        (Some(_), _) => Err(Violation::new(
-            "immutable_field",
-            Some("kind"),
-            "the kind of a document never changes",
-        )),
+        (Some(_), _) => {
+            Err(Violation::new("immutable_field", Some("kind"), "the kind of a document never changes"))
+        }
     }
 }
 
 fn only_fields(before: &Document, after: &Document, allowed: &[&str]) -> Result<(), Violation> {
-    match changed_fields(before, after)
-        .into_iter()
-        .find(|f| !allowed.contains(&f.as_str()))
-    {
+    match changed_fields(before, after).into_iter().find(|f| !allowed.contains(&f.as_str())) {
         None => Ok(()),
         Some(field) => Err(Violation::new(
             "forbidden_field",

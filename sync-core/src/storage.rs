@@ -26,11 +26,7 @@ pub enum StorageError {
     Corrupt(String),
     /// Another writer moved the team's feed head: the batch was not applied.
     #[error("concurrent write to team {team}: expected feed head {expected}, found {found}")]
-    Conflict {
-        team: String,
-        expected: u64,
-        found: u64,
-    },
+    Conflict { team: String, expected: u64, found: u64 },
 }
 
 /// What the server knows about a stored document without loading it.
@@ -64,10 +60,7 @@ pub enum FeedBody {
     /// Concatenated raw Automerge changes.
     Changes(ByteBuf),
     /// The document entered these users' scope: here it is whole.
-    Grant {
-        users: Vec<String>,
-        snapshot: ByteBuf,
-    },
+    Grant { users: Vec<String>, snapshot: ByteBuf },
     /// The document left these users' scope.
     Revoke { users: Vec<String> },
 }
@@ -126,18 +119,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(team: &str, expected_head: u64) -> Self {
-        Batch {
-            team: team.to_string(),
-            expected_head,
-            ..Default::default()
-        }
+        Batch { team: team.to_string(), expected_head, ..Default::default() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-            && self.feed.is_empty()
-            && self.quarantine.is_empty()
-            && self.checkins.is_empty()
+        self.docs.is_empty() && self.feed.is_empty() && self.quarantine.is_empty() && self.checkins.is_empty()
     }
 
     /// Appends a feed entry with the next sequence number and returns it.
@@ -222,9 +208,7 @@ pub struct MemoryKv {
 
 impl MemoryKv {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>>> {
-        self.map
-            .lock()
-            .map_err(|_| StorageError::Backend("memory store lock poisoned".into()))
+        self.map.lock().map_err(|_| StorageError::Backend("memory store lock poisoned".into()))
     }
 }
 
@@ -295,8 +279,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out)
-        .map_err(|e| StorageError::Backend(format!("encode: {e}")))?;
+    ciborium::into_writer(v, &mut out).map_err(|e| StorageError::Backend(format!("encode: {e}")))?;
     Ok(out)
 }
 
@@ -326,10 +309,7 @@ fn audience_members(a: &Audience) -> Vec<&str> {
 
 impl<B: KvBackend> KvStorage<B> {
     pub fn new(kv: B) -> Self {
-        KvStorage {
-            kv,
-            commit_lock: Mutex::new(()),
-        }
+        KvStorage { kv, commit_lock: Mutex::new(()) }
     }
 
     pub fn backend(&self) -> &B {
@@ -364,10 +344,7 @@ impl<B: KvBackend> Storage for KvStorage<B> {
     }
 
     fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>> {
-        self.kv
-            .get(&key(&["m", team, doc_id]))?
-            .map(|b| dec("doc meta", &b))
-            .transpose()
+        self.kv.get(&key(&["m", team, doc_id]))?.map(|b| dec("doc meta", &b)).transpose()
     }
 
     fn load_doc(&self, team: &str, doc_id: &str) -> Result<Option<Vec<u8>>> {
@@ -394,11 +371,7 @@ impl<B: KvBackend> Storage for KvStorage<B> {
     fn read_feed(&self, team: &str, after: u64, limit: usize) -> Result<Vec<FeedEntry>> {
         let start = key(&["f", team, &format!("{:020}", after.saturating_add(1))]);
         let end = prefix_end(&key(&["f", team, ""]));
-        self.kv
-            .scan(&start, &end, limit)?
-            .into_iter()
-            .map(|(_, v)| dec("feed entry", &v))
-            .collect()
+        self.kv.scan(&start, &end, limit)?.into_iter().map(|(_, v)| dec("feed entry", &v)).collect()
     }
 
     fn list_docs(
@@ -412,10 +385,7 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         let mut found: BTreeMap<String, DocKind> = BTreeMap::new();
         let prefixes: Vec<Vec<u8>> = match member {
             None => vec![key(&["m", team, ""])],
-            Some(user) => vec![
-                key(&["a", team, user, ""]),
-                key(&["a", team, TEAM_WIDE, ""]),
-            ],
+            Some(user) => vec![key(&["a", team, user, ""]), key(&["a", team, TEAM_WIDE, ""])],
         };
         for prefix in prefixes {
             for (k, v) in self.scan_prefix(&prefix, after_opt, limit)? {
@@ -433,10 +403,8 @@ impl<B: KvBackend> Storage for KvStorage<B> {
     }
 
     fn commit(&self, batch: Batch) -> Result<()> {
-        let _guard = self
-            .commit_lock
-            .lock()
-            .map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
+        let _guard =
+            self.commit_lock.lock().map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
         let team = batch.team.as_str();
         let head = self.feed_head(team)?;
         if head != batch.expected_head {
@@ -457,16 +425,10 @@ impl<B: KvBackend> Storage for KvStorage<B> {
                 )));
             }
             new_head = entry.seq;
-            ops.push(KvOp::Put(
-                key(&["f", team, &format!("{:020}", entry.seq)]),
-                enc(entry)?,
-            ));
+            ops.push(KvOp::Put(key(&["f", team, &format!("{:020}", entry.seq)]), enc(entry)?));
         }
         if new_head != head {
-            ops.push(KvOp::Put(
-                key(&["h", team]),
-                new_head.to_be_bytes().to_vec(),
-            ));
+            ops.push(KvOp::Put(key(&["h", team]), new_head.to_be_bytes().to_vec()));
         }
         // Several writes of one document in a batch build on each other.
         let mut metas: BTreeMap<String, Option<DocMeta>> = BTreeMap::new();
@@ -486,17 +448,9 @@ impl<B: KvBackend> Storage for KvStorage<B> {
                 }
                 DocData::Replace(bytes) => {
                     for n in 1..old_chunks {
-                        ops.push(KvOp::Delete(key(&[
-                            "c",
-                            team,
-                            &w.doc_id,
-                            &format!("{n:010}"),
-                        ])));
+                        ops.push(KvOp::Delete(key(&["c", team, &w.doc_id, &format!("{n:010}")])));
                     }
-                    ops.push(KvOp::Put(
-                        key(&["c", team, &w.doc_id, &format!("{:010}", 0)]),
-                        bytes.clone(),
-                    ));
+                    ops.push(KvOp::Put(key(&["c", team, &w.doc_id, &format!("{:010}", 0)]), bytes.clone()));
                     1
                 }
             };
@@ -508,12 +462,7 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             for m in audience_members(&w.audience) {
                 ops.push(KvOp::Put(key(&["a", team, m, &w.doc_id]), enc(&w.kind)?));
             }
-            let meta = DocMeta {
-                kind: w.kind,
-                audience: w.audience.clone(),
-                chunks,
-                updated_seq: new_head,
-            };
+            let meta = DocMeta { kind: w.kind, audience: w.audience.clone(), chunks, updated_seq: new_head };
             ops.push(KvOp::Put(key(&["m", team, &w.doc_id]), enc(&meta)?));
             ops.push(KvOp::Put(key(&["g", &w.doc_id]), team.as_bytes().to_vec()));
             metas.insert(w.doc_id.clone(), Some(meta));
@@ -529,10 +478,8 @@ impl<B: KvBackend> Storage for KvStorage<B> {
     }
 
     fn trim_feed(&self, team: &str, upto: u64) -> Result<()> {
-        let _guard = self
-            .commit_lock
-            .lock()
-            .map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
+        let _guard =
+            self.commit_lock.lock().map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
         let upto = upto.min(self.feed_head(team)?);
         let horizon = self.feed_horizon(team)?;
         if upto <= horizon {
@@ -540,12 +487,8 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         }
         let start = key(&["f", team, &format!("{:020}", horizon + 1)]);
         let end = key(&["f", team, &format!("{:020}", upto + 1)]);
-        let mut ops: Vec<KvOp> = self
-            .kv
-            .scan(&start, &end, usize::MAX)?
-            .into_iter()
-            .map(|(k, _)| KvOp::Delete(k))
-            .collect();
+        let mut ops: Vec<KvOp> =
+            self.kv.scan(&start, &end, usize::MAX)?.into_iter().map(|(k, _)| KvOp::Delete(k)).collect();
         ops.push(KvOp::Put(key(&["z", team]), upto.to_be_bytes().to_vec()));
         self.kv.apply(ops)
     }
@@ -556,16 +499,13 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             .into_iter()
             .map(|(_, v)| dec("quarantine entry", &v))
             .collect::<Result<_>>()?;
-        entries.sort_by(|a, b| b.received_at_ms.cmp(&a.received_at_ms));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.received_at_ms));
         entries.truncate(limit);
         Ok(entries)
     }
 
     fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>> {
-        self.kv
-            .get(&key(&["l", team, user]))?
-            .map(|b| dec("last check-in", &b))
-            .transpose()
+        self.kv.get(&key(&["l", team, user]))?.map(|b| dec("last check-in", &b)).transpose()
     }
 }
 
@@ -583,21 +523,11 @@ pub mod conformance {
     use super::*;
 
     fn entry(doc: &str, body: &[u8], audience: Audience) -> (String, DocKind, Audience, FeedBody) {
-        (
-            doc.to_string(),
-            DocKind::Visit,
-            audience,
-            FeedBody::Changes(ByteBuf::from(body.to_vec())),
-        )
+        (doc.to_string(), DocKind::Visit, audience, FeedBody::Changes(ByteBuf::from(body.to_vec())))
     }
 
     fn write(doc: &str, audience: Audience, data: DocData) -> DocWrite {
-        DocWrite {
-            doc_id: doc.to_string(),
-            kind: DocKind::Visit,
-            audience,
-            data,
-        }
+        DocWrite { doc_id: doc.to_string(), kind: DocKind::Visit, audience, data }
     }
 
     fn users(u: &[&str]) -> Audience {
@@ -619,28 +549,13 @@ pub mod conformance {
 
     pub fn documents_append_and_load_in_order<S: Storage>(s: &S) {
         let mut b = Batch::new("t1", 0);
-        b.docs.push(write(
-            "d1",
-            users(&["alice"]),
-            DocData::Append(b"one".to_vec()),
-        ));
-        b.docs.push(write(
-            "d1",
-            users(&["alice"]),
-            DocData::Append(b"two".to_vec()),
-        ));
+        b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"one".to_vec())));
+        b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"two".to_vec())));
         s.commit(b).expect("commit");
         let mut b = Batch::new("t1", 0);
-        b.docs.push(write(
-            "d1",
-            users(&["alice"]),
-            DocData::Append(b"three".to_vec()),
-        ));
+        b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"three".to_vec())));
         s.commit(b).expect("second commit");
-        assert_eq!(
-            s.load_doc("t1", "d1").expect("load").as_deref(),
-            Some(&b"onetwothree"[..])
-        );
+        assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"onetwothree"[..]));
         let meta = s.doc_meta("t1", "d1").expect("meta").expect("meta exists");
         assert_eq!(meta.chunks, 3);
         assert_eq!(s.doc_team("d1").expect("team").as_deref(), Some("t1"));
@@ -651,36 +566,18 @@ pub mod conformance {
     pub fn replace_compacts_to_one_chunk<S: Storage>(s: &S) {
         let mut b = Batch::new("t1", 0);
         for part in ["a", "b", "c"] {
-            b.docs.push(write(
-                "d1",
-                Audience::Team,
-                DocData::Append(part.as_bytes().to_vec()),
-            ));
+            b.docs.push(write("d1", Audience::Team, DocData::Append(part.as_bytes().to_vec())));
         }
         s.commit(b).expect("commit");
         let mut b = Batch::new("t1", 0);
-        b.docs.push(write(
-            "d1",
-            Audience::Team,
-            DocData::Replace(b"ABC".to_vec()),
-        ));
+        b.docs.push(write("d1", Audience::Team, DocData::Replace(b"ABC".to_vec())));
         s.commit(b).expect("replace");
-        assert_eq!(
-            s.load_doc("t1", "d1").expect("load").as_deref(),
-            Some(&b"ABC"[..])
-        );
-        assert_eq!(
-            s.doc_meta("t1", "d1").expect("meta").map(|m| m.chunks),
-            Some(1)
-        );
+        assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"ABC"[..]));
+        assert_eq!(s.doc_meta("t1", "d1").expect("meta").map(|m| m.chunks), Some(1));
         let mut b = Batch::new("t1", 0);
-        b.docs
-            .push(write("d1", Audience::Team, DocData::Append(b"D".to_vec())));
+        b.docs.push(write("d1", Audience::Team, DocData::Append(b"D".to_vec())));
         s.commit(b).expect("append after replace");
-        assert_eq!(
-            s.load_doc("t1", "d1").expect("load").as_deref(),
-            Some(&b"ABCD"[..])
-        );
+        assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"ABCD"[..]));
     }
 
     pub fn feed_is_ordered_and_paged<S: Storage>(s: &S) {
@@ -692,15 +589,9 @@ pub mod conformance {
         s.commit(b).expect("commit");
         assert_eq!(s.feed_head("t1").expect("head"), 25);
         let page = s.read_feed("t1", 0, 10).expect("page 1");
-        assert_eq!(
-            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (1..=10).collect::<Vec<_>>()
-        );
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
         let page = s.read_feed("t1", 20, 10).expect("page 3");
-        assert_eq!(
-            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (21..=25).collect::<Vec<_>>()
-        );
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), (21..=25).collect::<Vec<_>>());
         assert!(s.read_feed("t1", 25, 10).expect("past the end").is_empty());
         assert_eq!(s.feed_head("t2").expect("other team head"), 0);
     }
@@ -713,71 +604,42 @@ pub mod conformance {
         let mut stale = Batch::new("t1", 0);
         let (d, k, a, body) = entry("d2", b"y", Audience::Team);
         stale.push_feed(&d, k, "dev", a, body);
-        stale
-            .docs
-            .push(write("d2", Audience::Team, DocData::Append(b"y".to_vec())));
+        stale.docs.push(write("d2", Audience::Team, DocData::Append(b"y".to_vec())));
         match s.commit(stale) {
-            Err(StorageError::Conflict {
-                expected: 0,
-                found: 1,
-                ..
-            }) => {}
+            Err(StorageError::Conflict { expected: 0, found: 1, .. }) => {}
             other => panic!("a stale head must conflict, got {other:?}"),
         }
-        assert_eq!(
-            s.doc_meta("t1", "d2").expect("meta"),
-            None,
-            "nothing of a conflicting batch is applied"
-        );
+        assert_eq!(s.doc_meta("t1", "d2").expect("meta"), None, "nothing of a conflicting batch is applied");
         assert_eq!(s.feed_head("t1").expect("head"), 1);
     }
 
     pub fn audience_index_follows_the_document<S: Storage>(s: &S) {
         let mut b = Batch::new("t1", 0);
-        b.docs.push(write(
-            "v1",
-            users(&["alice"]),
-            DocData::Append(b"1".to_vec()),
-        ));
-        b.docs
-            .push(write("v2", users(&["bob"]), DocData::Append(b"2".to_vec())));
-        b.docs
-            .push(write("p1", Audience::Team, DocData::Append(b"3".to_vec())));
+        b.docs.push(write("v1", users(&["alice"]), DocData::Append(b"1".to_vec())));
+        b.docs.push(write("v2", users(&["bob"]), DocData::Append(b"2".to_vec())));
+        b.docs.push(write("p1", Audience::Team, DocData::Append(b"3".to_vec())));
         s.commit(b).expect("commit");
         let ids = |m: Option<&str>| -> Vec<String> {
-            s.list_docs("t1", m, "", 100)
-                .expect("list")
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect()
+            s.list_docs("t1", m, "", 100).expect("list").into_iter().map(|(id, _)| id).collect()
         };
         assert_eq!(ids(Some("alice")), vec!["p1", "v1"]);
         assert_eq!(ids(Some("bob")), vec!["p1", "v2"]);
         assert_eq!(ids(None), vec!["p1", "v1", "v2"]);
         // v1 moves from alice to bob.
         let mut b = Batch::new("t1", 0);
-        b.docs
-            .push(write("v1", users(&["bob"]), DocData::Append(b"4".to_vec())));
+        b.docs.push(write("v1", users(&["bob"]), DocData::Append(b"4".to_vec())));
         s.commit(b).expect("reassign");
         assert_eq!(ids(Some("alice")), vec!["p1"]);
         assert_eq!(ids(Some("bob")), vec!["p1", "v1", "v2"]);
         // Paging by id.
-        let page: Vec<String> = s
-            .list_docs("t1", Some("bob"), "p1", 1)
-            .expect("page")
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let page: Vec<String> =
+            s.list_docs("t1", Some("bob"), "p1", 1).expect("page").into_iter().map(|(id, _)| id).collect();
         assert_eq!(page, vec!["v1"]);
     }
 
     pub fn teams_never_see_each_other<S: Storage>(s: &S) {
         let mut b = Batch::new("t1", 0);
-        b.docs.push(write(
-            "a1",
-            Audience::Team,
-            DocData::Append(b"secret".to_vec()),
-        ));
+        b.docs.push(write("a1", Audience::Team, DocData::Append(b"secret".to_vec())));
         let (d, k, a, body) = entry("a1", b"secret", Audience::Team);
         b.push_feed(&d, k, "dev", a, body);
         s.commit(b).expect("commit t1");
@@ -797,19 +659,10 @@ pub mod conformance {
         s.commit(b).expect("commit");
         s.trim_feed("t1", 6).expect("trim");
         assert_eq!(s.feed_horizon("t1").expect("horizon"), 6);
-        let rest: Vec<u64> = s
-            .read_feed("t1", 0, 100)
-            .expect("read")
-            .iter()
-            .map(|e| e.seq)
-            .collect();
+        let rest: Vec<u64> = s.read_feed("t1", 0, 100).expect("read").iter().map(|e| e.seq).collect();
         assert_eq!(rest, vec![7, 8, 9, 10]);
         s.trim_feed("t1", 100).expect("trim past head");
-        assert_eq!(
-            s.feed_horizon("t1").expect("horizon"),
-            10,
-            "never past the head"
-        );
+        assert_eq!(s.feed_horizon("t1").expect("horizon"), 10, "never past the head");
         assert_eq!(s.feed_head("t1").expect("head"), 10);
     }
 
@@ -828,24 +681,13 @@ pub mod conformance {
         let mut b = Batch::new("t1", 0);
         b.quarantine.push(q.clone());
         b.quarantine.push(q.clone()); // the same rejection twice is kept once
-        b.checkins.push((
-            "alice".into(),
-            LastCheckin {
-                lat: 1.0,
-                lon: 2.0,
-                device_time_ms: 3,
-            },
-        ));
+        b.checkins.push(("alice".into(), LastCheckin { lat: 1.0, lon: 2.0, device_time_ms: 3 }));
         s.commit(b).expect("commit");
         assert_eq!(s.quarantine("t1", 10).expect("list"), vec![q]);
         assert!(s.quarantine("t2", 10).expect("other team").is_empty());
         assert_eq!(
             s.last_checkin("t1", "alice").expect("checkin"),
-            Some(LastCheckin {
-                lat: 1.0,
-                lon: 2.0,
-                device_time_ms: 3
-            })
+            Some(LastCheckin { lat: 1.0, lon: 2.0, device_time_ms: 3 })
         );
         assert_eq!(s.last_checkin("t1", "bob").expect("none"), None);
     }

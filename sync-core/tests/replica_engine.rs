@@ -34,15 +34,8 @@ fn visit(id: &str) -> Document {
 
 #[test]
 fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
-    let engine = SyncEngine::new(
-        MemoryStorage::in_memory(),
-        EngineConfig::new(ActorId::from(b"srv")),
-    );
-    let alice = Principal {
-        team: "t".into(),
-        user: "alice".into(),
-        role: Role::Rep,
-    };
+    let engine = SyncEngine::new(MemoryStorage::in_memory(), EngineConfig::new(ActorId::from(b"srv")));
+    let alice = Principal { team: "t".into(), user: "alice".into(), role: Role::Rep };
     let mut phone = Replica::new("p1", alice.clone(), ActorId::from(b"p1"));
     phone.create(visit("v1"), 0).unwrap();
     let resp = engine.handle(&alice, &phone.prepare_request(), 1).unwrap();
@@ -51,12 +44,7 @@ fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
     let local = phone.local("v1").unwrap();
     eprintln!(
         "changes {:?}",
-        local
-            .doc
-            .get_changes(&[])
-            .iter()
-            .map(|c| (c.hash(), c.deps().to_vec()))
-            .collect::<Vec<_>>()
+        local.doc.get_changes(&[]).iter().map(|c| (c.hash(), c.deps().to_vec())).collect::<Vec<_>>()
     );
     phone
         .update("v1", 2, |d| {

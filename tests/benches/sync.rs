@@ -48,12 +48,7 @@ struct Options {
 }
 
 fn parse_args() -> Options {
-    let mut o = Options {
-        docs: vec![500, 5000],
-        batch: 500,
-        workers: 2,
-        encoded_limit: true,
-    };
+    let mut o = Options { docs: vec![500, 5000], batch: 500, workers: 2, encoded_limit: true };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (name, inline) = match a.split_once('=') {
@@ -61,29 +56,18 @@ fn parse_args() -> Options {
             None => (a.clone(), None),
         };
         let mut value = |what: &str| -> String {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .unwrap_or_else(|| panic!("{what} needs a value"))
+            inline.clone().or_else(|| args.next()).unwrap_or_else(|| panic!("{what} needs a value"))
         };
         match name.as_str() {
             "--docs" => {
                 o.docs = value("--docs")
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.trim()
-                            .parse()
-                            .expect("--docs takes numbers, e.g. 500,5000")
-                    })
+                    .map(|s| s.trim().parse().expect("--docs takes numbers, e.g. 500,5000"))
                     .collect()
             }
             "--batch" => o.batch = value("--batch").parse().expect("--batch takes a number"),
-            "--workers" => {
-                o.workers = value("--workers")
-                    .parse()
-                    .expect("--workers takes a number")
-            }
+            "--workers" => o.workers = value("--workers").parse().expect("--workers takes a number"),
             "--no-encoded-limit" => o.encoded_limit = false,
             // What `cargo bench` passes to every bench binary; filters are not used here.
             "--bench" => {}
@@ -93,10 +77,7 @@ fn parse_args() -> Options {
             _ => {}
         }
     }
-    assert!(
-        o.batch > 0 && o.workers > 0,
-        "--batch and --workers must be positive"
-    );
+    assert!(o.batch > 0 && o.workers > 0, "--batch and --workers must be positive");
     o
 }
 
@@ -174,13 +155,10 @@ fn edit_notes(notes: &mut Text, doc: usize, edit: usize) {
         "wants a tasting next month",
         "competitor promo on the end cap",
     ];
-    let sentence = format!(
-        "{} (#{doc}.{edit}). ",
-        PHRASES[(doc + edit) % PHRASES.len()]
-    );
+    let sentence = format!("{} (#{doc}.{edit}). ", PHRASES[(doc + edit) % PHRASES.len()]);
     let end = notes.as_str().len();
     notes.splice(end, 0, sentence);
-    if edit % 5 == 0 {
+    if edit.is_multiple_of(5) {
         let first = notes.as_str().find(' ').unwrap_or(0);
         notes.splice(0, first as isize, "Note:");
     }
@@ -193,10 +171,7 @@ fn create_offline(shards: &mut [Device], d: usize, batch: usize) {
         let id = format!("visit-{i:06}");
         let start = MORNING_MS + (i as i64) * 60_000;
         let visit = fixtures::visit(&id, &format!("cust-{:04}", i % 997), REP, start);
-        device
-            .replica
-            .create(Document::Visit(visit), MORNING_MS)
-            .expect("create a visit offline");
+        device.replica.create(Document::Visit(visit), MORNING_MS).expect("create a visit offline");
         for edit in 1..CHANGES_PER_DOC {
             device
                 .replica
@@ -208,12 +183,7 @@ fn create_offline(shards: &mut [Device], d: usize, batch: usize) {
                 })
                 .expect("edit a visit offline");
         }
-        let changes = device
-            .replica
-            .local(&id)
-            .expect("just created")
-            .pending()
-            .len();
+        let changes = device.replica.local(&id).expect("just created").pending().len();
         assert_eq!(changes, CHANGES_PER_DOC, "every edit of {id} is a change");
     }
 }
@@ -252,16 +222,9 @@ async fn push_shards(mut shards: Vec<Device>, cursor: Arc<Mutex<Cursor>>) -> (Ve
             st.decode += t.elapsed();
 
             let t = Instant::now();
-            let report = device
-                .replica
-                .apply_response(&resp)
-                .expect("apply the response");
+            let report = device.replica.apply_response(&resp).expect("apply the response");
             st.apply += t.elapsed();
-            assert!(
-                report.rejected.is_empty(),
-                "the server refused edits: {:?}",
-                report.rejected
-            );
+            assert!(report.rejected.is_empty(), "the server refused edits: {:?}", report.rejected);
             {
                 let mut c = cursor.lock().expect("cursor lock");
                 if later(&resp.cursor, &c) {
@@ -280,9 +243,8 @@ async fn push_shards(mut shards: Vec<Device>, cursor: Arc<Mutex<Cursor>>) -> (Ve
 async fn http_push(d: usize, opts: &Options) -> Pushed {
     let server = TestServer::start().await;
     let n_shards = d.div_ceil(opts.batch).max(1);
-    let mut shards: Vec<Device> = (0..n_shards)
-        .map(|_| server.add_device(PHONE, TEAM, REP, Role::Rep))
-        .collect();
+    let mut shards: Vec<Device> =
+        (0..n_shards).map(|_| server.add_device(PHONE, TEAM, REP, Role::Rep)).collect();
     // The phone has synced before (empty team): it is on the feed, not bootstrapping.
     for s in &mut shards {
         s.sync().await.expect("first sync");
@@ -297,12 +259,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
         opts.batch,
         opts.workers
     );
-    let feed_before = server
-        .server()
-        .engine()
-        .storage()
-        .feed_head(TEAM)
-        .expect("feed head");
+    let feed_before = server.server().engine().storage().feed_head(TEAM).expect("feed head");
     let disk_before = server.server().engine().storage().backend().size_on_disk();
 
     // Round-robin, so the workers finish together.
@@ -313,10 +270,8 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
 
     // ---- timed ----
     let started = Instant::now();
-    let tasks: Vec<_> = per_worker
-        .into_iter()
-        .map(|w| tokio::spawn(push_shards(w, cursor.clone())))
-        .collect();
+    let tasks: Vec<_> =
+        per_worker.into_iter().map(|w| tokio::spawn(push_shards(w, cursor.clone()))).collect();
     let mut shards = Vec::new();
     let mut stats = Stats::default();
     for t in tasks {
@@ -367,11 +322,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
         }
     }
     assert_eq!(docs.len(), d, "the phone holds all {d} visits");
-    assert_eq!(
-        feed_after - feed_before,
-        d as u64,
-        "one feed entry per pushed document"
-    );
+    assert_eq!(feed_after - feed_before, d as u64, "one feed entry per pushed document");
     drop(shards);
     drop(server);
     Pushed { wall, docs }
@@ -382,11 +333,7 @@ fn automerge_limit(docs: &[Automerge], encoded: bool) -> Duration {
     let mut sources: Vec<Automerge> = docs.to_vec();
     let mut peers: Vec<Automerge> = Vec::with_capacity(docs.len());
     let wire = |m: Message| -> Message {
-        if encoded {
-            Message::decode(&m.encode()).expect("decode a sync message")
-        } else {
-            m
-        }
+        if encoded { Message::decode(&m.encode()).expect("decode a sync message") } else { m }
     };
 
     // ---- timed ----
@@ -398,13 +345,11 @@ fn automerge_limit(docs: &[Automerge], encoded: bool) -> Duration {
         loop {
             let mut quiet = true;
             if let Some(m) = a.generate_sync_message(&mut sa) {
-                b.receive_sync_message(&mut sb, wire(m))
-                    .expect("peer B receives");
+                b.receive_sync_message(&mut sb, wire(m)).expect("peer B receives");
                 quiet = false;
             }
             if let Some(m) = b.generate_sync_message(&mut sb) {
-                a.receive_sync_message(&mut sa, wire(m))
-                    .expect("peer A receives");
+                a.receive_sync_message(&mut sa, wire(m)).expect("peer A receives");
                 quiet = false;
             }
             if quiet {

@@ -59,35 +59,22 @@ impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temporary data directory");
         let clock = Arc::new(TestClock(AtomicI64::new(MORNING_MS)));
-        let mut s = TestServer {
-            dir,
-            clock,
-            running: None,
-            port: 0,
-        };
+        let mut s = TestServer { dir, clock, running: None, port: 0 };
         s.boot().await;
         s
     }
 
     async fn boot(&mut self) {
-        let server =
-            Server::open_with_clock(ServerConfig::dev(self.dir.path()), self.clock.clone())
-                .expect("open server");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("bind loopback");
+        let server = Server::open_with_clock(ServerConfig::dev(self.dir.path()), self.clock.clone())
+            .expect("open server");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         self.port = addr.port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(fieldsync_server::run(listener, server.state(), async {
             let _ = stopped.await;
         }));
-        self.running = Some(Running {
-            server,
-            addr,
-            stop,
-            task,
-        });
+        self.running = Some(Running { server, addr, stop, task });
     }
 
     /// Stops the server (finishing requests in flight), closes the store, and starts it again on the
@@ -136,55 +123,35 @@ impl TestServer {
 
     /// Writes documents as the server (the way an import or the seed does).
     pub fn seed(&self, team: &str, docs: &[Document]) {
-        self.server()
-            .engine()
-            .write_as_server(team, docs, self.clock.now_ms())
-            .expect("seed documents");
+        self.server().engine().write_as_server(team, docs, self.clock.now_ms()).expect("seed documents");
     }
 
     /// The server's typed view of a document.
     pub fn doc(&self, team: &str, id: &str) -> Option<Document> {
-        self.server()
-            .engine()
-            .read_doc(team, id)
-            .expect("read doc")
-            .map(|(d, _)| d)
+        self.server().engine().read_doc(team, id).expect("read doc").map(|(d, _)| d)
     }
 
     pub fn add_device(&self, device_id: &str, team: &str, user: &str, role: Role) -> Device {
-        let who = Principal {
-            team: team.into(),
-            user: user.into(),
-            role,
-        };
+        let who = Principal { team: team.into(), user: user.into(), role };
         Device {
             replica: Replica::new(device_id, who, ActorId::from(device_id.as_bytes())),
             token: self.token(team, user, role),
             url: self.url(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("http client"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             online: true,
         }
     }
 }
 
 fn real_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Why a device's sync did not complete.
 #[derive(Debug)]
 pub enum DeviceError {
     Offline,
-    Http {
-        status: u16,
-        body: serde_json::Value,
-    },
+    Http { status: u16, body: serde_json::Value },
     Transport(String),
     Decode(String),
     Apply(String),
@@ -209,10 +176,7 @@ pub struct SyncOutcome {
 
 impl SyncOutcome {
     pub fn rejected(&self) -> Vec<&fieldsync_core::client::RejectedEdit> {
-        self.reports
-            .iter()
-            .flat_map(|r| r.rejected.iter())
-            .collect()
+        self.reports.iter().flat_map(|r| r.rejected.iter()).collect()
     }
 }
 
@@ -234,11 +198,7 @@ impl Device {
         self.post_raw_with_token(body, &self.token).await
     }
 
-    pub async fn post_raw_with_token(
-        &self,
-        body: Vec<u8>,
-        token: &str,
-    ) -> Result<Vec<u8>, DeviceError> {
+    pub async fn post_raw_with_token(&self, body: Vec<u8>, token: &str) -> Result<Vec<u8>, DeviceError> {
         if !self.online {
             return Err(DeviceError::Offline);
         }
@@ -252,10 +212,7 @@ impl Device {
             .await
             .map_err(|e| DeviceError::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| DeviceError::Transport(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| DeviceError::Transport(e.to_string()))?;
         if status != 200 {
             let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
             return Err(DeviceError::Http { status, body });
@@ -275,10 +232,7 @@ impl Device {
         loop {
             let req = self.replica.prepare_request();
             let resp = self.exchange(&req).await?;
-            let report = self
-                .replica
-                .apply_response(&resp)
-                .map_err(|e| DeviceError::Apply(e.to_string()))?;
+            let report = self.replica.apply_response(&resp).map_err(|e| DeviceError::Apply(e.to_string()))?;
             outcome.rounds += 1;
             let more = report.more;
             outcome.reports.push(report);
@@ -286,9 +240,7 @@ impl Device {
                 return Ok(outcome);
             }
             if outcome.rounds > 10_000 {
-                return Err(DeviceError::Apply(
-                    "sync did not finish in 10 000 rounds".into(),
-                ));
+                return Err(DeviceError::Apply("sync did not finish in 10 000 rounds".into()));
             }
         }
     }
@@ -308,10 +260,7 @@ impl Device {
             .expect("GET");
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 }
 
@@ -320,25 +269,13 @@ pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     for d in devices {
         for id in d.replica.doc_ids() {
             let mut local = d.replica.heads(id).unwrap_or_default();
-            let mut remote = server
-                .server()
-                .engine()
-                .doc_heads(team, id)
-                .expect("server heads")
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{} holds {id}, which the server does not",
-                        d.replica.device_id()
-                    )
+            let mut remote =
+                server.server().engine().doc_heads(team, id).expect("server heads").unwrap_or_else(|| {
+                    panic!("{} holds {id}, which the server does not", d.replica.device_id())
                 });
             local.sort();
             remote.sort();
-            assert_eq!(
-                local,
-                remote,
-                "{} and the server disagree on {id}",
-                d.replica.device_id()
-            );
+            assert_eq!(local, remote, "{} and the server disagree on {id}", d.replica.device_id());
         }
     }
 }
@@ -380,11 +317,7 @@ pub mod fixtures {
             location: GeoPoint::wgs84(at.0, at.1),
             address: "1 place Bellecour, Lyon".into(),
             timezone: "Europe/Paris".into(),
-            opening_hours: vec![OpeningHours {
-                weekday: 1,
-                open_min: 480,
-                close_min: 1080,
-            }],
+            opening_hours: vec![OpeningHours { weekday: 1, open_min: 480, close_min: 1080 }],
             potential_value: 50_000.0,
             close_probability: 0.5,
             tier: Some(Tier::B),

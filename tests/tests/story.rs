@@ -59,35 +59,21 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
 
     // 4. Alice plans a visit, checks in at the door, writes notes.
     let mut v1 = fixtures::visit("visit-alice-1", "cust-1", "alice", now);
-    v1.checkins.push(fixtures::checkin(
-        "ci-a1",
-        offset(LYON, 20.0, 10.0),
-        8.0,
-        now,
-    ));
+    v1.checkins.push(fixtures::checkin("ci-a1", offset(LYON, 20.0, 10.0), 8.0, now));
     v1.state = VisitState::CheckedIn;
     v1.notes = "Owner wants the spring catalogue.".into();
-    alice
-        .replica
-        .create(Document::Visit(v1), now)
-        .expect("alice plans and checks in");
+    alice.replica.create(Document::Visit(v1), now).expect("alice plans and checks in");
 
     // 5. Bob does the same, but checks in 600 m away; his phone flags it on the spot.
     let bob_fix = offset(LYON, 600.0, 0.0);
     let on_the_spot = geo::verify_checkin(&CheckinContext {
         fix: &CheckinFix {
-            point: LatLon {
-                lat: bob_fix.0,
-                lon: bob_fix.1,
-            },
+            point: LatLon { lat: bob_fix.0, lon: bob_fix.1 },
             accuracy_m: 10.0,
             device_time_ms: now,
             mock_location: false,
         },
-        customer: LatLon {
-            lat: LYON.0,
-            lon: LYON.1,
-        },
+        customer: LatLon { lat: LYON.0, lon: LYON.1 },
         customer_datum: Datum::Wgs84,
         fence_override_m: None,
         previous: None,
@@ -96,12 +82,9 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
     });
     assert_eq!(on_the_spot.status, VerificationStatus::Flagged);
     let mut v2 = fixtures::visit("visit-bob-1", "cust-1", "bob", now);
-    v2.checkins
-        .push(fixtures::checkin("ci-b1", bob_fix, 10.0, now + 60_000));
+    v2.checkins.push(fixtures::checkin("ci-b1", bob_fix, 10.0, now + 60_000));
     v2.state = VisitState::CheckedIn;
-    bob.replica
-        .create(Document::Visit(v2), now)
-        .expect("bob plans and checks in");
+    bob.replica.create(Document::Visit(v2), now).expect("bob plans and checks in");
 
     // 6. Both edit the same customer's notes at the same time.
     alice
@@ -130,10 +113,7 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
     bob.go_online();
     let a = alice.sync().await.expect("alice syncs");
     let b = bob.sync().await.expect("bob syncs");
-    assert!(
-        a.rejected().is_empty() && b.rejected().is_empty(),
-        "honest edits are accepted"
-    );
+    assert!(a.rejected().is_empty() && b.rejected().is_empty(), "honest edits are accepted");
     assert_eq!(alice.replica.outbox_len(), 0);
     assert_eq!(bob.replica.outbox_len(), 0);
 
@@ -144,16 +124,8 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
     assert_eq!(seen_v1.verification["ci-a1"].status, "verified");
     let flag = &seen_v2.verification["ci-b1"];
     assert_eq!(flag.status, "flagged");
-    assert!(
-        flag.reasons.iter().any(|r| r.code == "outside_fence"),
-        "reasons: {:?}",
-        flag.reasons
-    );
-    assert!(
-        flag.distance_m > 550.0 && flag.distance_m < 650.0,
-        "distance {}",
-        flag.distance_m
-    );
+    assert!(flag.reasons.iter().any(|r| r.code == "outside_fence"), "reasons: {:?}", flag.reasons);
+    assert!(flag.distance_m > 550.0 && flag.distance_m < 650.0, "distance {}", flag.distance_m);
     let notes = customer_of(maria.doc("cust-1")).notes.as_str().to_string();
     assert!(
         notes.contains("Alice: ordered 3 pallets.") && notes.contains("Bob: asks for a demo."),
@@ -166,10 +138,7 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
     assert_eq!(customer_of(alice.doc("cust-1")).notes.as_str(), notes);
     assert_eq!(customer_of(bob.doc("cust-1")).notes.as_str(), notes);
     // Alice sees the server's verdict on her own check-in.
-    assert_eq!(
-        visit_of(alice.doc("visit-alice-1")).verification["ci-a1"].status,
-        "verified"
-    );
+    assert_eq!(visit_of(alice.doc("visit-alice-1")).verification["ci-a1"].status, "verified");
     // A rep never receives another rep's visits.
     assert!(bob.doc("visit-alice-1").is_none() && alice.doc("visit-bob-1").is_none());
     assert_converged(&server, TEAM, &[&alice, &bob, &maria]);
@@ -183,48 +152,23 @@ async fn the_same_push_sent_twice_creates_no_duplicates() {
     alice.sync().await.expect("bootstrap");
     alice
         .replica
-        .create(
-            Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)),
-            MORNING_MS,
-        )
+        .create(Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)), MORNING_MS)
         .expect("plan");
-    let head_before = server
-        .server()
-        .engine()
-        .storage()
-        .feed_head(TEAM)
-        .expect("head");
+    let head_before = server.server().engine().storage().feed_head(TEAM).expect("head");
 
     // 2. She pushes; the answer is lost on the way back.
     let req = alice.replica.prepare_request();
     let lost = alice.exchange(&req).await.expect("first push");
     assert_eq!(lost.accepted.len(), 1);
-    let head_after_first = server
-        .server()
-        .engine()
-        .storage()
-        .feed_head(TEAM)
-        .expect("head");
-    assert_eq!(
-        head_after_first,
-        head_before + 1,
-        "one feed entry for the new visit"
-    );
+    let head_after_first = server.server().engine().storage().feed_head(TEAM).expect("head");
+    assert_eq!(head_after_first, head_before + 1, "one feed entry for the new visit");
 
     // 3. The phone retries the very same request.
     let again = alice.exchange(&req).await.expect("retry");
-    assert_eq!(
-        again.accepted, lost.accepted,
-        "the same changes are acknowledged again"
-    );
+    assert_eq!(again.accepted, lost.accepted, "the same changes are acknowledged again");
     assert!(again.rejected.is_empty());
     assert_eq!(
-        server
-            .server()
-            .engine()
-            .storage()
-            .feed_head(TEAM)
-            .expect("head"),
+        server.server().engine().storage().feed_head(TEAM).expect("head"),
         head_after_first,
         "nothing new was recorded"
     );
@@ -245,12 +189,8 @@ async fn a_server_restart_between_push_and_pull_loses_nothing_acknowledged() {
     let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     alice.sync().await.expect("bootstrap");
     let mut v = fixtures::visit("v-1", "cust-1", "alice", MORNING_MS);
-    v.checkins
-        .push(fixtures::checkin("ci-1", LYON, 5.0, MORNING_MS));
-    alice
-        .replica
-        .create(Document::Visit(v), MORNING_MS)
-        .expect("plan");
+    v.checkins.push(fixtures::checkin("ci-1", LYON, 5.0, MORNING_MS));
+    alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
     alice.sync().await.expect("push");
     assert_eq!(alice.replica.outbox_len(), 0, "acknowledged");
 
@@ -304,10 +244,7 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
             c.tier = Some(fieldsync_core::docs::Tier::A)
         }
     });
-    assert!(
-        local_refusal.is_err(),
-        "the library refuses it before writing"
-    );
+    assert!(local_refusal.is_err(), "the library refuses it before writing");
     alice
         .replica
         .update_unchecked("cust-1", MORNING_MS, |d| {
@@ -318,10 +255,7 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
         .expect("tampered write");
     alice
         .replica
-        .create(
-            Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)),
-            MORNING_MS,
-        )
+        .create(Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)), MORNING_MS)
         .expect("plan");
 
     // 3. Sync: the tier change is refused with its reason, the rest is accepted.
@@ -330,17 +264,9 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].doc_id, "cust-1");
     assert_eq!(rejected[0].code, "forbidden_field");
-    assert!(
-        rejected[0].reason.contains("tier"),
-        "{}",
-        rejected[0].reason
-    );
+    assert!(rejected[0].reason.contains("tier"), "{}", rejected[0].reason);
     assert_eq!(rejected[0].changes.len(), 1, "exactly the tier change");
-    assert_eq!(
-        alice.replica.rejected().len(),
-        1,
-        "kept on the device for the user"
-    );
+    assert_eq!(alice.replica.rejected().len(), 1, "kept on the device for the user");
 
     // 4. The device was reset to the server's version: the note is there, the tier is not.
     let c = customer_of(alice.doc("cust-1"));
@@ -349,10 +275,7 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
     let on_server = customer_of(server.doc(TEAM, "cust-1"));
     assert_eq!(on_server.tier, Some(fieldsync_core::docs::Tier::B));
     assert_eq!(on_server.notes.as_str(), "Big order coming.");
-    assert!(
-        server.doc(TEAM, "v-1").is_some(),
-        "the visit in the same push was accepted"
-    );
+    assert!(server.doc(TEAM, "v-1").is_some(), "the visit in the same push was accepted");
 
     // 5. The manager finds it in the quarantine, with who, what and why.
     let maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
