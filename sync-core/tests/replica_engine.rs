@@ -4,53 +4,213 @@ use automerge::ActorId;
 use fieldsync_core::client::Replica;
 use fieldsync_core::docs::*;
 use fieldsync_core::engine::{EngineConfig, SyncEngine};
-use fieldsync_core::storage::MemoryStorage;
+use fieldsync_core::protocol::Cursor;
+use fieldsync_core::storage::{MemoryStorage, Storage};
 use fieldsync_core::{Principal, Role};
 
-fn visit(id: &str) -> Document {
+const TEAM: &str = "t";
+
+fn who(user: &str, role: Role) -> Principal {
+    Principal { team: TEAM.into(), user: user.into(), role }
+}
+
+fn engine_with(config: impl FnOnce(&mut EngineConfig)) -> SyncEngine<MemoryStorage> {
+    let mut c = EngineConfig::new(ActorId::from(b"srv"));
+    config(&mut c);
+    SyncEngine::new(MemoryStorage::in_memory(), c)
+}
+
+fn visit(id: &str, rep: &str) -> Document {
     Document::Visit(Visit {
         kind: "visit".into(),
         schema: SCHEMA_VERSION,
         id: id.into(),
         customer_id: "cust-1".into(),
-        rep: "alice".into(),
+        rep: rep.into(),
         planned_start_ms: 0,
         planned_end_ms: 10,
         state: VisitState::Planned,
-        checkins: vec![Checkin {
-            id: "c1".into(),
-            lat: 45.0,
-            lon: 4.0,
-            accuracy_m: 5.0,
-            device_time_ms: 0,
-            mock_location: false,
-        }],
+        checkins: vec![Checkin { id: format!("{id}-c1"), lat: 45.0, lon: 4.0, accuracy_m: 5.0, device_time_ms: 0, mock_location: false }],
         checkout: None,
         notes: "".into(),
         verification: Default::default(),
-        created_by: "alice".into(),
+        created_by: rep.into(),
     })
+}
+
+fn customer(id: &str, owner: &str) -> Document {
+    Document::Customer(Customer {
+        kind: "customer".into(),
+        schema: SCHEMA_VERSION,
+        id: id.into(),
+        name: "Boulangerie".into(),
+        location: GeoPoint::wgs84(45.0, 4.0),
+        address: "".into(),
+        timezone: "Europe/Paris".into(),
+        opening_hours: vec![],
+        potential_value: 1000.0,
+        close_probability: 0.5,
+        tier: Some(Tier::B),
+        tier_set_by: None,
+        tier_set_at_ms: None,
+        follow_up_status: "none".into(),
+        opportunity_stage: "prospecting".into(),
+        owner_rep: Some(owner.into()),
+        territory: None,
+        tags: vec![],
+        notes: "".into(),
+        geofence_m: None,
+        created_by: "server".into(),
+    })
+}
+
+/// Syncs until the server has nothing more; returns the number of rounds.
+fn sync(engine: &SyncEngine<MemoryStorage>, phone: &mut Replica, now: i64) -> usize {
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let req = phone.prepare_request();
+        let resp = engine.handle(&phone.principal().clone(), &req, now).expect("sync");
+        let report = phone.apply_response(&resp).expect("apply");
+        if !report.more && phone.outbox_len() == 0 {
+            return rounds;
+        }
+        assert!(rounds < 1000, "sync does not finish");
+    }
 }
 
 #[test]
 fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
-    let engine = SyncEngine::new(MemoryStorage::in_memory(), EngineConfig::new(ActorId::from(b"srv")));
-    let alice = Principal { team: "t".into(), user: "alice".into(), role: Role::Rep };
-    let mut phone = Replica::new("p1", alice.clone(), ActorId::from(b"p1"));
-    phone.create(visit("v1"), 0).unwrap();
-    let resp = engine.handle(&alice, &phone.prepare_request(), 1).unwrap();
-    phone.apply_response(&resp).unwrap();
-    eprintln!("heads {:?}", phone.heads("v1"));
-    let local = phone.local("v1").unwrap();
-    eprintln!(
-        "changes {:?}",
-        local.doc.get_changes(&[]).iter().map(|c| (c.hash(), c.deps().to_vec())).collect::<Vec<_>>()
+    let engine = engine_with(|_| {});
+    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    phone.create(visit("v1", "alice"), 0).unwrap();
+    sync(&engine, &mut phone, 1);
+    phone.update("v1", 2, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "x") }).unwrap();
+    sync(&engine, &mut phone, 3);
+    match engine.read_doc(TEAM, "v1").unwrap() {
+        Some((Document::Visit(v), _)) => assert_eq!(v.notes.as_str(), "x"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_bootstrap_is_paginated_and_then_follows_the_feed() {
+    // 1. Forty visits on the server; bootstrap pages of 7 documents.
+    let engine = engine_with(|c| c.bootstrap_docs = 7);
+    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    for i in 0..40 {
+        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
+    }
+    sync(&engine, &mut alice, 1);
+
+    // 2. A new tablet of the manager bootstraps in pages.
+    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    let rounds = sync(&engine, &mut tablet, 2);
+    assert!(rounds >= 40 / 7, "paginated: {rounds} rounds");
+    assert_eq!(tablet.len(), 40);
+    assert!(matches!(tablet.cursor(), Cursor::Feed { .. }));
+
+    // 3. Later changes arrive through the feed, not another bootstrap.
+    alice.update("v03", 3, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "later") }).unwrap();
+    sync(&engine, &mut alice, 4);
+    let req = tablet.prepare_request();
+    let resp = engine.handle(tablet.principal(), &req, 5).unwrap();
+    assert!(resp.docs.is_empty(), "no snapshots once bootstrapped");
+    assert_eq!(resp.changes.len(), 1);
+    tablet.apply_response(&resp).unwrap();
+    assert_eq!(tablet.heads("v03"), alice.heads("v03"));
+}
+
+#[test]
+fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending_edits() {
+    let engine = engine_with(|_| {});
+    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    alice.create(visit("v1", "alice"), 0).unwrap();
+    sync(&engine, &mut alice, 1);
+    sync(&engine, &mut tablet, 1);
+
+    // 1. The tablet goes quiet and edits offline while the feed moves on and is trimmed.
+    tablet.update("v1", 2, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "manager note. ") }).unwrap();
+    for i in 0..5 {
+        alice.update("v1", 3, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, &format!("{i}")) }).unwrap();
+        sync(&engine, &mut alice, 3);
+    }
+    let horizon = engine.trim_feed(TEAM, 1).unwrap();
+    assert!(horizon > 0);
+    assert_eq!(engine.storage().feed_horizon(TEAM).unwrap(), horizon);
+
+    // 2. Its cursor is behind the horizon: it gets snapshots again, and its own edit still lands.
+    let req = tablet.prepare_request();
+    let resp = engine.handle(tablet.principal(), &req, 4).unwrap();
+    assert!(!resp.docs.is_empty(), "bootstrapped from snapshots");
+    tablet.apply_response(&resp).unwrap();
+    sync(&engine, &mut tablet, 5);
+    sync(&engine, &mut alice, 6);
+    assert_eq!(tablet.heads("v1"), alice.heads("v1"));
+    match alice.get("v1") {
+        Some(Document::Visit(v)) => assert!(v.notes.as_str().contains("manager note."), "{}", v.notes.as_str()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_reassigned_customer_reaches_the_new_owner_and_leaves_the_old_one_keeping_unsent_edits() {
+    let engine = engine_with(|_| {});
+    engine.write_as_server(TEAM, &[customer("c1", "alice")], 0).unwrap();
+    let mut alice = Replica::new("pa", who("alice", Role::Rep), ActorId::from(b"pa"));
+    let mut bob = Replica::new("pb", who("bob", Role::Rep), ActorId::from(b"pb"));
+    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    sync(&engine, &mut alice, 1);
+    sync(&engine, &mut bob, 1);
+    sync(&engine, &mut tablet, 1);
+    assert!(alice.get("c1").is_some() && bob.get("c1").is_none());
+
+    // 1. Alice writes a note offline; meanwhile the manager gives the customer to bob.
+    alice.update("c1", 2, |d| if let Document::Customer(c) = d { c.notes.splice(0, 0, "unsent") }).unwrap();
+    tablet.update("c1", 2, |d| if let Document::Customer(c) = d { c.owner_rep = Some("bob".into()) }).unwrap();
+    sync(&engine, &mut tablet, 3);
+
+    // 2. Bob receives the whole customer; alice loses it but her note is kept for her.
+    sync(&engine, &mut bob, 4);
+    assert!(matches!(bob.get("c1"), Some(Document::Customer(c)) if c.owner_rep.as_deref() == Some("bob")));
+    let req = alice.prepare_request();
+    let resp = engine.handle(alice.principal(), &req, 5).unwrap();
+    let report = alice.apply_response(&resp).unwrap();
+    assert!(alice.get("c1").is_none(), "revoked");
+    assert!(
+        alice.rejected().iter().any(|r| r.doc_id == "c1"),
+        "the unsent note is kept: {:?} / {report:?}",
+        alice.rejected()
     );
-    phone
-        .update("v1", 2, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "x")
-            }
-        })
-        .unwrap();
+    assert_eq!(bob.heads("c1"), engine.doc_heads(TEAM, "c1").unwrap());
+}
+
+#[test]
+fn the_document_cache_stays_within_its_bound() {
+    let engine = engine_with(|c| c.cache_docs = 8);
+    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    for i in 0..60 {
+        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
+    }
+    sync(&engine, &mut alice, 1);
+    for i in 0..60 {
+        assert!(engine.read_doc(TEAM, &format!("v{i:02}")).unwrap().is_some());
+    }
+    assert!(engine.cached_docs() <= 8, "cache holds {}", engine.cached_docs());
+}
+
+#[test]
+fn a_pull_is_paged_by_entries() {
+    let engine = engine_with(|c| c.page_entries = 5);
+    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    sync(&engine, &mut tablet, 0);
+    for i in 0..23 {
+        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
+    }
+    sync(&engine, &mut alice, 1);
+    let rounds = sync(&engine, &mut tablet, 2);
+    assert!(rounds >= 5, "{rounds} rounds for 46 feed entries in pages of 5");
+    assert_eq!(tablet.len(), 23);
 }

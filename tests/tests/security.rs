@@ -648,7 +648,7 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
     let v = visit_of(server.doc(TEAM, "visit-1"));
     assert_eq!(v.checkins.len(), 2);
     assert_eq!(v.verification["ci-1"].status, "flagged");
-    assert_eq!(v.verification["ci-2"].status, "verified");
+    assert_eq!(v.verification["ci-2"].status, "verified", "{:?}", v.verification["ci-2"]);
 }
 
 #[tokio::test]
