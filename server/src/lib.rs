@@ -111,3 +111,26 @@ pub async fn run(
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
+
+/// Compaction of the feed: every `period`, keeps the newest `retain` entries of each team.
+pub async fn trim_feeds_every(state: AppState, retain: u64, period: std::time::Duration) {
+    use fieldsync_core::storage::Storage as _;
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let engine = state.engine.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<usize> {
+            let teams = engine.storage().teams()?;
+            for team in &teams {
+                engine.trim_feed(team, retain)?;
+            }
+            Ok(teams.len())
+        })
+        .await;
+        match done {
+            Ok(Ok(n)) => tracing::debug!(teams = n, retain, "feed trimmed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "feed trimming failed"),
+            Err(e) => tracing::error!(error = %e, "feed trimming task failed"),
+        }
+    }
+}

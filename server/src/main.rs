@@ -48,6 +48,9 @@ enum Command {
         /// Expected `aud` of tokens.
         #[arg(long, default_value = auth::DEFAULT_AUDIENCE)]
         jwt_audience: String,
+        /// Feed entries kept per team; devices further behind bootstrap from snapshots again.
+        #[arg(long, default_value_t = 1_000_000)]
+        feed_retain: u64,
     },
     /// Print a development token (HS256, signed with the data directory's secret).
     Token {
@@ -118,7 +121,16 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { data, addr, no_seed, jwt_alg, jwt_public_key, jwt_issuer, jwt_audience } => {
+        Command::Serve {
+            data,
+            addr,
+            no_seed,
+            jwt_alg,
+            jwt_public_key,
+            jwt_issuer,
+            jwt_audience,
+            feed_retain,
+        } => {
             let mut config = ServerConfig::dev(&data.data);
             if let (Some(alg), Some(key)) = (&jwt_alg, &jwt_public_key) {
                 let pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
@@ -153,6 +165,11 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine");
             }
+            tokio::spawn(fieldsync_server::trim_feeds_every(
+                server.state(),
+                feed_retain,
+                Duration::from_secs(600),
+            ));
             fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
             Ok(())
         }

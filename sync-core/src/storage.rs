@@ -179,6 +179,8 @@ pub trait Storage: Send + Sync {
     fn trim_feed(&self, team: &str, upto: u64) -> Result<()>;
     fn quarantine(&self, team: &str, limit: usize) -> Result<Vec<QuarantineEntry>>;
     fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>>;
+    /// Teams that have a feed.
+    fn teams(&self) -> Result<Vec<String>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,8 +506,25 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         Ok(entries)
     }
 
+    fn teams(&self) -> Result<Vec<String>> {
+        self.team_names()
+    }
+
     fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>> {
         self.kv.get(&key(&["l", team, user]))?.map(|b| dec("last check-in", &b)).transpose()
+    }
+}
+
+impl<B: KvBackend> KvStorage<B> {
+    fn team_names(&self) -> Result<Vec<String>> {
+        let prefix = key(&["h", ""]);
+        self.scan_prefix(&prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| {
+                String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| StorageError::Corrupt("team name in key".into()))
+            })
+            .collect()
     }
 }
 
@@ -594,6 +613,7 @@ pub mod conformance {
         assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), (21..=25).collect::<Vec<_>>());
         assert!(s.read_feed("t1", 25, 10).expect("past the end").is_empty());
         assert_eq!(s.feed_head("t2").expect("other team head"), 0);
+        assert_eq!(s.teams().expect("teams"), vec!["t1".to_string()]);
     }
 
     pub fn a_stale_head_conflicts_and_applies_nothing<S: Storage>(s: &S) {

@@ -30,7 +30,14 @@ fn visit(id: &str, rep: &str) -> Document {
         planned_start_ms: 0,
         planned_end_ms: 10,
         state: VisitState::Planned,
-        checkins: vec![Checkin { id: format!("{id}-c1"), lat: 45.0, lon: 4.0, accuracy_m: 5.0, device_time_ms: 0, mock_location: false }],
+        checkins: vec![Checkin {
+            id: format!("{id}-c1"),
+            lat: 45.0,
+            lon: 4.0,
+            accuracy_m: 5.0,
+            device_time_ms: 0,
+            mock_location: false,
+        }],
         checkout: None,
         notes: "".into(),
         verification: Default::default(),
@@ -85,7 +92,13 @@ fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
     let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
     phone.create(visit("v1", "alice"), 0).unwrap();
     sync(&engine, &mut phone, 1);
-    phone.update("v1", 2, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "x") }).unwrap();
+    phone
+        .update("v1", 2, |d| {
+            if let Document::Visit(v) = d {
+                v.notes.splice(0, 0, "x")
+            }
+        })
+        .unwrap();
     sync(&engine, &mut phone, 3);
     match engine.read_doc(TEAM, "v1").unwrap() {
         Some((Document::Visit(v), _)) => assert_eq!(v.notes.as_str(), "x"),
@@ -111,7 +124,13 @@ fn a_bootstrap_is_paginated_and_then_follows_the_feed() {
     assert!(matches!(tablet.cursor(), Cursor::Feed { .. }));
 
     // 3. Later changes arrive through the feed, not another bootstrap.
-    alice.update("v03", 3, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "later") }).unwrap();
+    alice
+        .update("v03", 3, |d| {
+            if let Document::Visit(v) = d {
+                v.notes.splice(0, 0, "later")
+            }
+        })
+        .unwrap();
     sync(&engine, &mut alice, 4);
     let req = tablet.prepare_request();
     let resp = engine.handle(tablet.principal(), &req, 5).unwrap();
@@ -131,9 +150,21 @@ fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending
     sync(&engine, &mut tablet, 1);
 
     // 1. The tablet goes quiet and edits offline while the feed moves on and is trimmed.
-    tablet.update("v1", 2, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, "manager note. ") }).unwrap();
+    tablet
+        .update("v1", 2, |d| {
+            if let Document::Visit(v) = d {
+                v.notes.splice(0, 0, "manager note. ")
+            }
+        })
+        .unwrap();
     for i in 0..5 {
-        alice.update("v1", 3, |d| if let Document::Visit(v) = d { v.notes.splice(0, 0, &format!("{i}")) }).unwrap();
+        alice
+            .update("v1", 3, |d| {
+                if let Document::Visit(v) = d {
+                    v.notes.splice(0, 0, &format!("{i}"))
+                }
+            })
+            .unwrap();
         sync(&engine, &mut alice, 3);
     }
     let horizon = engine.trim_feed(TEAM, 1).unwrap();
@@ -149,7 +180,9 @@ fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending
     sync(&engine, &mut alice, 6);
     assert_eq!(tablet.heads("v1"), alice.heads("v1"));
     match alice.get("v1") {
-        Some(Document::Visit(v)) => assert!(v.notes.as_str().contains("manager note."), "{}", v.notes.as_str()),
+        Some(Document::Visit(v)) => {
+            assert!(v.notes.as_str().contains("manager note."), "{}", v.notes.as_str())
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -167,8 +200,20 @@ fn a_reassigned_customer_reaches_the_new_owner_and_leaves_the_old_one_keeping_un
     assert!(alice.get("c1").is_some() && bob.get("c1").is_none());
 
     // 1. Alice writes a note offline; meanwhile the manager gives the customer to bob.
-    alice.update("c1", 2, |d| if let Document::Customer(c) = d { c.notes.splice(0, 0, "unsent") }).unwrap();
-    tablet.update("c1", 2, |d| if let Document::Customer(c) = d { c.owner_rep = Some("bob".into()) }).unwrap();
+    alice
+        .update("c1", 2, |d| {
+            if let Document::Customer(c) = d {
+                c.notes.splice(0, 0, "unsent")
+            }
+        })
+        .unwrap();
+    tablet
+        .update("c1", 2, |d| {
+            if let Document::Customer(c) = d {
+                c.owner_rep = Some("bob".into())
+            }
+        })
+        .unwrap();
     sync(&engine, &mut tablet, 3);
 
     // 2. Bob receives the whole customer; alice loses it but her note is kept for her.

@@ -45,7 +45,9 @@ fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
 }
 
 fn server_heads(server: &TestServer, team: &str, id: &str) -> Vec<ChangeHash> {
-    sorted(server.server().engine().doc_heads(team, id).expect("heads").expect("the server holds the document"))
+    sorted(
+        server.server().engine().doc_heads(team, id).expect("heads").expect("the server holds the document"),
+    )
 }
 
 fn feed_head(server: &TestServer, team: &str) -> u64 {
@@ -66,11 +68,21 @@ fn http_error(r: Result<SyncResponse, DeviceError>) -> (u16, serde_json::Value) 
 }
 
 /// A request pushing one document's changes, as a hand-built client would send it.
-fn push_request(device_id: &str, cursor: Cursor, doc_id: &str, kind: DocKind, changes: Vec<Vec<u8>>) -> SyncRequest {
+fn push_request(
+    device_id: &str,
+    cursor: Cursor,
+    doc_id: &str,
+    kind: DocKind,
+    changes: Vec<Vec<u8>>,
+) -> SyncRequest {
     SyncRequest {
         device_id: device_id.into(),
         cursor,
-        push: vec![DocPush { doc_id: doc_id.into(), kind, changes: changes.into_iter().map(Into::into).collect() }],
+        push: vec![DocPush {
+            doc_id: doc_id.into(),
+            kind,
+            changes: changes.into_iter().map(Into::into).collect(),
+        }],
     }
 }
 
@@ -222,7 +234,10 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
 
     // 7. Nothing was stored anywhere: team B's visit is exactly as bella left it.
     assert_eq!(server_heads(&server, TEAM_B, "visit-b-1"), b_heads);
-    assert_eq!(visit_of(server.doc(TEAM_B, "visit-b-1")).notes.as_str(), "Team B secret: 20% discount offered.");
+    assert_eq!(
+        visit_of(server.doc(TEAM_B, "visit-b-1")).notes.as_str(),
+        "Team B secret: 20% discount offered."
+    );
     assert_eq!(feed_head(&server, TEAM_A), a_feed);
     assert_eq!(feed_head(&server, TEAM_B), b_feed);
     assert!(server.doc(TEAM_A, "visit-b-1").is_none());
@@ -245,7 +260,10 @@ async fn a_rep_receives_only_their_own_visits_and_the_customers_assigned_to_them
     assert!(alice.doc("cust-alice").is_some() && alice.doc("cust-shared").is_some());
     alice
         .replica
-        .create(Document::Visit(fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS)), MORNING_MS)
+        .create(
+            Document::Visit(fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS)),
+            MORNING_MS,
+        )
         .expect("plan");
     alice.sync().await.expect("alice pushes");
 
@@ -288,7 +306,8 @@ async fn a_rep_receives_only_their_own_visits_and_the_customers_assigned_to_them
 }
 
 #[tokio::test]
-async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_quarantined_and_changes_nothing() {
+async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_quarantined_and_changes_nothing()
+{
     // 1. Alice has a visit and a private customer on the server.
     let server = team_with_a_shared_and_a_private_customer().await;
     let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
@@ -311,11 +330,12 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
                 v.state = VisitState::Cancelled;
             }
         });
-    let cust_edit = tampered_changes(&alice.replica.local("cust-alice").expect("held").doc, "bob-phone", |d| {
-        if let Document::Customer(c) = d {
-            c.follow_up_status = "lost".into();
-        }
-    });
+    let cust_edit =
+        tampered_changes(&alice.replica.local("cust-alice").expect("held").doc, "bob-phone", |d| {
+            if let Document::Customer(c) = d {
+                c.follow_up_status = "lost".into();
+            }
+        });
 
     // 3. He pushes both with his own token: both are rejected as not assigned to him.
     for (id, kind, edit) in
@@ -323,7 +343,11 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
     {
         let req = push_request("bob-phone", bob.replica.cursor().clone(), id, kind, edit);
         let resp = bob.exchange(&req).await.expect("the request as a whole is fine");
-        assert!(resp.accepted.iter().all(|a| a.doc_id != id), "nothing of {id} accepted: {:?}", resp.accepted);
+        assert!(
+            resp.accepted.iter().all(|a| a.doc_id != id),
+            "nothing of {id} accepted: {:?}",
+            resp.accepted
+        );
         assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
         assert_eq!(resp.rejected[0].doc_id, id);
         assert_eq!(resp.rejected[0].code, "not_assigned");
@@ -393,7 +417,10 @@ async fn a_rejected_push_to_a_document_outside_the_reps_scope_does_not_hand_back
             r.server_doc.is_none(),
             "the rejection of {id} hands bob the whole document ({} bytes): {:?}",
             r.server_doc.as_ref().map_or(0, |b| b.len()),
-            r.server_doc.as_ref().and_then(|b| Automerge::load(b).ok()).and_then(|d| Document::hydrate(&d).ok())
+            r.server_doc
+                .as_ref()
+                .and_then(|b| Automerge::load(b).ok())
+                .and_then(|d| Document::hydrate(&d).ok())
         );
     }
 }
@@ -421,15 +448,21 @@ async fn a_rep_cannot_locate_a_customer_outside_their_scope_through_check_in_ver
     // 3. Whatever the server answers, a customer out of scope must look exactly like an unknown one:
     //    no distance to it comes back to bob.
     let verdict = |visit: &str| -> Option<CheckinVerification> {
-        bob.doc(visit).map(|d| visit_of(Some(d))).and_then(|v| v.verification.get(&format!("{visit}-ci")).cloned())
+        bob.doc(visit)
+            .map(|d| visit_of(Some(d)))
+            .and_then(|v| v.verification.get(&format!("{visit}-ci")).cloned())
     };
     let (probe, unknown) = (verdict("v-probe-1"), verdict("v-probe-2"));
     if let Some(p) = &probe {
         assert!(p.distance_m < 0.0, "bob learns he is {:.0} m from alice's customer: {p:?}", p.distance_m);
     }
     assert_eq!(
-        probe.as_ref().map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
-        unknown.as_ref().map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+        probe
+            .as_ref()
+            .map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+        unknown
+            .as_ref()
+            .map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
         "an out-of-scope customer and an unknown one get the same verdict"
     );
 }
@@ -618,7 +651,10 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
     assert_eq!(server_heads(&server, TEAM, "visit-1"), heads);
     let moved = visit_of(server.doc(TEAM, "visit-1"));
     assert_eq!(moved.checkins.len(), 1);
-    assert!((moved.checkins[0].lat - offset(LYON, 600.0, 0.0).0).abs() < 1e-9, "the check-in stays where it was");
+    assert!(
+        (moved.checkins[0].lat - offset(LYON, 600.0, 0.0).0).abs() < 1e-9,
+        "the check-in stays where it was"
+    );
 
     // 3. Removing it is refused the same way.
     alice
@@ -634,7 +670,9 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
     let codes: Vec<&str> = outcome.rejected().iter().map(|r| r.code.as_str()).collect();
     assert_eq!(codes, ["append_only"]);
 
-    // 4. Walking to the door and checking in again is what the app is for: accepted and verified.
+    // 4. Walking to the door and checking in again ten minutes later is what the app is for: accepted
+    //    and verified.
+    server.clock().set_ms(MORNING_MS + 660_000);
     alice
         .replica
         .update("visit-1", MORNING_MS + 600_000, |d| {
@@ -701,7 +739,10 @@ async fn a_manager_sets_a_tier_only_by_recording_themself_and_the_owner_rep_rece
     assert_eq!(c.tier, Some(Tier::A));
     assert_eq!(c.tier_set_by.as_deref(), Some("maria"));
     assert_eq!(c.tier_set_at_ms, Some(at));
-    assert_eq!(alice.replica.heads("cust-shared").map(sorted), Some(server_heads(&server, TEAM, "cust-shared")));
+    assert_eq!(
+        alice.replica.heads("cust-shared").map(sorted),
+        Some(server_heads(&server, TEAM, "cust-shared"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,7 +858,8 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// A JWT with the given header and claims, signed HS256 with `secret` (or unsigned for `None`).
 fn jwt(header: &serde_json::Value, claims: &serde_json::Value, secret: Option<&[u8]>) -> String {
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing_input =
+        format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
     let signature = secret.map(|s| b64url(&hmac_sha256(s, signing_input.as_bytes()))).unwrap_or_default();
     format!("{signing_input}.{signature}")
 }
@@ -842,12 +884,13 @@ async fn call(
     authorization: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let url = format!("{}{}", at.url, path);
-    let mut req = match method {
-        "POST" => at.http.post(url).header("content-type", CONTENT_TYPE).body(
-            SyncRequest { device_id: "dev-1".into(), cursor: Cursor::Start, push: vec![] }.encode(),
-        ),
-        _ => at.http.get(url),
-    };
+    let mut req =
+        match method {
+            "POST" => at.http.post(url).header("content-type", CONTENT_TYPE).body(
+                SyncRequest { device_id: "dev-1".into(), cursor: Cursor::Start, push: vec![] }.encode(),
+            ),
+            _ => at.http.get(url),
+        };
     if let Some(value) = authorization {
         req = req.header("authorization", value);
     }
@@ -890,8 +933,10 @@ async fn requests_without_a_valid_token_get_401_with_a_json_body_and_the_server_
     let auth = server.server().auth();
     let expired =
         auth.issue(TEAM, "maria", Role::Manager, Duration::from_secs(1), now - 3600).expect("expired token");
-    let not_yet = auth.issue(TEAM, "maria", Role::Manager, Duration::from_secs(3600), now + 3600).expect("future");
-    let foreign_authority = Authenticator::new(&AuthConfig::dev(vec![7u8; 32]).expect("config")).expect("auth");
+    let not_yet =
+        auth.issue(TEAM, "maria", Role::Manager, Duration::from_secs(3600), now + 3600).expect("future");
+    let foreign_authority =
+        Authenticator::new(&AuthConfig::dev(vec![7u8; 32]).expect("config")).expect("auth");
     let foreign = foreign_authority
         .issue(TEAM, "maria", Role::Manager, Duration::from_secs(3600), now)
         .expect("token of another server");
@@ -902,16 +947,13 @@ async fn requests_without_a_valid_token_get_401_with_a_json_body_and_the_server_
     );
     // The good token's header and signature around claims promoted to admin.
     let parts: Vec<&str> = maria.token.split('.').collect();
-    let mut promoted_claims: serde_json::Value = serde_json::from_slice(&b64url_decode(parts[1])).expect("claims");
+    let mut promoted_claims: serde_json::Value =
+        serde_json::from_slice(&b64url_decode(parts[1])).expect("claims");
     promoted_claims["role"] = "admin".into();
     let promoted = format!("{}.{}.{}", parts[0], b64url(promoted_claims.to_string().as_bytes()), parts[2]);
     // A good signature moved onto an alg:none header.
-    let alg_none_with_signature = format!(
-        "{}.{}.{}",
-        b64url(br#"{"alg":"none","typ":"JWT"}"#),
-        parts[1],
-        parts[2]
-    );
+    let alg_none_with_signature =
+        format!("{}.{}.{}", b64url(br#"{"alg":"none","typ":"JWT"}"#), parts[1], parts[2]);
 
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing", None),
@@ -981,8 +1023,10 @@ async fn known_secret_server() -> KnownSecretServer {
 #[tokio::test]
 async fn correctly_signed_tokens_for_another_audience_or_issuer_or_with_bad_claims_get_401() {
     // 1. Our own HS256 agrees with the server's: a token it issued has the signature we compute.
-    let authority = Authenticator::new(&AuthConfig::dev(KNOWN_SECRET.to_vec()).expect("config")).expect("auth");
-    let issued = authority.issue(TEAM, "alice", Role::Rep, Duration::from_secs(3600), real_now()).expect("issue");
+    let authority =
+        Authenticator::new(&AuthConfig::dev(KNOWN_SECRET.to_vec()).expect("config")).expect("auth");
+    let issued =
+        authority.issue(TEAM, "alice", Role::Rep, Duration::from_secs(3600), real_now()).expect("issue");
     let (signing_input, signature) = issued.rsplit_once('.').expect("a JWT");
     assert_eq!(b64url(&hmac_sha256(&KNOWN_SECRET, signing_input.as_bytes())), signature);
     assert_eq!(
@@ -995,7 +1039,8 @@ async fn correctly_signed_tokens_for_another_audience_or_issuer_or_with_bad_clai
 
     // 2. A server with that secret accepts a token we sign with the right claims (the control).
     let s = known_secret_server().await;
-    let ok = jwt(&hs256_header(), &claims("alice", TEAM, "rep", "fieldsync", "fieldsync"), Some(&KNOWN_SECRET));
+    let ok =
+        jwt(&hs256_header(), &claims("alice", TEAM, "rep", "fieldsync", "fieldsync"), Some(&KNOWN_SECRET));
     let (status, _, body) = call(&s.at, "GET", "/v1/docs/cust-shared", Some(&format!("Bearer {ok}"))).await;
     assert_eq!(status, 200, "control: {body}");
 
@@ -1026,7 +1071,8 @@ async fn correctly_signed_tokens_for_another_audience_or_issuer_or_with_bad_clai
         ("HS512 header", serde_json::json!({ "typ": "JWT", "alg": "HS512" })),
         ("no alg", serde_json::json!({ "typ": "JWT" })),
     ] {
-        let token = jwt(&header, &claims("alice", TEAM, "rep", "fieldsync", "fieldsync"), Some(&KNOWN_SECRET));
+        let token =
+            jwt(&header, &claims("alice", TEAM, "rep", "fieldsync", "fieldsync"), Some(&KNOWN_SECRET));
         assert_unauthorized(&s.at, name, Some(&format!("Bearer {token}"))).await;
     }
 
