@@ -45,6 +45,7 @@ pub mod client;
 pub mod docs;
 pub mod engine;
 pub mod geo;
+pub mod planning;
 pub mod protocol;
 pub mod rules;
 pub mod storage;
