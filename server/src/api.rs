@@ -56,11 +56,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The document at fault, when there is one (added to the body as `doc_id`).
+    pub doc_id: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), doc_id: None }
     }
 
     fn forbidden(message: impl Into<String>) -> Self {
@@ -79,8 +81,11 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = self.code, message = %self.message, "request refused");
         }
-        let mut resp =
-            (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response();
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(doc) = self.doc_id {
+            body["doc_id"] = json!(doc);
+        }
+        let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -122,7 +127,14 @@ impl From<SyncError> for ApiError {
             SyncError::Storage(StorageError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             SyncError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        let doc_id = match &e {
+            SyncError::CorruptChange { doc_id, .. }
+            | SyncError::InvalidDocument { doc_id, .. }
+            | SyncError::KindMismatch { doc_id, .. }
+            | SyncError::UnknownDocument { doc_id } => Some(doc_id.clone()),
+            _ => None,
+        };
+        ApiError { doc_id, ..ApiError::new(status, e.code(), e.to_string()) }
     }
 }
 

@@ -65,6 +65,9 @@ enum Command {
         /// Lifetime, e.g. 8h, 30d.
         #[arg(long, default_value = "8h")]
         ttl: String,
+        /// Issue time (Unix seconds) instead of now: for testing how clients handle expired tokens.
+        #[arg(long, hide = true)]
+        issued_at: Option<u64>,
     },
     /// Seed the demo team (a manager, five reps, 300 customers around Lyon, territories, a plan, past visits).
     Seed {
@@ -173,11 +176,11 @@ async fn main() -> anyhow::Result<()> {
             fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
             Ok(())
         }
-        Command::Token { data, team, user, role, ttl } => {
+        Command::Token { data, team, user, role, ttl, issued_at } => {
             let config = auth::AuthConfig::dev_from_data_dir(&data.data)?;
             let authenticator = auth::Authenticator::new(&config)?;
             let ttl = auth::parse_ttl(&ttl)?;
-            println!("{}", authenticator.issue(&team, &user, role, ttl, now_unix())?);
+            println!("{}", authenticator.issue(&team, &user, role, ttl, issued_at.unwrap_or_else(now_unix))?);
             Ok(())
         }
         Command::Seed { data, seed: seed_value } => {

@@ -5,7 +5,6 @@
 //! Everything is written through the engine as the server, so it reaches devices through the feed
 //! like any other change.
 
-use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
 use fieldsync_core::docs::{
@@ -217,7 +216,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             received_at_ms: Some(checkin.device_time_ms + 60_000),
             config: &verify,
         });
-        let mut verification = BTreeMap::new();
+        let mut verification = std::collections::HashMap::new();
         verification.insert(
             checkin.id.clone(),
             CheckinVerification::from_result(&result, checkin.device_time_ms + 60_000),

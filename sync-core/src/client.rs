@@ -6,7 +6,7 @@
 //! rarely rejected. The device library persists a replica's documents and drives the loop; tests
 //! drive it directly.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, transaction::CommitOptions};
 use serde_bytes::ByteBuf;
@@ -89,6 +89,8 @@ pub struct Replica {
     rejected: Vec<RejectedEdit>,
     /// Heads pushed by the request in flight, per document.
     in_flight: BTreeMap<String, Vec<ChangeHash>>,
+    /// Documents changed (or removed) since the owner last persisted.
+    dirty: BTreeSet<String>,
 }
 
 impl Replica {
@@ -102,7 +104,45 @@ impl Replica {
             docs: BTreeMap::new(),
             rejected: Vec::new(),
             in_flight: BTreeMap::new(),
+            dirty: BTreeSet::new(),
         }
+    }
+
+    /// A replica as it was persisted: its cursor, documents and kept rejections.
+    pub fn restore(
+        device_id: &str,
+        who: Principal,
+        actor: ActorId,
+        cursor: Cursor,
+        docs: Vec<(String, LocalDoc)>,
+        rejected: Vec<RejectedEdit>,
+    ) -> Self {
+        let mut r = Replica::new(device_id, who, actor.clone());
+        r.cursor = cursor;
+        r.rejected = rejected;
+        r.docs = docs
+            .into_iter()
+            .map(|(id, mut d)| {
+                d.doc.set_actor(actor.clone());
+                (id, d)
+            })
+            .collect();
+        r
+    }
+
+    /// The user the local rules are applied for (a new token may carry a new role).
+    pub fn set_principal(&mut self, who: Principal) {
+        self.who = who;
+    }
+
+    /// Documents created, changed or removed since the last call: what the owner must persist.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Removes a kept rejection once the user has dealt with it.
+    pub fn dismiss_rejected(&mut self, index: usize) -> Option<RejectedEdit> {
+        (index < self.rejected.len()).then(|| self.rejected.remove(index))
     }
 
     pub fn device_id(&self) -> &str {
@@ -162,6 +202,7 @@ impl Replica {
         rules::check_edit(&self.who, None, &value, false).map_err(ClientError::Forbidden)?;
         let mut doc = Automerge::new().with_actor(self.actor.clone());
         commit(&mut doc, &value, now_ms)?;
+        self.dirty.insert(id.clone());
         self.docs.insert(id, LocalDoc { doc, kind: value.kind(), acked: vec![] });
         Ok(())
     }
@@ -219,7 +260,10 @@ impl Replica {
             },
         );
         match result {
-            Ok(ok) => Ok(ok.result),
+            Ok(ok) => {
+                self.dirty.insert(doc_id.to_string());
+                Ok(ok.result)
+            }
             Err(failure) => Err(failure.error),
         }
     }
@@ -256,6 +300,7 @@ impl Replica {
                 let all_held = heads.iter().all(|h| a.hashes.iter().any(|b| b.as_slice() == h.0));
                 if all_held || heads.iter().all(|h| local.doc.get_change_by_hash(h).is_some()) {
                     merge_acked(local, heads);
+                    self.dirty.insert(a.doc_id.clone());
                     report.accepted_docs += 1;
                 }
             }
@@ -271,6 +316,7 @@ impl Replica {
             report.rejected.push(edit);
         }
         for s in &resp.docs {
+            self.dirty.insert(s.doc_id.clone());
             let mut incoming = Automerge::load(&s.bytes)
                 .map_err(|e| ClientError::Corrupt(format!("snapshot of {}: {e}", s.doc_id)))?;
             let server_heads = incoming.get_heads();
@@ -290,6 +336,7 @@ impl Replica {
             report.pulled_docs += 1;
         }
         for c in &resp.changes {
+            self.dirty.insert(c.doc_id.clone());
             let actor = self.actor.clone();
             let local = self.docs.entry(c.doc_id.clone()).or_insert_with(|| LocalDoc {
                 doc: Automerge::new().with_actor(actor),
@@ -308,6 +355,7 @@ impl Replica {
             report.pulled_changes += 1;
         }
         for id in &resp.revoked {
+            self.dirty.insert(id.clone());
             if let Some(local) = self.docs.remove(id) {
                 let pending = local.pending();
                 if !pending.is_empty() {
@@ -342,6 +390,7 @@ impl Replica {
         hashes: &[ByteBuf],
         server_doc: Option<&[u8]>,
     ) -> Result<RejectedEdit> {
+        self.dirty.insert(doc_id.to_string());
         let refused: HashSet<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
         let old = self.docs.remove(doc_id);
         let mut edit = RejectedEdit {

@@ -6,7 +6,7 @@
 //! `Hydrate`/`Reconcile`, which reconciles field by field, so concurrent edits of different fields merge
 //! and notes (`Text`) merge character by character.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use automerge::{Automerge, ReadDoc};
 use autosurgeon::{Hydrate, Reconcile, Text};
@@ -25,6 +25,7 @@ const MAX_NOTES: usize = 100_000;
 pub const MAX_ID_LEN: usize = 128;
 
 /// What a document is.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocKind {
@@ -80,6 +81,7 @@ impl DocError {
 }
 
 /// A point as stored in a document, with the datum it was captured in.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct GeoPoint {
     pub lat: f64,
@@ -106,6 +108,7 @@ impl GeoPoint {
 }
 
 /// One opening window on a weekday, in the customer's local time.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct OpeningHours {
     /// ISO weekday, 1 = Monday … 7 = Sunday.
@@ -116,6 +119,7 @@ pub struct OpeningHours {
 }
 
 /// Segmentation tier.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum Tier {
     A,
@@ -123,6 +127,7 @@ pub enum Tier {
     C,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Customer {
     pub kind: String,
@@ -154,6 +159,7 @@ pub struct Customer {
 }
 
 /// Where a visit is in its life.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Reconcile, Hydrate, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VisitState {
@@ -165,6 +171,7 @@ pub enum VisitState {
 }
 
 /// A GPS fix taken when the rep arrived. Append-only.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Checkin {
     #[key]
@@ -176,6 +183,7 @@ pub struct Checkin {
     pub mock_location: bool,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Checkout {
     pub device_time_ms: i64,
@@ -184,6 +192,7 @@ pub struct Checkout {
 }
 
 /// One reason a check-in was flagged, as the server recorded it.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct FlagReason {
     pub code: String,
@@ -191,6 +200,7 @@ pub struct FlagReason {
 }
 
 /// The server's verdict on one check-in. Written only by the server.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct CheckinVerification {
     /// "verified" | "flagged" | "invalid"
@@ -200,6 +210,7 @@ pub struct CheckinVerification {
     pub received_at_ms: i64,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Visit {
     pub kind: String,
@@ -215,16 +226,18 @@ pub struct Visit {
     #[serde(with = "text_serde")]
     pub notes: Text,
     /// Server-written, keyed by check-in id.
-    pub verification: BTreeMap<String, CheckinVerification>,
+    pub verification: HashMap<String, CheckinVerification>,
     pub created_by: String,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct LatLonPoint {
     pub lat: f64,
     pub lon: f64,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct SubArea {
     #[key]
@@ -233,6 +246,7 @@ pub struct SubArea {
     pub customer_ids: Vec<String>,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Territory {
     pub kind: String,
@@ -245,6 +259,7 @@ pub struct Territory {
     pub sub_areas: Vec<SubArea>,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Quota {
     /// None: the team's quota for the tier.
@@ -253,6 +268,7 @@ pub struct Quota {
     pub amount: f64,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Cadence {
     pub a_days: u32,
@@ -260,6 +276,7 @@ pub struct Cadence {
     pub c_days: u32,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct TierThresholds {
     /// Minimum potential × probability score for tier A.
@@ -268,6 +285,7 @@ pub struct TierThresholds {
     pub b_min_score: f64,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Plan {
     pub kind: String,
@@ -556,6 +574,14 @@ pub fn kind_of(doc: &Automerge) -> Option<DocKind> {
     }
 }
 
+// Notes cross the FFI as plain strings; edits made through the typed API are diffed into the Text.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(Text, String, {
+    remote,
+    lower: |t| t.as_str().to_string(),
+    try_lift: |s| Ok(Text::with_value(s)),
+});
+
 /// serde for autosurgeon's `Text`, as a plain string (JSON views, rule diffs).
 pub(crate) mod text_serde {
     use autosurgeon::Text;
@@ -588,7 +614,7 @@ mod tests {
             checkins: vec![],
             checkout: None,
             notes: Text::with_value("hello"),
-            verification: BTreeMap::new(),
+            verification: HashMap::new(),
             created_by: "alice".into(),
         }
     }

@@ -31,6 +31,7 @@ pub enum GeoError {
 }
 
 /// The geodetic datum a stored coordinate is expressed in.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Datum {
@@ -72,6 +73,7 @@ impl FromStr for Datum {
 /// Fields are public and deserialization does not validate, because values
 /// arrive from devices and imports that may be wrong; [`verify_checkin`]
 /// re-validates rather than trusting the type.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LatLon {
     pub lat: f64,
@@ -275,6 +277,7 @@ pub struct CheckinContext<'a> {
     pub config: &'a VerifyConfig,
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationStatus {
@@ -286,6 +289,7 @@ pub enum VerificationStatus {
 }
 
 /// Why a check-in was not simply verified.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
@@ -361,6 +365,7 @@ impl Reason {
     }
 }
 
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub status: VerificationStatus,

@@ -51,3 +51,6 @@ pub mod rules;
 pub mod storage;
 
 pub use rules::{Principal, Role};
+
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The role a token grants inside its team.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

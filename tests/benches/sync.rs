@@ -113,6 +113,56 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A thread: id, name, ns on a CPU, ns waiting for one.
+type ThreadTime = (String, String, u64, u64);
+
+/// Per thread of this process: name, nanoseconds on a CPU, nanoseconds runnable but waiting for one
+/// (Linux `schedstat`; empty elsewhere). The wait shows when other processes compete for the cores.
+fn thread_times() -> Vec<ThreadTime> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+        let mut f = stat.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+        let (cpu, wait) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        let tid = entry.file_name().to_string_lossy().into_owned();
+        out.push((tid, name.trim().to_string(), cpu, wait));
+    }
+    out
+}
+
+/// What each thread did between two `thread_times`, busiest first, as a line for stderr.
+fn thread_delta(before: &[ThreadTime], after: &[ThreadTime]) -> String {
+    let mut rows: Vec<(String, u64, u64)> = after
+        .iter()
+        .map(|(tid, name, cpu, wait)| {
+            let (c0, w0) = before
+                .iter()
+                .find(|b| &b.0 == tid)
+                .map_or((0, 0), |b| (b.2, b.3));
+            (format!("{name}/{tid}"), cpu - c0.min(*cpu), wait - w0.min(*wait))
+        })
+        .filter(|r| r.1 > 5_000_000)
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let waited: u64 = rows.iter().map(|r| r.2).sum();
+    let each: Vec<String> = rows
+        .iter()
+        .map(|(n, c, w)| format!("{n} {:.0} ms (+{:.0} ms waiting for a core)", *c as f64 / 1e6, *w as f64 / 1e6))
+        .collect();
+    format!(
+        "CPU {:.0} ms, runnable-but-waiting {:.0} ms; {}",
+        total as f64 / 1e6,
+        waited as f64 / 1e6,
+        each.join(", ")
+    )
+}
+
 /// What the timed push left behind for the limit.
 struct Pushed {
     wall: Duration,
@@ -268,6 +318,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
         per_worker[i % opts.workers].push(s);
     }
 
+    let threads_before = thread_times();
     // ---- timed ----
     let started = Instant::now();
     let tasks: Vec<_> =
@@ -281,6 +332,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
     }
     let wall = started.elapsed();
     // ---- end timed ----
+    let threads_after = thread_times();
 
     let engine = server.server().engine();
     let feed_after = engine.storage().feed_head(TEAM).expect("feed head");
@@ -302,6 +354,10 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
         ms(stats.round_trip),
         ms(stats.decode),
         ms(stats.apply),
+    );
+    eprintln!(
+        "[D={d}] threads during the push: {}",
+        thread_delta(&threads_before, &threads_after)
     );
 
     // Untimed: the server holds every document exactly as the phone does.
@@ -336,6 +392,7 @@ fn automerge_limit(docs: &[Automerge], encoded: bool) -> Duration {
         if encoded { Message::decode(&m.encode()).expect("decode a sync message") } else { m }
     };
 
+    let threads_before = thread_times();
     // ---- timed ----
     let started = Instant::now();
     for a in &mut sources {
@@ -362,6 +419,13 @@ fn automerge_limit(docs: &[Automerge], encoded: bool) -> Duration {
     }
     let elapsed = started.elapsed();
     // ---- end timed ----
+    eprintln!(
+        "[D={}] limit{}: {:.3} ms wall; {}",
+        docs.len(),
+        if encoded { " (encoded)" } else { "" },
+        ms(elapsed),
+        thread_delta(&threads_before, &thread_times())
+    );
 
     for (a, b) in sources.iter().zip(&peers) {
         let (mut ha, mut hb) = (a.get_heads(), b.get_heads());

@@ -282,7 +282,7 @@ pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
 
 /// Document builders for the stories.
 pub mod fixtures {
-    use std::collections::BTreeMap;
+    use std::collections::HashMap;
 
     use fieldsync_core::docs::*;
 
@@ -347,7 +347,7 @@ pub mod fixtures {
             checkins: vec![],
             checkout: None,
             notes: "".into(),
-            verification: BTreeMap::new(),
+            verification: HashMap::new(),
             created_by: rep.into(),
         }
     }
