@@ -32,7 +32,9 @@ use fieldsync_core::client::{ApplyReport, ClientError, RejectedEdit, Replica};
 use fieldsync_core::docs::{
     Checkin, Checkout, Customer, DocKind, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
 };
-use fieldsync_core::geo::{self, CheckinContext, CheckinFix, LatLon, PreviousCheckin, Verification, VerifyConfig};
+use fieldsync_core::geo::{
+    self, CheckinContext, CheckinFix, LatLon, PreviousCheckin, Verification, VerifyConfig,
+};
 use fieldsync_core::protocol::{CONTENT_TYPE, SyncResponse};
 use fieldsync_core::{Principal, Role};
 
@@ -79,9 +81,17 @@ impl From<ClientError> for FieldsyncError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::InvalidInput { field, reason } => FieldsyncError::InvalidInput { field, reason },
-            ClientError::NotFound(id) => FieldsyncError::InvalidInput { field: "id".into(), reason: format!("no document {id} on this device") },
-            ClientError::AlreadyExists(id) => FieldsyncError::InvalidInput { field: "id".into(), reason: format!("{id} exists already") },
-            ClientError::Forbidden(v) => FieldsyncError::InvalidInput { field: v.field.unwrap_or_else(|| "document".into()), reason: v.message },
+            ClientError::NotFound(id) => FieldsyncError::InvalidInput {
+                field: "id".into(),
+                reason: format!("no document {id} on this device"),
+            },
+            ClientError::AlreadyExists(id) => {
+                FieldsyncError::InvalidInput { field: "id".into(), reason: format!("{id} exists already") }
+            }
+            ClientError::Forbidden(v) => FieldsyncError::InvalidInput {
+                field: v.field.unwrap_or_else(|| "document".into()),
+                reason: v.message,
+            },
             ClientError::Corrupt(m) => FieldsyncError::Internal { message: m },
         }
     }
@@ -294,7 +304,10 @@ impl FieldsyncClient {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or_else(|| FieldsyncError::Unauthorized { message: "no token: call set_token".into() })?;
-        let url = format!("{}/v1/sync", self.server_url.read().unwrap_or_else(|p| p.into_inner()).trim_end_matches('/'));
+        let url = format!(
+            "{}/v1/sync",
+            self.server_url.read().unwrap_or_else(|p| p.into_inner()).trim_end_matches('/')
+        );
         let mut resp = self
             .http
             .post(&url)
@@ -316,7 +329,10 @@ impl FieldsyncClient {
         let message = body["message"].as_str().unwrap_or("no message").to_string();
         Err(match status {
             401 => FieldsyncError::Unauthorized { message },
-            404 | 409 | 422 => FieldsyncError::Rejected { doc: body["doc_id"].as_str().unwrap_or_default().to_string(), reason: message },
+            404 | 409 | 422 => FieldsyncError::Rejected {
+                doc: body["doc_id"].as_str().unwrap_or_default().to_string(),
+                reason: message,
+            },
             400 | 403 | 413 => FieldsyncError::InvalidInput { field: "request".into(), reason: message },
             502..=504 => FieldsyncError::Offline { message },
             _ => FieldsyncError::Internal { message: format!("HTTP {status}: {message}") },
@@ -407,7 +423,14 @@ impl FieldsyncClient {
             None => new_id("device"),
         };
         let replica = loaded.principal.clone().map(|who| {
-            Replica::restore(&device_id, who, ActorId::from(device_id.as_bytes()), loaded.cursor, loaded.docs, loaded.rejected)
+            Replica::restore(
+                &device_id,
+                who,
+                ActorId::from(device_id.as_bytes()),
+                loaded.cursor,
+                loaded.docs,
+                loaded.rejected,
+            )
         });
         if loaded.device_id.is_none() {
             // Keep the id even before the first token.
@@ -450,7 +473,11 @@ impl FieldsyncClient {
             }
             Some(r) => r.set_principal(who.clone()),
             None => {
-                state.replica = Some(Replica::new(&self.device_id, who.clone(), ActorId::from(self.device_id.as_bytes())));
+                state.replica = Some(Replica::new(
+                    &self.device_id,
+                    who.clone(),
+                    ActorId::from(self.device_id.as_bytes()),
+                ));
             }
         }
         self.store.set_identity(&self.device_id, &who)?;
@@ -474,7 +501,11 @@ impl FieldsyncClient {
                 .doc_ids()
                 .filter(|id| r.local(id).is_some_and(|d| d.kind == DocKind::Visit))
                 .filter_map(|id| match r.get(id) {
-                    Some(Document::Visit(v)) if v.planned_start_ms >= from_ms && v.planned_start_ms < to_ms => Some(v),
+                    Some(Document::Visit(v))
+                        if v.planned_start_ms >= from_ms && v.planned_start_ms < to_ms =>
+                    {
+                        Some(v)
+                    }
                     _ => None,
                 })
                 .collect();
@@ -558,9 +589,17 @@ impl FieldsyncClient {
                 .flatten()
                 .filter(|c| c.device_time_ms <= fix.device_time_ms)
                 .max_by_key(|c| c.device_time_ms)
-                .map(|c| PreviousCheckin { point: LatLon { lat: c.lat, lon: c.lon }, device_time_ms: c.device_time_ms });
+                .map(|c| PreviousCheckin {
+                    point: LatLon { lat: c.lat, lon: c.lon },
+                    device_time_ms: c.device_time_ms,
+                });
             let verification = geo::verify_checkin(&CheckinContext {
-                fix: &CheckinFix { point, accuracy_m: fix.accuracy_m, device_time_ms: fix.device_time_ms, mock_location: fix.mock_location },
+                fix: &CheckinFix {
+                    point,
+                    accuracy_m: fix.accuracy_m,
+                    device_time_ms: fix.device_time_ms,
+                    mock_location: fix.mock_location,
+                },
                 customer: cust_point,
                 customer_datum: datum,
                 fence_override_m: customer.geofence_m,
@@ -597,7 +636,13 @@ impl FieldsyncClient {
         self.edit_visit(&visit_id, |v| v.notes.update(&notes))
     }
 
-    pub fn check_out(&self, visit_id: String, outcome: String, next_step: String, device_time_ms: i64) -> Result<Visit> {
+    pub fn check_out(
+        &self,
+        visit_id: String,
+        outcome: String,
+        next_step: String,
+        device_time_ms: i64,
+    ) -> Result<Visit> {
         if outcome.trim().is_empty() {
             return Err(invalid("outcome", "must not be empty"));
         }
@@ -608,7 +653,12 @@ impl FieldsyncClient {
     }
 
     /// Updates a customer's follow-up status and/or opportunity stage.
-    pub fn update_customer_status(&self, customer_id: String, follow_up_status: Option<String>, opportunity_stage: Option<String>) -> Result<Customer> {
+    pub fn update_customer_status(
+        &self,
+        customer_id: String,
+        follow_up_status: Option<String>,
+        opportunity_stage: Option<String>,
+    ) -> Result<Customer> {
         self.write(|r| {
             Self::customer_of(r, &customer_id)?;
             match r.update(&customer_id, now_ms(), |d| {
@@ -643,7 +693,12 @@ impl FieldsyncClient {
 
     /// A manager gives a customer to another rep (and, when given, moves it to another territory);
     /// on sync the new owner receives it and reps who lose it have it removed.
-    pub fn reassign_customer(&self, customer_id: String, new_owner: String, territory: Option<String>) -> Result<Customer> {
+    pub fn reassign_customer(
+        &self,
+        customer_id: String,
+        new_owner: String,
+        territory: Option<String>,
+    ) -> Result<Customer> {
         fieldsync_core::docs::validate_id("new_owner", &new_owner).map_err(ClientError::from)?;
         if let Some(t) = &territory {
             fieldsync_core::docs::validate_id("territory", t).map_err(ClientError::from)?;
@@ -702,7 +757,14 @@ impl FieldsyncClient {
 
     /// Customers within `radius_m` of a point, nearest first, optionally filtered by tier and
     /// follow-up status (empty filters match everything).
-    pub fn customers_near(&self, lat: f64, lon: f64, radius_m: f64, tiers: Vec<Tier>, statuses: Vec<String>) -> Result<Vec<CustomerNear>> {
+    pub fn customers_near(
+        &self,
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+        tiers: Vec<Tier>,
+        statuses: Vec<String>,
+    ) -> Result<Vec<CustomerNear>> {
         let here = LatLon::new(lat, lon).map_err(|e| invalid("location", e.to_string()))?;
         if !(radius_m.is_finite() && radius_m >= 0.0) {
             return Err(invalid("radius_m", "must be a finite number >= 0"));
@@ -759,7 +821,9 @@ impl FieldsyncClient {
     /// A document as JSON (for debugging screens and the device CLI).
     pub fn document_json(&self, doc_id: String) -> Result<String> {
         self.read(|r| {
-            let d = r.get(&doc_id).ok_or_else(|| invalid("doc_id", format!("no document {doc_id} on this device")))?;
+            let d = r
+                .get(&doc_id)
+                .ok_or_else(|| invalid("doc_id", format!("no document {doc_id} on this device")))?;
             serde_json::to_string(&d).map_err(|e| FieldsyncError::Internal { message: e.to_string() })
         })
     }
@@ -771,13 +835,25 @@ impl FieldsyncClient {
         let _flag = SyncingFlag(&self.syncing);
         self.cancel.store(false, Ordering::SeqCst);
         let mut summary = SyncSummary::default();
+        let mut set_aside = 0;
         loop {
             if self.cancel.swap(false, Ordering::SeqCst) {
                 return Err(FieldsyncError::Cancelled);
             }
             let body = self.write(|r| Ok(r.prepare_request().encode()))?;
-            let bytes = self.post(body)?;
-            let resp = SyncResponse::decode(&bytes).map_err(|e| FieldsyncError::Internal { message: format!("bad response: {e}") })?;
+            let bytes = match self.post(body) {
+                // The server refused the whole request because of one local document: set its
+                // unsent edits aside (kept for the user) and go on, rather than never syncing again.
+                Err(FieldsyncError::Rejected { doc, reason }) if !doc.is_empty() && set_aside < 16 => {
+                    set_aside += 1;
+                    let edit = self.write(|r| Ok(r.set_aside(&doc, "invalid_document", &reason)?))?;
+                    summary.rejected.push(RejectedEditRecord::from(&edit));
+                    continue;
+                }
+                other => other?,
+            };
+            let resp = SyncResponse::decode(&bytes)
+                .map_err(|e| FieldsyncError::Internal { message: format!("bad response: {e}") })?;
             self.apply(resp, &mut summary)?;
             summary.rounds += 1;
             summary.outbox_size = self.outbox_size();

@@ -107,7 +107,8 @@ impl DeviceStore {
             for chunk in self.db.scan_prefix(format!("c/{id}/").as_bytes()) {
                 bytes.extend_from_slice(&chunk?.1);
             }
-            let doc = Automerge::load(&bytes).map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
+            let doc =
+                Automerge::load(&bytes).map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
             docs.push((id, LocalDoc { doc, kind: entry.kind, acked: unhash(&entry.acked)? }));
         }
         Ok(Loaded {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State},
+    extract::{
+        DefaultBodyLimit, FromRequestParts, Path, Query, State,
+        rejection::{BytesRejection, PathRejection, QueryRejection},
+    },
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -155,6 +158,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/docs/{id}", get(document))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -173,7 +183,32 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-async fn sync(State(state): State<AppState>, claims: Claims, body: Bytes) -> Result<Response, ApiError> {
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
+        ApiError::new(status, code, e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
     let who: Principal = claims.principal();
     let now = state.clock.now_ms();
     let encoded = blocking(move || {
@@ -199,8 +234,9 @@ struct QuarantineQuery {
 async fn quarantine(
     State(state): State<AppState>,
     claims: Claims,
-    Query(q): Query<QuarantineQuery>,
+    q: Result<Query<QuarantineQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q?;
     if !claims.role.sees_whole_team() {
         return Err(ApiError::forbidden("the quarantine is for managers and admins"));
     }
@@ -226,8 +262,9 @@ async fn quarantine(
 async fn document(
     State(state): State<AppState>,
     claims: Claims,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let Path(id) = id?;
     fieldsync_core::docs::validate_id("id", &id)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let who = claims.principal();

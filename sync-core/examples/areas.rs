@@ -57,10 +57,16 @@ fn main() -> Result<(), AreaError> {
     let (t, design) = time(5, || design_territories(&customers, &reps, &cfg, seed));
     let design = design?;
     println!();
-    println!("design_territories: 2000 customers, 8 reps, tolerance {:.2} (cold: nobody owns anything)", cfg.tolerance);
+    println!(
+        "design_territories: 2000 customers, 8 reps, tolerance {:.2} (cold: nobody owns anything)",
+        cfg.tolerance
+    );
     println!("  median time        {:>10.2?}", t);
     println!("  workload balance   {:>10.3}", design.workload_balance);
-    println!("  potential balance  {:>10.3}  within tolerance: {}", design.potential_balance, design.within_tolerance);
+    println!(
+        "  potential balance  {:>10.3}  within tolerance: {}",
+        design.potential_balance, design.within_tolerance
+    );
     println!("  nearest centroid   {:>9.1} %", 100.0 * design.nearest_centroid_share);
     println!("  moves              {:>10}", design.moves.len());
     for tr in &design.territories {

@@ -268,6 +268,32 @@ impl Replica {
         }
     }
 
+    /// Sets a document's unacknowledged changes aside when the server refuses the whole request
+    /// because of them (a broken document from an outdated app): they are kept in the rejected list
+    /// and the document goes back to what the server holds, so the device can sync again.
+    pub fn set_aside(&mut self, doc_id: &str, code: &str, reason: &str) -> Result<RejectedEdit> {
+        let local = self.docs.remove(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
+        let pending = local.pending();
+        let edit = RejectedEdit {
+            doc_id: doc_id.to_string(),
+            code: code.to_string(),
+            reason: reason.to_string(),
+            changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
+            attempted: Document::hydrate(&local.doc).ok().and_then(|d| serde_json::to_value(d).ok()),
+        };
+        if !local.acked.is_empty() {
+            let doc = local
+                .doc
+                .fork_at(&local.acked)
+                .map_err(|e| ClientError::Corrupt(format!("{doc_id} at its acknowledged heads: {e}")))?
+                .with_actor(self.actor.clone());
+            self.docs.insert(doc_id.to_string(), LocalDoc { doc, kind: local.kind, acked: local.acked });
+        }
+        self.dirty.insert(doc_id.to_string());
+        self.rejected.push(edit.clone());
+        Ok(edit)
+    }
+
     /// Builds the next request: the cursor and every unacknowledged change.
     pub fn prepare_request(&mut self) -> SyncRequest {
         self.in_flight.clear();

@@ -38,8 +38,8 @@ pub enum SyncError {
     InvalidDocument { doc_id: String, error: DocError },
     #[error("document {doc_id} is a {stored}, not a {pushed}")]
     KindMismatch { doc_id: String, stored: DocKind, pushed: DocKind },
-    /// Unknown to this team: never created here, or owned by another team (the two are not told
-    /// apart, so ids of other teams cannot be probed).
+    /// Unknown to this team: the pushed changes build on a history the server does not have.
+    /// (Each team has its own id space: another team's documents are not even addressable.)
     #[error("unknown document {doc_id}")]
     UnknownDocument { doc_id: String },
     #[error("request too large: {0}")]
@@ -251,12 +251,6 @@ impl<S: Storage> SyncEngine<S> {
                 continue;
             }
             let doc_id = p.doc_id.as_str();
-            match self.storage.doc_team(doc_id)? {
-                Some(t) if t != team => {
-                    return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
-                }
-                _ => {}
-            }
             let existing = self.load(team, doc_id)?;
             if let Some(e) = &existing
                 && e.meta.kind != p.kind
@@ -272,7 +266,21 @@ impl<S: Storage> SyncEngine<S> {
                 Some(l) => (l.doc, Some(l.meta)),
                 None => (Automerge::new(), None),
             };
-            let staged = self.stage(who, p.kind, doc_id, base, old_meta.as_ref(), changes)?;
+            // A rep pushing to a document outside their scope learns nothing about it: the changes
+            // are refused unread, and the server's version is not handed back.
+            let out_of_scope = !who.role.sees_whole_team()
+                && old_meta.as_ref().is_some_and(|m| !m.audience.includes(&who.user));
+            let staged = if out_of_scope {
+                let mut seen = BTreeSet::new();
+                let rejected = changes
+                    .into_iter()
+                    .filter(|c| base.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()))
+                    .map(|c| (c, violation("not_assigned", "this document is not assigned to you")))
+                    .collect();
+                Staged { doc: base, state: None, accepted_new: vec![], rejected }
+            } else {
+                self.stage(who, p.kind, doc_id, base, old_meta.as_ref(), changes)?
+            };
             let Staged { mut doc, state, accepted_new, rejected } = staged;
 
             let held: Vec<ByteBuf> = pushed_hashes
@@ -516,7 +524,7 @@ impl<S: Storage> SyncEngine<S> {
         if pending.is_empty() {
             return Ok(None);
         }
-        let customer = self.customer_location(team, &visit.customer_id)?;
+        let customer = self.customer_location(team, &visit.customer_id, &visit.rep)?;
         let mut previous: Option<LastCheckin> =
             batch.checkins.iter().rev().find(|(u, _)| *u == visit.rep).map(|(_, c)| c.clone());
         if previous.is_none() {
@@ -530,7 +538,10 @@ impl<S: Storage> SyncEngine<S> {
                     distance_m: -1.0,
                     reasons: vec![FlagReason {
                         code: "unknown_customer".into(),
-                        message: format!("customer {} is not known to the server", visit.customer_id),
+                        message: format!(
+                            "customer {} is not known to the server for {}",
+                            visit.customer_id, visit.rep
+                        ),
                     }],
                     received_at_ms: now_ms,
                 },
@@ -581,18 +592,22 @@ impl<S: Storage> SyncEngine<S> {
         }
     }
 
+    /// The customer's location, if the customer exists and the visit's rep may see it: verifying a
+    /// check-in against a customer outside the rep's scope would tell the rep where it is.
     fn customer_location(
         &self,
         team: &str,
         customer_id: &str,
+        rep: &str,
     ) -> Result<Option<(LatLon, geo::Datum, Option<f64>)>> {
         let Some(loaded) = self.load(team, customer_id)? else {
             return Ok(None);
         };
+        let visible = loaded.meta.kind == DocKind::Customer && loaded.meta.audience.includes(rep);
         let typed = Document::hydrate(&loaded.doc).ok();
         self.put_cached(team, customer_id, loaded);
         Ok(match typed {
-            Some(Document::Customer(c)) => {
+            Some(Document::Customer(c)) if visible => {
                 c.location.parsed("location").ok().map(|(p, d)| (p, d, c.geofence_m))
             }
             _ => None,
@@ -725,12 +740,6 @@ impl<S: Storage> SyncEngine<S> {
             validate_id("id", doc_id)
                 .map_err(|e| SyncError::InvalidDocument { doc_id: doc_id.into(), error: e })?;
             d.validate().map_err(|e| SyncError::InvalidDocument { doc_id: doc_id.into(), error: e })?;
-            match self.storage.doc_team(doc_id)? {
-                Some(t) if t != team => {
-                    return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
-                }
-                _ => {}
-            }
             let (mut doc, old_meta) = match self.load(team, doc_id)? {
                 Some(l) => (l.doc, Some(l.meta)),
                 None => (Automerge::new(), None),

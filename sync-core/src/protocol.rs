@@ -24,6 +24,10 @@ const COMPRESS_ABOVE: usize = 1024;
 /// A decoded message may not inflate past this (zip bombs).
 pub const MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
 
+/// Inflation allowed per compressed byte, and the floor below which that is not applied.
+const MAX_RATIO: usize = 64;
+const MIN_INFLATE_CAP: usize = 16 * 1024 * 1024;
+
 /// Media type of framed protocol messages over HTTP.
 pub const CONTENT_TYPE: &str = "application/x-fieldsync";
 
@@ -121,7 +125,7 @@ pub enum WireError {
     UnsupportedVersion(u8),
     #[error("unknown flags {0:#x}")]
     UnknownFlags(u8),
-    #[error("message inflates past {MAX_DECODED_BYTES} bytes")]
+    #[error("message inflates past its size limit")]
     TooLarge,
     #[error("corrupt compressed payload: {0}")]
     Compression(String),
@@ -176,10 +180,13 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
     let cbor: &[u8] = match flags {
         0 => body,
         FLAG_DEFLATE => {
+            // Real payloads deflate a few times at most; a far higher ratio is a bomb, refused
+            // before it costs more memory than the compressed size justifies.
+            let cap = body.len().saturating_mul(MAX_RATIO).clamp(MIN_INFLATE_CAP, MAX_DECODED_BYTES);
             let mut out = Vec::new();
-            let mut dec = flate2::read::DeflateDecoder::new(body).take(MAX_DECODED_BYTES as u64 + 1);
+            let mut dec = flate2::read::DeflateDecoder::new(body).take(cap as u64 + 1);
             dec.read_to_end(&mut out).map_err(|e| WireError::Compression(e.to_string()))?;
-            if out.len() > MAX_DECODED_BYTES {
+            if out.len() > cap {
                 return Err(WireError::TooLarge);
             }
             inflated = out;

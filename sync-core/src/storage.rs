@@ -151,9 +151,6 @@ impl Batch {
 /// The server's storage. Every method is a short, synchronous call; `commit` returns only once the
 /// batch is durable.
 pub trait Storage: Send + Sync {
-    /// The team that owns a document id, if any. Ids are global so that one team can never write
-    /// into another's document.
-    fn doc_team(&self, doc_id: &str) -> Result<Option<String>>;
     fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>>;
     /// The stored chunks concatenated (loadable with `Automerge::load`).
     fn load_doc(&self, team: &str, doc_id: &str) -> Result<Option<Vec<u8>>>;
@@ -251,7 +248,6 @@ impl KvBackend for MemoryKv {
 ///
 /// | key | value |
 /// |---|---|
-/// | `g/{doc}` | owning team |
 /// | `m/{team}/{doc}` | [`DocMeta`] |
 /// | `c/{team}/{doc}/{n:010}` | chunk n |
 /// | `a/{team}/{user or *}/{doc}` | kind (audience index) |
@@ -338,13 +334,6 @@ impl<B: KvBackend> KvStorage<B> {
 }
 
 impl<B: KvBackend> Storage for KvStorage<B> {
-    fn doc_team(&self, doc_id: &str) -> Result<Option<String>> {
-        self.kv
-            .get(&key(&["g", doc_id]))?
-            .map(|b| String::from_utf8(b).map_err(|_| StorageError::Corrupt("team name".into())))
-            .transpose()
-    }
-
     fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>> {
         self.kv.get(&key(&["m", team, doc_id]))?.map(|b| dec("doc meta", &b)).transpose()
     }
@@ -466,7 +455,6 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             }
             let meta = DocMeta { kind: w.kind, audience: w.audience.clone(), chunks, updated_seq: new_head };
             ops.push(KvOp::Put(key(&["m", team, &w.doc_id]), enc(&meta)?));
-            ops.push(KvOp::Put(key(&["g", &w.doc_id]), team.as_bytes().to_vec()));
             metas.insert(w.doc_id.clone(), Some(meta));
         }
         for q in &batch.quarantine {
@@ -577,7 +565,6 @@ pub mod conformance {
         assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"onetwothree"[..]));
         let meta = s.doc_meta("t1", "d1").expect("meta").expect("meta exists");
         assert_eq!(meta.chunks, 3);
-        assert_eq!(s.doc_team("d1").expect("team").as_deref(), Some("t1"));
         assert_eq!(s.load_doc("t1", "nope").expect("load missing"), None);
         assert_eq!(s.doc_meta("t1", "nope").expect("meta missing"), None);
     }
@@ -666,6 +653,12 @@ pub mod conformance {
         assert_eq!(s.load_doc("t2", "a1").expect("load"), None);
         assert!(s.list_docs("t2", None, "", 100).expect("list").is_empty());
         assert!(s.read_feed("t2", 0, 100).expect("feed").is_empty());
+        // The same id in another team is another document.
+        let mut b = Batch::new("t2", 0);
+        b.docs.push(write("a1", Audience::Team, DocData::Append(b"other".to_vec())));
+        s.commit(b).expect("commit t2");
+        assert_eq!(s.load_doc("t1", "a1").expect("load").as_deref(), Some(&b"secret"[..]));
+        assert_eq!(s.load_doc("t2", "a1").expect("load").as_deref(), Some(&b"other"[..]));
         // A team whose name is a prefix of another's sees nothing of it either.
         assert!(s.list_docs("t", None, "", 100).expect("list").is_empty());
     }

@@ -43,7 +43,14 @@ impl Rng {
     }
 }
 
-pub fn customer(id: &str, lat: f64, lon: f64, tier: Option<Tier>, potential: f64, owner: Option<&str>) -> Customer {
+pub fn customer(
+    id: &str,
+    lat: f64,
+    lon: f64,
+    tier: Option<Tier>,
+    potential: f64,
+    owner: Option<&str>,
+) -> Customer {
     Customer {
         kind: "customer".into(),
         schema: SCHEMA_VERSION,

@@ -56,7 +56,11 @@ mod areas {
             let min = plan.areas.iter().map(|a| a.workload_min).fold(f64::MAX, f64::min);
             assert!((plan.balance - max / min).abs() < 1e-9);
             assert!(plan.within_tolerance, "tolerance {tolerance}: balance {}", plan.balance);
-            assert!(plan.balance <= 1.0 + tolerance + 1e-9, "tolerance {tolerance}: balance {}", plan.balance);
+            assert!(
+                plan.balance <= 1.0 + tolerance + 1e-9,
+                "tolerance {tolerance}: balance {}",
+                plan.balance
+            );
         }
     }
 
@@ -64,8 +68,10 @@ mod areas {
     fn sub_areas_are_compact() {
         let customers = rep_customers();
         let plan = sub_areas(&customers, 5, &AreaConfig::default(), SEED).unwrap();
-        let at: BTreeMap<&str, LatLon> =
-            customers.iter().map(|c| (c.id.as_str(), LatLon { lat: c.location.lat, lon: c.location.lon })).collect();
+        let at: BTreeMap<&str, LatLon> = customers
+            .iter()
+            .map(|c| (c.id.as_str(), LatLon { lat: c.location.lat, lon: c.location.lon }))
+            .collect();
         // Measured here with great-circle distances, independently of the planner's own metric.
         let mut own_is_nearest = 0;
         let mut own_beats_most = 0;
@@ -90,8 +96,23 @@ mod areas {
             }
         }
         let n = customers.len() as f64;
-        eprintln!("DEBUG most {} nearest {} plan {} balance {}", own_beats_most as f64 / n, own_is_nearest as f64 / n, plan.nearest_centroid_share, plan.balance);
-        for a in &plan.areas { eprintln!("DEBUG {} {} {:.0} {:.0} {:.2}", a.name, a.customer_ids.len(), a.workload_min, a.travel_min, a.radius_km); }
+        eprintln!(
+            "DEBUG most {} nearest {} plan {} balance {}",
+            own_beats_most as f64 / n,
+            own_is_nearest as f64 / n,
+            plan.nearest_centroid_share,
+            plan.balance
+        );
+        for a in &plan.areas {
+            eprintln!(
+                "DEBUG {} {} {:.0} {:.0} {:.2}",
+                a.name,
+                a.customer_ids.len(),
+                a.workload_min,
+                a.travel_min,
+                a.radius_km
+            );
+        }
         let beats_most = own_beats_most as f64 / n;
         assert!(beats_most >= 0.9, "{:.1} %", 100.0 * beats_most);
         // Stronger: most customers are nearest to their own area's centroid. Not all can be: three
@@ -214,8 +235,9 @@ mod areas {
         assert!(plan.balance.is_finite());
 
         // Nothing usable at all.
-        let nowhere: Vec<_> =
-            (0..5).map(|i| customer(&format!("x{i}"), f64::NAN, f64::NAN, Some(Tier::A), 1.0, None)).collect();
+        let nowhere: Vec<_> = (0..5)
+            .map(|i| customer(&format!("x{i}"), f64::NAN, f64::NAN, Some(Tier::A), 1.0, None))
+            .collect();
         assert_eq!(sub_areas(&nowhere, 2, &AreaConfig::default(), SEED), Err(AreaError::NoCustomers));
         // Fewer usable customers than areas.
         let mut mostly_nowhere = nowhere.clone();
@@ -229,7 +251,16 @@ mod areas {
     #[test]
     fn customers_all_at_the_same_place_are_still_split_and_balanced() {
         let customers: Vec<_> = (0..40)
-            .map(|i| customer(&format!("d{i}"), CITY.lat, CITY.lon, Some([Tier::A, Tier::B, Tier::C][i % 3]), 1.0, None))
+            .map(|i| {
+                customer(
+                    &format!("d{i}"),
+                    CITY.lat,
+                    CITY.lon,
+                    Some([Tier::A, Tier::B, Tier::C][i % 3]),
+                    1.0,
+                    None,
+                )
+            })
             .collect();
         let plan = sub_areas(&customers, 4, &AreaConfig::default(), SEED).unwrap();
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
@@ -248,7 +279,10 @@ mod areas {
         let moved: Vec<_> = customers
             .iter()
             .map(|c| {
-                let p = LatLon { lat: c.location.lat - CITY.lat + shanghai.lat, lon: c.location.lon - CITY.lon + shanghai.lon };
+                let p = LatLon {
+                    lat: c.location.lat - CITY.lat + shanghai.lat,
+                    lon: c.location.lon - CITY.lon + shanghai.lon,
+                };
                 let mut c = c.clone();
                 c.location = GeoPoint::wgs84(p.lat, p.lon);
                 c
@@ -286,7 +320,10 @@ mod areas {
         assert!(matches!(bad(|c| c.tolerance = -0.1), Err(AreaError::InvalidConfig { .. })));
         assert!(matches!(bad(|c| c.workload.travel.speed_kmh = 0.0), Err(AreaError::InvalidConfig { .. })));
         assert!(matches!(bad(|c| c.workload.cadence.b_days = 0), Err(AreaError::InvalidConfig { .. })));
-        assert!(matches!(bad(|c| c.workload.visit_minutes.a = f64::INFINITY), Err(AreaError::InvalidConfig { .. })));
+        assert!(matches!(
+            bad(|c| c.workload.visit_minutes.a = f64::INFINITY),
+            Err(AreaError::InvalidConfig { .. })
+        ));
         assert!(matches!(bad(|c| c.compactness_weight = f64::NAN), Err(AreaError::InvalidConfig { .. })));
         // Zero iterations or restarts is not an error: the seeding alone is returned.
         assert!(bad(|c| c.max_iterations = 0).is_ok());
@@ -294,6 +331,9 @@ mod areas {
 
         let mut dup = customers.clone();
         dup[5].id = dup[4].id.clone();
-        assert_eq!(sub_areas(&dup, 3, &AreaConfig::default(), SEED), Err(AreaError::DuplicateCustomer(dup[4].id.clone())));
+        assert_eq!(
+            sub_areas(&dup, 3, &AreaConfig::default(), SEED),
+            Err(AreaError::DuplicateCustomer(dup[4].id.clone()))
+        );
     }
 }

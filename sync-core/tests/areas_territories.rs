@@ -111,8 +111,10 @@ mod areas {
     fn hulls_contain_their_customers() {
         let (customers, reps) = team();
         let design = design_territories(&customers, &reps, &TerritoryConfig::default(), SEED).unwrap();
-        let at: BTreeMap<&str, LatLon> =
-            customers.iter().map(|c| (c.id.as_str(), LatLon { lat: c.location.lat, lon: c.location.lon })).collect();
+        let at: BTreeMap<&str, LatLon> = customers
+            .iter()
+            .map(|c| (c.id.as_str(), LatLon { lat: c.location.lat, lon: c.location.lon }))
+            .collect();
         for t in &design.territories {
             assert!(t.hull.len() >= 3, "{}: {} hull points", t.rep, t.hull.len());
             // Counter-clockwise in (lon, lat): every customer is left of (or on) every edge.
@@ -262,10 +264,16 @@ mod areas {
         assert_eq!(design_territories(&[], &reps, &cfg, SEED), Err(AreaError::NoCustomers));
         let mut dup = reps.clone();
         dup[1].rep = dup[0].rep.clone();
-        assert_eq!(design_territories(&customers, &dup, &cfg, SEED), Err(AreaError::DuplicateRep(dup[0].rep.clone())));
+        assert_eq!(
+            design_territories(&customers, &dup, &cfg, SEED),
+            Err(AreaError::DuplicateRep(dup[0].rep.clone()))
+        );
         let mut homeless = reps.clone();
         homeless[2].home = LatLon { lat: f64::NAN, lon: 4.0 };
-        assert!(matches!(design_territories(&customers, &homeless, &cfg, SEED), Err(AreaError::InvalidRepHome { .. })));
+        assert!(matches!(
+            design_territories(&customers, &homeless, &cfg, SEED),
+            Err(AreaError::InvalidRepHome { .. })
+        ));
         assert_eq!(
             design_territories(&customers[..4], &reps, &cfg, SEED),
             Err(AreaError::TooManyAreas { areas: 6, customers: 4 })
@@ -274,7 +282,10 @@ mod areas {
             weights: fieldsync_core::planning::areas::DesignWeights { potential: -1.0, ..Default::default() },
             ..TerritoryConfig::default()
         };
-        assert!(matches!(design_territories(&customers, &reps, &bad_weights, SEED), Err(AreaError::InvalidConfig { .. })));
+        assert!(matches!(
+            design_territories(&customers, &reps, &bad_weights, SEED),
+            Err(AreaError::InvalidConfig { .. })
+        ));
 
         // Garbage potentials count as zero; as many reps as customers is fine.
         let mut odd = customers[..6].to_vec();

@@ -259,3 +259,47 @@ fn a_pull_is_paged_by_entries() {
     assert!(rounds >= 5, "{rounds} rounds for 46 feed entries in pages of 5");
     assert_eq!(tablet.len(), 23);
 }
+
+#[test]
+fn a_broken_local_edit_is_set_aside_so_the_device_can_sync_again() {
+    let engine = engine_with(|_| {});
+    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    phone.create(visit("v1", "alice"), 0).unwrap();
+    sync(&engine, &mut phone, 1);
+
+    // 1. An outdated app writes a check-in off the globe, and a good note elsewhere.
+    phone
+        .update_unchecked("v1", 2, |d| {
+            if let Document::Visit(v) = d {
+                v.checkins.push(Checkin {
+                    id: "bad".into(),
+                    lat: 123.0,
+                    lon: 4.0,
+                    accuracy_m: 5.0,
+                    device_time_ms: 2,
+                    mock_location: false,
+                })
+            }
+        })
+        .unwrap();
+    phone.create(visit("v2", "alice"), 2).unwrap();
+
+    // 2. The server refuses the whole request, naming the document.
+    let req = phone.prepare_request();
+    let err = engine.handle(phone.principal(), &req, 3).unwrap_err();
+    assert!(
+        matches!(&err, fieldsync_core::engine::SyncError::InvalidDocument { doc_id, .. } if doc_id == "v1"),
+        "{err}"
+    );
+
+    // 3. The device sets the broken edit aside (kept for the user) and syncs the rest.
+    phone.set_aside("v1", "invalid_document", &err.to_string()).unwrap();
+    sync(&engine, &mut phone, 4);
+    assert_eq!(phone.rejected().len(), 1);
+    assert_eq!(phone.heads("v1"), engine.doc_heads(TEAM, "v1").unwrap());
+    assert!(engine.read_doc(TEAM, "v2").unwrap().is_some());
+    match phone.get("v1") {
+        Some(Document::Visit(v)) => assert_eq!(v.checkins.len(), 1, "back to the server's version"),
+        other => panic!("{other:?}"),
+    }
+}

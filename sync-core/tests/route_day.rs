@@ -464,7 +464,8 @@ mod route_day {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        // 48 cases unless PROPTEST_CASES says otherwise (debug builds are slow).
+        #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48), ..ProptestConfig::default() })]
 
         #[test]
         fn plan_day_output_is_always_feasible(req in arb_request()) {

@@ -140,10 +140,7 @@ fn thread_delta(before: &[ThreadTime], after: &[ThreadTime]) -> String {
     let mut rows: Vec<(String, u64, u64)> = after
         .iter()
         .map(|(tid, name, cpu, wait)| {
-            let (c0, w0) = before
-                .iter()
-                .find(|b| &b.0 == tid)
-                .map_or((0, 0), |b| (b.2, b.3));
+            let (c0, w0) = before.iter().find(|b| &b.0 == tid).map_or((0, 0), |b| (b.2, b.3));
             (format!("{name}/{tid}"), cpu - c0.min(*cpu), wait - w0.min(*wait))
         })
         .filter(|r| r.1 > 5_000_000)
@@ -153,7 +150,9 @@ fn thread_delta(before: &[ThreadTime], after: &[ThreadTime]) -> String {
     let waited: u64 = rows.iter().map(|r| r.2).sum();
     let each: Vec<String> = rows
         .iter()
-        .map(|(n, c, w)| format!("{n} {:.0} ms (+{:.0} ms waiting for a core)", *c as f64 / 1e6, *w as f64 / 1e6))
+        .map(|(n, c, w)| {
+            format!("{n} {:.0} ms (+{:.0} ms waiting for a core)", *c as f64 / 1e6, *w as f64 / 1e6)
+        })
         .collect();
     format!(
         "CPU {:.0} ms, runnable-but-waiting {:.0} ms; {}",
@@ -355,10 +354,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
         ms(stats.decode),
         ms(stats.apply),
     );
-    eprintln!(
-        "[D={d}] threads during the push: {}",
-        thread_delta(&threads_before, &threads_after)
-    );
+    eprintln!("[D={d}] threads during the push: {}", thread_delta(&threads_before, &threads_after));
 
     // Untimed: the server holds every document exactly as the phone does.
     let mut docs = Vec::with_capacity(d);

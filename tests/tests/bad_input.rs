@@ -286,7 +286,6 @@ async fn a_body_over_64_mib_is_refused_with_413_and_nothing_is_stored() {
 }
 
 #[tokio::test]
-#[ignore = "bug: refusals made by axum's extractors (body limit, path, query) and 405 bypass ApiError and answer text/plain or an empty body (server/src/api.rs)"]
 async fn refusals_made_by_the_http_layer_itself_also_carry_the_json_error_body() {
     // 1. Requests that axum refuses before a handler runs: a body over the 64 MiB limit, an id that
     //    is not UTF-8, a query that does not parse, a method the route does not have.

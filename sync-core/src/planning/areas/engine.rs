@@ -216,8 +216,7 @@ impl Solution {
 
 /// max/min of positive quantities: 1 when all are zero, infinite when only some are.
 pub(super) fn ratio(values: impl Iterator<Item = f64>) -> f64 {
-    let (lo, hi) =
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !(hi > 0.0) {
         1.0
     } else if lo > 0.0 {
@@ -522,7 +521,8 @@ impl<'a> Engine<'a> {
         if owned * 2 < items.len() {
             return None;
         }
-        let assign: Vec<usize> = items.iter().map(|it| it.orig.filter(|&o| o < k).unwrap_or(usize::MAX)).collect();
+        let assign: Vec<usize> =
+            items.iter().map(|it| it.orig.filter(|&o| o < k).unwrap_or(usize::MAX)).collect();
         let sol = Solution::new(items, k, assign.clone());
         let centres: Vec<[f64; 2]> = sol
             .stats
@@ -538,7 +538,9 @@ impl<'a> Engine<'a> {
                     return g;
                 }
                 (0..k)
-                    .min_by(|&a, &b| dist2(it.xy, centres[a]).total_cmp(&dist2(it.xy, centres[b])).then(a.cmp(&b)))
+                    .min_by(|&a, &b| {
+                        dist2(it.xy, centres[a]).total_cmp(&dist2(it.xy, centres[b])).then(a.cmp(&b))
+                    })
                     .unwrap_or(0)
             })
             .collect();
@@ -553,7 +555,8 @@ impl<'a> Engine<'a> {
         let items = self.p.items;
         for _ in 0..self.p.k {
             let Some(empty) = sol.stats.iter().position(|s| s.n == 0) else { return };
-            let Some(donor) = (0..self.p.k).max_by(|&a, &b| sol.stats[a].n.cmp(&sol.stats[b].n).then(b.cmp(&a)))
+            let Some(donor) =
+                (0..self.p.k).max_by(|&a, &b| sol.stats[a].n.cmp(&sol.stats[b].n).then(b.cmp(&a)))
             else {
                 return;
             };
@@ -575,7 +578,12 @@ impl<'a> Engine<'a> {
     /// The optimal one-to-one assignment of groups to reps (Hungarian method) for the cost
     /// "distance from the rep's home to the group's centroid (km) + `move_penalty_km` × customers the
     /// rep does not own today"; `perm[group] = rep`.
-    pub(super) fn rep_permutation(&self, sol: &Solution, homes: &[[f64; 2]], move_penalty_km: f64) -> Vec<usize> {
+    pub(super) fn rep_permutation(
+        &self,
+        sol: &Solution,
+        homes: &[[f64; 2]],
+        move_penalty_km: f64,
+    ) -> Vec<usize> {
         let k = self.p.k;
         let mut kept = vec![vec![0usize; k]; k];
         let mut owned = vec![0usize; k];
@@ -710,9 +718,7 @@ impl<'a> Engine<'a> {
                 let sb = sol.stats[b];
                 let na = sa.without(it).with(jt);
                 let nb = sb.without(jt).with(it);
-                let d = e.group(&na) + e.group(&nb)
-                    - fa
-                    - e.group(&sb)
+                let d = e.group(&na) + e.group(&nb) - fa - e.group(&sb)
                     + e.continuity(it, b)
                     + e.continuity(jt, a)
                     - ca

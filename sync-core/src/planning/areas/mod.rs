@@ -403,7 +403,10 @@ fn prepare(
                     index.push(i);
                     wgs.push(w);
                 } else {
-                    unplaced.push(Unplaced { customer_id: c.id.clone(), reason: "datum conversion failed".into() });
+                    unplaced.push(Unplaced {
+                        customer_id: c.id.clone(),
+                        reason: "datum conversion failed".into(),
+                    });
                 }
             }
             Err(e) => unplaced.push(Unplaced { customer_id: c.id.clone(), reason: e.to_string() }),
@@ -413,7 +416,8 @@ fn prepare(
         return Err(AreaError::NoCustomers);
     }
     let proj = Projection::fit(&wgs);
-    let potential = |c: &Customer| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+    let potential =
+        |c: &Customer| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
     let max_potential = index.iter().map(|&i| potential(&customers[i])).fold(0.0_f64, f64::max);
     let items = index
         .iter()
@@ -465,7 +469,12 @@ fn group_geometry(prep: &Prepared, sol: &Solution, t: usize) -> (f64, f64, LatLo
 ///
 /// Errors: no usable customer, `n == 0`, more areas than located customers, a duplicate customer
 /// id, an invalid configuration. Customers with unusable locations are reported in `unplaced`.
-pub fn sub_areas(customers: &[Customer], n: usize, cfg: &AreaConfig, seed: u64) -> Result<SubAreaPlan, AreaError> {
+pub fn sub_areas(
+    customers: &[Customer],
+    n: usize,
+    cfg: &AreaConfig,
+    seed: u64,
+) -> Result<SubAreaPlan, AreaError> {
     cfg.workload.validate()?;
     check_non_negative("tolerance", cfg.tolerance)?;
     check_non_negative("compactness_weight", cfg.compactness_weight)?;
@@ -483,7 +492,12 @@ pub fn sub_areas(customers: &[Customer], n: usize, cfg: &AreaConfig, seed: u64) 
         k: n,
         minutes_per_km,
         travel_coeff: coeff,
-        weights: Weights { workload: 1.0, potential: 0.0, compactness: cfg.compactness_weight, continuity: 0.0 },
+        weights: Weights {
+            workload: 1.0,
+            potential: 0.0,
+            compactness: cfg.compactness_weight,
+            continuity: 0.0,
+        },
         tolerance: cfg.tolerance,
         max_sweeps: cfg.max_iterations as usize,
     });
@@ -603,7 +617,9 @@ pub fn design_territories(
         LatLon::new(rep.home.lat, rep.home.lon)
             .map_err(|e| AreaError::InvalidRepHome { rep: rep.rep.clone(), reason: e.to_string() })?;
     }
-    let prep = prepare(customers, &cfg.workload, |c| c.owner_rep.as_deref().and_then(|o| rep_index.get(o).copied()))?;
+    let prep = prepare(customers, &cfg.workload, |c| {
+        c.owner_rep.as_deref().and_then(|o| rep_index.get(o).copied())
+    })?;
     let k = reps.len();
     if k > prep.items.len() {
         return Err(AreaError::TooManyAreas { areas: k, customers: prep.items.len() });
@@ -649,7 +665,8 @@ pub fn design_territories(
     }
     let Some(sol) = pick_best(&engine, candidates) else { return Err(AreaError::NoCustomers) };
 
-    let potential = |c: &Customer| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+    let potential =
+        |c: &Customer| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
     let mut territories = Vec::with_capacity(k);
     let mut total_km = 0.0;
     for (t, rep) in reps.iter().enumerate() {
