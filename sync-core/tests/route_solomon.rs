@@ -3,7 +3,8 @@
 // In a module so that `cargo test -p fieldsync-core route` selects these tests.
 mod route_solomon {
     use fieldsync_core::planning::route::RouteError;
-    use fieldsync_core::planning::route::solomon::{self, Instance, Objective, Solution, SolveOptions};
+    use fieldsync_core::planning::route::solomon::{self, Instance, Node, Objective, Solution, SolveOptions};
+    use proptest::prelude::*;
 
     /// The depot and the first 25 customers of C101.txt (shared/data/solomon), with its trailing spaces.
     const C101_25: &str = "200
@@ -210,5 +211,38 @@ mod route_solomon {
         let sol = solomon::solve(&one, 1, 10);
         assert_eq!((sol.vehicles, sol.distance), (0, 0.0));
         assert_eq!(solomon::check(&one, &sol), Ok(()));
+    }
+
+    /// Random instances in which every customer can be served by a truck of its own.
+    fn arb_instance() -> impl Strategy<Value = Instance> {
+        prop::collection::vec(
+            (0.0f64..50.0, 0.0f64..50.0, 1i64..30, 0.0f64..1.0, 1.0f64..80.0, 0.0f64..15.0),
+            1..12,
+        )
+        .prop_map(|rows| {
+            let horizon = 400.0;
+            let mut nodes =
+                vec![Node { id: 0, x: 25.0, y: 25.0, demand: 0, ready: 0.0, due: horizon, service: 0.0 }];
+            for (k, (x, y, demand, start, width, service)) in rows.into_iter().enumerate() {
+                let d = ((x - 25.0f64).powi(2) + (y - 25.0f64).powi(2)).sqrt();
+                let latest = horizon - 2.0 * d - service - 1.0;
+                let ready = (d + start * (latest - d).max(0.0)).floor();
+                nodes.push(Node { id: k + 1, x, y, demand, ready, due: ready + width, service });
+            }
+            Instance { capacity: 60, nodes }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn solutions_of_random_small_instances_pass_the_checker(inst in arb_instance(), seed in any::<u64>(), distance in any::<bool>()) {
+            let objective = if distance { Objective::Distance } else { Objective::VehiclesThenDistance };
+            let opts = SolveOptions { max_iterations: 300, objective, ..SolveOptions::new(seed, 0) };
+            let sol = solomon::solve_with(&inst, &opts);
+            prop_assert!(sol.unserved.is_empty(), "{:?}", sol);
+            prop_assert_eq!(solomon::check(&inst, &sol), Ok(()));
+        }
     }
 }

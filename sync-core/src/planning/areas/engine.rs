@@ -612,16 +612,19 @@ impl<'a> Engine<'a> {
     /// Improves `sol` by relocating boundary customers to neighbouring groups and swapping pairs of
     /// neighbouring customers across a boundary, first improvement, in sweeps over all customers.
     ///
-    /// 1. **Balance**: the full objective. A local optimum outside the tolerance raises the balance
-    ///    pressure and continues, until the tolerance is met, `max_sweeps` is spent or balance is
-    ///    all that counts.
+    /// 1. **Balance** (skipped when the start is within the tolerance): the full objective. A local
+    ///    optimum outside the tolerance raises the balance pressure and continues, until the
+    ///    tolerance is met, `max_sweeps` is spent or balance is all that counts.
     /// 2. **Polish**: compactness and continuity only, under the constraint that the balance stays
     ///    within the tolerance (or, if that was not reached, no worse than phase 1 left it): the
     ///    result is as compact as the tolerance allows, not more balanced than asked at the
     ///    expense of longer drives. At most `max_sweeps` sweeps again.
     pub(super) fn optimise(&self, sol: &mut Solution) {
         let mut pressure = 1.0;
-        for _ in 0..self.p.max_sweeps {
+        // A start that is already balanced enough (often today's assignment) goes straight to the
+        // polish, which moves customers only for compactness.
+        let sweeps = if self.within_tolerance(sol) { 0 } else { self.p.max_sweeps };
+        for _ in 0..sweeps {
             if self.sweep(sol, Mode::Balance { pressure }) == 0 {
                 if self.within_tolerance(sol) || pressure >= MAX_PRESSURE {
                     break;

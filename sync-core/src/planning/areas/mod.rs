@@ -199,13 +199,15 @@ pub struct DesignWeights {
     pub potential: f64,
     /// Within-territory inertia / total inertia (the k-means criterion, 0..1).
     pub compactness: f64,
-    /// Share of customers taken from their current rep.
+    /// Share of customers taken from their current rep. With the defaults, moving 10 % of the
+    /// customers is worth 0.02 of compactness (e.g. within-territory inertia from 10 % to 8 % of the
+    /// total): a redesign keeps today's owners unless the territories are clearly untidy.
     pub continuity: f64,
 }
 
 impl Default for DesignWeights {
     fn default() -> Self {
-        DesignWeights { workload: 1.0, potential: 1.0, compactness: 1.0, continuity: 0.5 }
+        DesignWeights { workload: 1.0, potential: 1.0, compactness: 1.0, continuity: 0.2 }
     }
 }
 

@@ -42,6 +42,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+#[doc(hidden)]
+pub use search::ABSW;
 pub use tz::{LocalDate, local_time_ms, opening_windows, opening_windows_for_days};
 
 use self::rng::Rng;

@@ -201,8 +201,21 @@ pub(crate) fn best_position(
 
 /// Inserts every unassigned job it can, in one of SISR's orders (must jobs always first).
 pub(crate) fn recreate(p: &Problem, sol: &mut Sol, rng: &mut Rng, blink: f64, allow_open: bool) {
+    recreate_with(p, sol, rng, blink, allow_open, None);
+}
+
+/// [`recreate`]; with `absence` (fleet minimisation) it sometimes inserts the longest-absent first.
+fn recreate_with(
+    p: &Problem,
+    sol: &mut Sol,
+    rng: &mut Rng,
+    blink: f64,
+    allow_open: bool,
+    absence: Option<&[u64]>,
+) {
     let mut pending = std::mem::take(&mut sol.unassigned);
-    let r = rng.below(13);
+    let r =
+        rng.below(if absence.is_some() { 13 + ABSW.load(std::sync::atomic::Ordering::Relaxed) } else { 13 });
     match r {
         0..=3 => rng.shuffle(&mut pending),
         4..=7 => {
@@ -211,6 +224,12 @@ pub(crate) fn recreate(p: &Problem, sol: &mut Sol, rng: &mut Rng, blink: f64, al
         }
         8..=9 => pending.sort_by(|&a, &b| p.depot_dist[b as usize].total_cmp(&p.depot_dist[a as usize])),
         10 => pending.sort_by(|&a, &b| p.depot_dist[a as usize].total_cmp(&p.depot_dist[b as usize])),
+        13.. => {
+            if let Some(abs) = absence {
+                rng.shuffle(&mut pending);
+                pending.sort_by(|&a, &b| abs[b as usize].cmp(&abs[a as usize]));
+            }
+        }
         _ => {
             rng.shuffle(&mut pending);
             pending.sort_by(|&a, &b| p.jobs[b as usize].value.total_cmp(&p.jobs[a as usize].value));
@@ -236,6 +255,8 @@ fn accept(new: &Cost, cur: &Cost, temp: f64, rng: &mut Rng) -> bool {
         }
     }
 }
+
+pub static ABSW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Ruin-and-recreate under simulated annealing; returns the best solution seen and the iterations run.
 pub(crate) fn anneal(p: &Problem, init: Sol, rng: &mut Rng, budget: &Budget, prm: &Params) -> (Sol, u64) {
@@ -304,7 +325,7 @@ pub(crate) fn minimise_fleet(
             iter += 1;
             work.clone_from(&s);
             ruin(p, &mut work, rng, prm, &mut touched);
-            recreate(p, &mut work, rng, prm.blink, false);
+            recreate_with(p, &mut work, rng, prm.blink, false, Some(&absence));
             let w_abs = sum(&work, &absence);
             if work.unassigned.len() < s.unassigned.len() || w_abs < s_abs {
                 std::mem::swap(&mut s, &mut work);
