@@ -157,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/quarantine", get(quarantine))
         .route("/v1/docs/{id}", get(document))
+        .merge(crate::planning::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

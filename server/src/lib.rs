@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod planning;
 pub mod seed;
 pub mod store;
 

@@ -106,11 +106,6 @@ fn main() {
         "ref_dist",
         "ref_gap"
     );
-    if let Ok(w) = std::env::var("ABSW") {
-        fieldsync_core::planning::route::ABSW
-            .store(w.parse().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-    }
-    let fleet_share: f64 = std::env::var("FLEET").ok().and_then(|v| v.parse().ok()).unwrap_or(0.4);
     for (name, bks_veh, bks_dist) in BKS {
         if a.only.as_deref().is_some_and(|o| !o.eq_ignore_ascii_case(name)) {
             continue;
@@ -138,7 +133,6 @@ fn main() {
                         let inst = &inst;
                         let opts = SolveOptions {
                             objective,
-                            fleet_share,
                             ..SolveOptions::new(a.seed.wrapping_add(k as u64), a.time_ms)
                         };
                         s.spawn(move || solomon::solve_with(inst, &opts))

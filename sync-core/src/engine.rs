@@ -885,3 +885,35 @@ impl<S: Storage> SyncEngine<S> {
         Ok(Some(heads))
     }
 }
+
+impl<S: Storage> SyncEngine<S> {
+    /// Every document of a team, typed (reports and planning). Reads through the cache without
+    /// keeping what it reads, so the cache stays with the documents being written.
+    pub fn team_documents(&self, team: &str) -> Result<Vec<Document>> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.storage.list_docs(team, None, &after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (id, _) in &page {
+                let bytes = match self.take_cached(team, id) {
+                    Some(l) => {
+                        out.push(
+                            Document::hydrate(&l.doc)
+                                .map_err(|e| StorageError::Corrupt(format!("{id}: {e}")))?,
+                        );
+                        self.put_cached(team, id, l);
+                        continue;
+                    }
+                    None => self.storage.load_doc(team, id)?,
+                };
+                let Some(bytes) = bytes else { continue };
+                let doc = Automerge::load(&bytes)
+                    .map_err(|e| StorageError::Corrupt(format!("document {id}: {e}")))?;
+                out.push(Document::hydrate(&doc).map_err(|e| StorageError::Corrupt(format!("{id}: {e}")))?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -14,6 +14,32 @@ fn show(label: &str, d: &TerritoryDesign, t: std::time::Duration) {
     );
 }
 #[test]
+fn scratch_sub() {
+    for seed in [1u64, 2, 3, 20_240_601] {
+        let customers = clustered(300, 3, 12.0, 3.0, seed);
+        for (restarts, cw) in [(4, 1.0), (16, 1.0)] {
+            let cfg = AreaConfig { restarts, compactness_weight: cw, ..AreaConfig::default() };
+            let p = sub_areas(&customers, 5, &cfg, seed).unwrap();
+            eprintln!(
+                "seed {seed} restarts {restarts} cw {cw}: nearest {:.3} bal {:.3} mean {:.2} within {}",
+                p.nearest_centroid_share, p.balance, p.mean_distance_km, p.within_tolerance
+            );
+            if restarts == 4 && seed == 1 {
+                for a in &p.areas {
+                    eprintln!(
+                        "   {} n {} wl {:.0} tr {:.0} r {:.1}",
+                        a.name,
+                        a.customer_ids.len(),
+                        a.workload_min,
+                        a.travel_min,
+                        a.radius_km
+                    );
+                }
+            }
+        }
+    }
+}
+#[test]
 fn scratch() {
     let customers = clustered(1200, 3, 25.0, 6.0, 77);
     let reps = reps(6, 77);

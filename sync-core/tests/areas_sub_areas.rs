@@ -96,23 +96,6 @@ mod areas {
             }
         }
         let n = customers.len() as f64;
-        eprintln!(
-            "DEBUG most {} nearest {} plan {} balance {}",
-            own_beats_most as f64 / n,
-            own_is_nearest as f64 / n,
-            plan.nearest_centroid_share,
-            plan.balance
-        );
-        for a in &plan.areas {
-            eprintln!(
-                "DEBUG {} {} {:.0} {:.0} {:.2}",
-                a.name,
-                a.customer_ids.len(),
-                a.workload_min,
-                a.travel_min,
-                a.radius_km
-            );
-        }
         let beats_most = own_beats_most as f64 / n;
         assert!(beats_most >= 0.9, "{:.1} %", 100.0 * beats_most);
         // Stronger: most customers are nearest to their own area's centroid. Not all can be: three

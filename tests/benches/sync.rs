@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! cargo bench -p fieldsync-e2e --bench sync                          # D = 500 and 5000
-//! cargo bench -p fieldsync-e2e --bench sync -- --docs 500,5000 --batch 250 --workers 2
+//! cargo bench -p fieldsync-e2e --bench sync -- --docs 500,5000 --batch 100 --workers 2
 //! ```
+//!
+//! `--encoded-limit` also times the limit with every sync message encoded and decoded (stderr).
 //!
 //! For each D: a rep's phone creates D visits offline, each with 20 changes (the creation and 19
 //! edits of the notes, a real `Text` splice, and the planned end). Untimed. Then, timed: the phone
@@ -68,7 +70,7 @@ fn parse_args() -> Options {
             }
             "--batch" => o.batch = value("--batch").parse().expect("--batch takes a number"),
             "--workers" => o.workers = value("--workers").parse().expect("--workers takes a number"),
-            "--no-encoded-limit" => o.encoded_limit = false,
+            "--encoded-limit" => o.encoded_limit = true,
             // What `cargo bench` passes to every bench binary; filters are not used here.
             "--bench" => {}
             other if other.starts_with('-') => {
@@ -145,7 +147,7 @@ fn thread_delta(before: &[ThreadTime], after: &[ThreadTime]) -> String {
         })
         .filter(|r| r.1 > 5_000_000)
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let total: u64 = rows.iter().map(|r| r.1).sum();
     let waited: u64 = rows.iter().map(|r| r.2).sum();
     let each: Vec<String> = rows

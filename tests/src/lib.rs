@@ -264,6 +264,24 @@ impl Device {
     }
 }
 
+impl Device {
+    /// POST a JSON body to an endpoint with this device's token: (status, body).
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{}", self.url, path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}
+
 /// Every document a device holds has the same heads on the server.
 pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     for d in devices {

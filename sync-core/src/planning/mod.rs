@@ -38,6 +38,7 @@ impl TravelModel {
     }
 }
 
+pub mod agenda;
 pub mod allocation;
 pub mod areas;
 pub mod route;

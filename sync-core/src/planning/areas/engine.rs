@@ -10,7 +10,8 @@
 //!   + w_cont·(customers taken from today's owner) / n              continuity
 //! ```
 //!
-//! where `W_t` is a group's workload (fixed minutes plus the travel estimate of [`Stats::travel`]),
+//! where `W_t` is a group's workload (Σ over its customers of visit minutes plus the travel
+//! estimate of [`Engine::new`]),
 //! `P_t` its potential, `I_t` its visit-weighted inertia (Σ visits·distance² to its centroid, the
 //! k-means criterion), `I_all` the inertia of all customers around one centre, and `p` a balance
 //! pressure that starts at 1 and is raised ×4 whenever a local optimum is still outside the balance
@@ -37,22 +38,8 @@ const NEAREST_CENTROIDS: usize = 2;
 const LLOYD_ITERATIONS: usize = 25;
 const PRESSURE_STEP: f64 = 4.0;
 const MAX_PRESSURE: f64 = 1e9;
-/// A move must improve the objective by more than this to count (objective terms are O(1)).
+/// A move must improve the objective by more than this (plus 1e-9 relative) to count.
 const EPS: f64 = 1e-12;
-
-/// The factor that turns a group's inertia into travel minutes per rotation.
-///
-/// Every visit costs one leg of a day's route. A group is worked one day a week, so over a rotation
-/// of `weeks` weeks each of its visit days holds `visits / weeks` stops spread over the whole group;
-/// a route through m random stops of an area A has legs of about 0.7124·√(A/m)
-/// (Beardwood–Halton–Hammersley), so a leg is 0.7124·√(A·weeks/visits). The area is that of the
-/// disc with the group's RMS radius r around its centroid, A = 2π·r² = 2π·inertia/visits (exact for
-/// a uniformly filled disc; elongated groups come out larger, which is fair: their routes are
-/// longer). Altogether travel = visits · leg · minutes_per_km = minutes_per_km · 0.7124 ·
-/// √(2π · weeks · inertia): it grows with the spread of the group's visits, not with their number.
-pub(super) fn travel_coefficient(minutes_per_km: f64, weeks: f64) -> f64 {
-    minutes_per_km * BHH * (std::f64::consts::TAU * weeks.max(0.0)).sqrt()
-}
 
 /// One customer as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +50,8 @@ pub(super) struct Item {
     pub visits: f64,
     /// Visits × visit minutes.
     pub fixed: f64,
+    /// Visits × travel minutes per visit; computed by [`Engine::new`] (give 0).
+    pub travel: f64,
     /// Potential, normalised to 0..=1 (the balance terms are scale-free).
     pub potential: f64,
     /// The group (rep) that holds this customer today.
@@ -83,8 +72,8 @@ pub(super) struct Problem<'a> {
     pub k: usize,
     /// Travel minutes per km of straight-line distance (detour factor and speed included).
     pub minutes_per_km: f64,
-    /// Travel minutes per rotation per √inertia ([`travel_coefficient`]).
-    pub travel_coeff: f64,
+    /// Weeks per rotation: how often an area worked one day a week is visited.
+    pub weeks: f64,
     pub weights: Weights,
     pub tolerance: f64,
     pub max_sweeps: usize,
@@ -99,6 +88,7 @@ pub(super) struct Stats {
     sy: f64,
     sq: f64,
     pub fixed: f64,
+    pub travel: f64,
     pub potential: f64,
 }
 
@@ -111,6 +101,7 @@ impl Stats {
         self.sy += it.visits * y;
         self.sq += it.visits * (x * x + y * y);
         self.fixed += it.fixed;
+        self.travel += it.travel;
         self.potential += it.potential;
     }
 
@@ -126,6 +117,7 @@ impl Stats {
         self.sy -= it.visits * y;
         self.sq -= it.visits * (x * x + y * y);
         self.fixed -= it.fixed;
+        self.travel -= it.travel;
         self.potential -= it.potential;
     }
 
@@ -152,13 +144,9 @@ impl Stats {
         (self.sq - (self.sx * self.sx + self.sy * self.sy) / self.visits).max(0.0)
     }
 
-    /// Travel minutes per rotation, `coeff · √inertia` (see [`travel_coefficient`]).
-    pub fn travel(&self, coeff: f64) -> f64 {
-        coeff * self.inertia().sqrt()
-    }
-
-    pub fn workload(&self, coeff: f64) -> f64 {
-        self.fixed + self.travel(coeff)
+    /// Minutes per rotation, travel included.
+    pub fn workload(&self) -> f64 {
+        self.fixed + self.travel
     }
 }
 
@@ -217,7 +205,7 @@ impl Solution {
 /// max/min of positive quantities: 1 when all are zero, infinite when only some are.
 pub(super) fn ratio(values: impl Iterator<Item = f64>) -> f64 {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if !(hi > 0.0) {
+    if hi.is_nan() || hi <= 0.0 {
         1.0
     } else if lo > 0.0 {
         hi / lo
@@ -229,7 +217,6 @@ pub(super) fn ratio(values: impl Iterator<Item = f64>) -> f64 {
 /// The objective, evaluated against frozen references (mean workload, mean potential).
 #[derive(Debug, Clone, Copy)]
 struct Eval {
-    travel_coeff: f64,
     workload_ref: f64,
     potential_ref: f64,
     inertia_all: f64,
@@ -241,7 +228,7 @@ impl Eval {
     fn group(&self, s: &Stats) -> f64 {
         let mut f = 0.0;
         if self.w.workload > 0.0 && self.workload_ref > 0.0 {
-            let d = s.workload(self.travel_coeff) / self.workload_ref - 1.0;
+            let d = s.workload() / self.workload_ref - 1.0;
             f += self.w.workload * d * d;
         }
         if self.w.potential > 0.0 && self.potential_ref > 0.0 {
@@ -287,16 +274,29 @@ enum Step {
 #[derive(Debug)]
 pub(super) struct Engine<'a> {
     p: Problem<'a>,
+    /// `p.items` with their travel estimate.
+    items: Vec<Item>,
     /// `neighbours[i*stride .. i*stride + stride]`: the nearest other customers of `i`.
     neighbours: Vec<usize>,
     stride: usize,
-    /// Per-customer workload proxy for seeding (fixed minutes + a local travel estimate).
-    proxy: Vec<f64>,
     inertia_all: f64,
     potential_mean: f64,
 }
 
 impl<'a> Engine<'a> {
+    /// Builds the neighbour graph (each customer's 8 nearest others, through an R-tree) and the
+    /// travel estimate of every customer.
+    ///
+    /// Travel: every visit costs one leg of a day's route through the customers around it. An area
+    /// is worked one day a week, so each day sees 1/`weeks` of the rotation's visits; with the
+    /// visits of the customer's 8 nearest neighbours spread over the disc that reaches the 8th
+    /// (visit density ρ = visits / (π·r²)), a day's stops have density ρ/weeks, and a route through
+    /// random stops of density δ has legs of about 0.7124/√δ (Beardwood–Halton–Hammersley). So
+    /// leg = 0.7124·r·√(π·weeks / neighbours' visits), through the travel model's detour factor and
+    /// speed. Downtown customers get short legs, remote ones long legs, and the estimate does not
+    /// depend on the grouping, which keeps workloads additive (and groups far from their
+    /// neighbours are still discouraged, by the compactness term).
+    ///
     /// `p.items` must be non-empty with finite values and `1 <= p.k <= p.items.len()`.
     pub(super) fn new(p: Problem<'a>) -> Engine<'a> {
         let n = p.items.len();
@@ -304,10 +304,10 @@ impl<'a> Engine<'a> {
         let tree = RTree::bulk_load(
             p.items.iter().enumerate().map(|(i, it)| GeomWithData::new(it.xy, i)).collect::<Vec<_>>(),
         );
+        let mut items = p.items.to_vec();
         let mut neighbours = Vec::with_capacity(n * stride);
-        let mut proxy = Vec::with_capacity(n);
         let mut found: Vec<(f64, usize)> = Vec::with_capacity(stride + 1);
-        for (i, it) in p.items.iter().enumerate() {
+        for (i, it) in items.iter_mut().enumerate() {
             found.clear();
             found.extend(
                 tree.nearest_neighbor_iter(&it.xy)
@@ -317,21 +317,23 @@ impl<'a> Engine<'a> {
             );
             // Deterministic order among equidistant neighbours.
             found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let mean_km = if found.is_empty() {
-                0.0
+            let reach_km = found.last().map_or(0.0, |(d2, _)| d2.sqrt());
+            let around: f64 = found.iter().map(|(_, j)| p.items[*j].visits).sum();
+            let leg_km = if around > 0.0 {
+                BHH * reach_km * (std::f64::consts::PI * p.weeks.max(0.0) / around).sqrt()
             } else {
-                found.iter().map(|(d2, _)| d2.sqrt()).sum::<f64>() / found.len() as f64
+                0.0
             };
+            it.travel = it.visits * leg_km * p.minutes_per_km;
             neighbours.extend(found.iter().map(|(_, j)| *j));
-            // Pad (only when duplicates confuse the iterator's count; never in practice).
+            // Pad (only if the tree returned fewer than asked; never in practice).
             while neighbours.len() < (i + 1) * stride {
                 neighbours.push(i);
             }
-            proxy.push(it.fixed + it.visits * BHH * mean_km * p.minutes_per_km);
         }
-        let all = p.items.iter().fold(Stats::default(), |s, it| s.with(it));
+        let all = items.iter().fold(Stats::default(), |s, it| s.with(it));
         let potential_mean = all.potential / p.k.max(1) as f64;
-        Engine { p, neighbours, stride, proxy, inertia_all: all.inertia(), potential_mean }
+        Engine { p, items, neighbours, stride, inertia_all: all.inertia(), potential_mean }
     }
 
     fn neighbours(&self, i: usize) -> &[usize] {
@@ -340,14 +342,13 @@ impl<'a> Engine<'a> {
 
     fn eval(&self, sol: &Solution, pressure: f64) -> Eval {
         let k = self.p.k.max(1) as f64;
-        let total: f64 = sol.stats.iter().map(|s| s.workload(self.p.travel_coeff)).sum();
+        let total: f64 = sol.stats.iter().map(|s| s.workload()).sum();
         let w = self.p.weights;
         Eval {
-            travel_coeff: self.p.travel_coeff,
             workload_ref: total / k,
             potential_ref: self.potential_mean,
             inertia_all: self.inertia_all,
-            per_customer: 1.0 / self.p.items.len().max(1) as f64,
+            per_customer: 1.0 / self.items.len().max(1) as f64,
             w: Weights { workload: w.workload * pressure, potential: w.potential * pressure, ..w },
         }
     }
@@ -357,15 +358,12 @@ impl<'a> Engine<'a> {
     pub(super) fn objective(&self, sol: &Solution, pressure: f64) -> f64 {
         let e = self.eval(sol, pressure);
         sol.stats.iter().map(|s| e.group(s)).sum::<f64>()
-            + self.p.items.iter().zip(&sol.assign).map(|(it, &g)| e.continuity(it, g)).sum::<f64>()
+            + self.items.iter().zip(&sol.assign).map(|(it, &g)| e.continuity(it, g)).sum::<f64>()
     }
 
     /// (workload max/min, potential max/min).
     pub(super) fn balances(&self, sol: &Solution) -> (f64, f64) {
-        (
-            ratio(sol.stats.iter().map(|s| s.workload(self.p.travel_coeff))),
-            ratio(sol.stats.iter().map(|s| s.potential)),
-        )
+        (ratio(sol.stats.iter().map(|s| s.workload())), ratio(sol.stats.iter().map(|s| s.potential)))
     }
 
     pub(super) fn checks_potential(&self) -> bool {
@@ -391,20 +389,21 @@ impl<'a> Engine<'a> {
                 cents.iter().all(|c| dist2(it.xy, *c) >= own)
             })
             .count();
-        good as f64 / self.p.items.len().max(1) as f64
+        good as f64 / self.items.len().max(1) as f64
     }
 
     // --- starting points --------------------------------------------------------------------------
 
     /// k-means++ seeding (weighted by workload), then a capacitated Lloyd iteration: customers are
     /// assigned in order of regret (how much farther their second-best centre is) to the nearest
-    /// centre with room left (capacity: the mean proxy workload × (1 + tolerance/2)), and centres
+    /// centre with room left (capacity: the mean workload × (1 + tolerance/2)), and centres
     /// move to their members' visit-weighted centroids, until the assignment is stable.
     pub(super) fn cold_start(&self, rng: &mut SplitMix64) -> Solution {
-        let items = self.p.items;
+        let items = &self.items;
         let (n, k) = (items.len(), self.p.k);
         let mut centres = self.seed_centres(rng);
-        let cap = self.proxy.iter().sum::<f64>() / k as f64 * (1.0 + self.p.tolerance.min(1.0) / 2.0);
+        let cap = self.items.iter().map(|it| it.fixed + it.travel).sum::<f64>() / k as f64
+            * (1.0 + self.p.tolerance.min(1.0) / 2.0);
         let mut assign = vec![usize::MAX; n];
         let mut d2 = vec![0.0; n * k];
         let mut order: Vec<(f64, usize)> = Vec::with_capacity(n);
@@ -436,7 +435,7 @@ impl<'a> Engine<'a> {
                 by_distance.clear();
                 by_distance.extend(0..k);
                 by_distance.sort_by(|&a, &b| row[a].total_cmp(&row[b]).then(a.cmp(&b)));
-                let u = self.proxy[i];
+                let u = items[i].fixed + items[i].travel;
                 let g = by_distance.iter().copied().find(|&c| load[c] + u <= cap).unwrap_or_else(|| {
                     (0..k).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0)
                 });
@@ -464,12 +463,12 @@ impl<'a> Engine<'a> {
     /// to the nearest centre so far. When every customer coincides with a centre, an unused customer
     /// is drawn uniformly, so duplicates never stall it.
     fn seed_centres(&self, rng: &mut SplitMix64) -> Vec<[f64; 2]> {
-        let items = self.p.items;
+        let items = &self.items;
         let n = items.len();
         let mut chosen = vec![false; n];
         let mut centres = Vec::with_capacity(self.p.k);
         let mut d2 = vec![f64::INFINITY; n];
-        let weights: Vec<f64> = self.proxy.iter().map(|u| u.max(1e-9)).collect();
+        let weights: Vec<f64> = items.iter().map(|it| (it.fixed + it.travel).max(1e-9)).collect();
         for round in 0..self.p.k {
             let w: Vec<f64> = if round == 0 {
                 weights.clone()
@@ -515,7 +514,7 @@ impl<'a> Engine<'a> {
     /// (by centroid, or by the rep's home for a rep who has no customer today). `None` when fewer
     /// than half of the customers have an owner among the groups.
     pub(super) fn warm_start(&self, homes: &[[f64; 2]]) -> Option<Solution> {
-        let items = self.p.items;
+        let items = &self.items;
         let k = self.p.k;
         let owned = items.iter().filter(|it| it.orig.is_some_and(|o| o < k)).count();
         if owned * 2 < items.len() {
@@ -552,7 +551,7 @@ impl<'a> Engine<'a> {
     /// Gives every empty group the customer nearest its centre from the group with the most
     /// customers (which has at least two while some group is empty, since k <= n).
     fn fill_empty_groups(&self, sol: &mut Solution, centres: &[[f64; 2]]) {
-        let items = self.p.items;
+        let items = &self.items;
         for _ in 0..self.p.k {
             let Some(empty) = sol.stats.iter().position(|s| s.n == 0) else { return };
             let Some(donor) =
@@ -587,7 +586,7 @@ impl<'a> Engine<'a> {
         let k = self.p.k;
         let mut kept = vec![vec![0usize; k]; k];
         let mut owned = vec![0usize; k];
-        for (it, &g) in self.p.items.iter().zip(&sol.assign) {
+        for (it, &g) in self.items.iter().zip(&sol.assign) {
             if let Some(o) = it.orig.filter(|&o| o < k) {
                 kept[g][o] += 1;
                 owned[g] += 1;
@@ -632,7 +631,7 @@ impl<'a> Engine<'a> {
                 pressure *= PRESSURE_STEP;
             }
         }
-        sol.recompute(self.p.items);
+        sol.recompute(&self.items);
         let (w, p) = self.balances(sol);
         let tol = 1.0 + self.p.tolerance;
         let limits = Limits {
@@ -644,20 +643,19 @@ impl<'a> Engine<'a> {
                 break;
             }
         }
-        sol.recompute(self.p.items);
+        sol.recompute(&self.items);
     }
 
     /// Whether the balance limits hold with groups `a` and `b` replaced by `na` and `nb`.
     fn feasible(&self, sol: &Solution, changed: [(usize, &Stats); 2], limits: Limits) -> bool {
         let group = |t: usize| changed.iter().find(|(g, _)| *g == t).map_or(&sol.stats[t], |(_, s)| *s);
-        let coeff = self.p.travel_coeff;
-        ratio((0..self.p.k).map(|t| group(t).workload(coeff))) <= limits.workload
+        ratio((0..self.p.k).map(|t| group(t).workload())) <= limits.workload
             && (limits.potential == f64::INFINITY
                 || ratio((0..self.p.k).map(|t| group(t).potential)) <= limits.potential)
     }
 
     fn sweep(&self, sol: &mut Solution, mode: Mode) -> usize {
-        let items = self.p.items;
+        let items = &self.items;
         let k = self.p.k;
         sol.recompute(items);
         if k < 2 {
@@ -697,7 +695,9 @@ impl<'a> Engine<'a> {
             let sa = sol.stats[a];
             let fa = e.group(&sa);
             let ca = e.continuity(it, a);
-            let mut best = -EPS;
+            // Relative to the objective's scale, so rounding noise (say, swapping two identical
+            // customers) never counts as an improvement.
+            let mut best = -(EPS + 1e-9 * fa.abs());
             let mut step = None;
             if sa.n > 1 {
                 let na = sa.without(it);

@@ -44,11 +44,11 @@ impl Projection {
         Projection { lat0, lon0, kx, ky }
     }
 
-    pub(super) fn to_xy(&self, p: LatLon) -> [f64; 2] {
+    pub(super) fn to_xy(self, p: LatLon) -> [f64; 2] {
         [wrap_lon(p.lon - self.lon0) * self.kx, (p.lat - self.lat0) * self.ky]
     }
 
-    pub(super) fn to_latlon(&self, xy: [f64; 2]) -> LatLon {
+    pub(super) fn to_latlon(self, xy: [f64; 2]) -> LatLon {
         LatLon {
             lat: (self.lat0 + xy[1] / self.ky).clamp(-90.0, 90.0),
             lon: wrap_lon(self.lon0 + xy[0] / self.kx),

@@ -8,13 +8,14 @@
 //! # Workload
 //!
 //! A customer needs `rotation_days / cadence_days(tier)` visits per rotation (A every 7 days → 4
-//! visits in 28 days). A group's workload is Σ visits × (visit minutes of the tier + travel per visit),
-//! where travel per visit is one leg of a day's route inside the group. The group is worked one day
-//! a week, so each of its days holds visits/weeks stops spread over its area, and a leg is
-//! 0.7124·√(area·weeks / visits) (Beardwood–Halton–Hammersley), the area being that of the disc with
-//! the group's RMS radius around its visit-weighted centroid, through the [`TravelModel`] (detour
-//! factor, speed). Dense groups have short legs, sprawling ones long legs. Driving to the group
-//! (from home) is not counted: it depends on who works it, which sub-areas do not know.
+//! visits in 28 days). Its workload is visits × (visit minutes of the tier + travel per visit), and
+//! a group's workload is the sum over its customers. Travel per visit is one leg of a day's route
+//! through the customers around it: areas are worked one day a week, so a day's stops are the
+//! rotation's visits / weeks, and a route through stops of density δ has legs of about 0.7124/√δ
+//! (Beardwood–Halton–Hammersley), the density being measured over the customer's 8 nearest
+//! neighbours, through the [`TravelModel`] (detour factor, speed). Downtown customers cost little
+//! travel, remote ones a lot. Driving from home to the area is not counted: it depends on who works
+//! it, which sub-areas do not know.
 //!
 //! # Algorithm
 //!
@@ -22,15 +23,24 @@
 //!    seeds (`restarts`) tried, the best kept.
 //! 2. **Balanced k-means**: Lloyd iterations where customers are assigned in order of regret to the
 //!    nearest centre that still has capacity (mean workload × (1 + tolerance/2)).
-//! 3. **Boundary moves**: local search that relocates a customer to a neighbouring group (one that
-//!    holds one of its 8 nearest customers, or one of the 2 nearest other centroids) or swaps two
-//!    neighbouring customers across a boundary, accepting a move when it lowers
-//!    `balance pressure × imbalance + compactness (+ continuity)`; every change is evaluated exactly
-//!    in O(1) from each group's running sums. At a local optimum outside the tolerance, the balance
-//!    pressure is raised ×4 and the search continues; it stops when the tolerance is met or no move
-//!    improves (or after `max_iterations` sweeps).
+//! 3. **Boundary moves, for balance** (skipped if the start is already within the tolerance): local
+//!    search that relocates a customer to a neighbouring group (one that holds one of its 8 nearest
+//!    customers, or one of the 2 nearest other centroids) or swaps two neighbouring customers across
+//!    a boundary, accepting a move when it lowers `pressure × imbalance + compactness (+
+//!    continuity)`, imbalance being Σ (workload/mean − 1)² (and the same for potential),
+//!    compactness the within-group share of the visit-weighted inertia (the k-means criterion).
+//!    Every move is evaluated exactly in O(1) from each group's running sums. At a local optimum
+//!    outside the tolerance the pressure is raised ×4 and the search goes on, until the tolerance
+//!    is met or nothing improves (at most `max_iterations` sweeps).
+//! 4. **Boundary moves, for compactness**: the same moves, now judged on compactness (and
+//!    continuity) alone and only allowed while max/min stays within the tolerance: the result is
+//!    as compact as the requested balance allows, so balances usually end close to the tolerance
+//!    rather than far below it (at most `max_iterations` sweeps again).
 //!
-//! For territories, today's ownership is a fourth starting point (`warm_start`), a continuity term
+//! Among the starts, a result within the tolerance wins over one that is not, then the more compact
+//! one (with continuity), then the earlier.
+//!
+//! For territories, today's ownership is one more starting point (`warm_start`), a continuity term
 //! charges every customer taken from its current rep, and groups are given to reps by an optimal
 //! assignment (Hungarian method, any team size) minimising the distance from the rep's home to the
 //! territory centroid plus `move_penalty_km` per customer who changes rep. A design computed on an
@@ -47,7 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use self::engine::{Engine, Item, Problem, Solution, Weights, travel_coefficient};
+use self::engine::{Engine, Item, Problem, Solution, Weights};
 use self::geom::{Projection, SplitMix64, convex_hull};
 use super::TravelModel;
 use crate::docs::{Cadence, Customer, LatLonPoint, SCHEMA_VERSION, SubArea, Territory, Tier};
@@ -123,7 +133,7 @@ impl WorkloadModel {
         self.travel.detour_factor * 60.0 / self.travel.speed_kmh
     }
 
-    /// Weeks per rotation: how many times a sub-area worked one day a week is visited.
+    /// Weeks per rotation: how many times an area worked one day a week is visited.
     fn weeks(&self) -> f64 {
         f64::from(self.rotation_days) / 7.0
     }
@@ -431,6 +441,7 @@ fn prepare(
                 xy: proj.to_xy(p),
                 visits,
                 fixed: visits * model.visit_minutes(c.tier),
+                travel: 0.0,
                 potential: if max_potential > 0.0 { potential(c) / max_potential } else { 0.0 },
                 orig: owner_index(c),
             }
@@ -488,12 +499,11 @@ pub fn sub_areas(
         return Err(AreaError::TooManyAreas { areas: n, customers: prep.items.len() });
     }
     let minutes_per_km = cfg.workload.minutes_per_km();
-    let coeff = travel_coefficient(minutes_per_km, cfg.workload.weeks());
     let engine = Engine::new(Problem {
         items: &prep.items,
         k: n,
         minutes_per_km,
-        travel_coeff: coeff,
+        weeks: cfg.workload.weeks(),
         weights: Weights {
             workload: 1.0,
             potential: 0.0,
@@ -548,8 +558,8 @@ pub fn sub_areas(
             name: area_name(cfg.naming, t),
             customer_ids: sol.members(t).map(|i| customers[prep.index[i]].id.clone()).collect(),
             centroid,
-            workload_min: s.workload(coeff),
-            travel_min: s.travel(coeff),
+            workload_min: s.workload(),
+            travel_min: s.travel,
             visits: s.visits,
             radius_km,
         });
@@ -627,13 +637,12 @@ pub fn design_territories(
         return Err(AreaError::TooManyAreas { areas: k, customers: prep.items.len() });
     }
     let minutes_per_km = cfg.workload.minutes_per_km();
-    let coeff = travel_coefficient(minutes_per_km, cfg.workload.weeks());
     let homes: Vec<[f64; 2]> = reps.iter().map(|r| prep.proj.to_xy(r.home)).collect();
     let engine = Engine::new(Problem {
         items: &prep.items,
         k,
         minutes_per_km,
-        travel_coeff: coeff,
+        weeks: cfg.workload.weeks(),
         weights: Weights {
             workload: w.workload,
             potential: w.potential,
@@ -681,8 +690,8 @@ pub fn design_territories(
             rep: rep.rep.clone(),
             territory_id: format!("territory-{}", rep.rep),
             customer_ids: members.iter().map(|&i| customers[prep.index[i]].id.clone()).collect(),
-            workload_min: s.workload(coeff),
-            travel_min: s.travel(coeff),
+            workload_min: s.workload(),
+            travel_min: s.travel,
             visits: s.visits,
             potential: members.iter().map(|&i| potential(&customers[prep.index[i]])).sum(),
             centroid,

@@ -42,8 +42,6 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-#[doc(hidden)]
-pub use search::ABSW;
 pub use tz::{LocalDate, local_time_ms, opening_windows, opening_windows_for_days};
 
 use self::rng::Rng;
@@ -260,6 +258,9 @@ fn build(vehicles: &[VehicleIn], stops: &[StopIn<'_>], travel: TravelModel) -> R
         if !seen.insert(s.id) {
             return Err(RouteError::DuplicateStop(s.id.to_owned()));
         }
+    }
+    if vehicles.len() > MAX_NODES {
+        return Err(RouteError::TooLarge { nodes: vehicles.len(), max: MAX_NODES });
     }
     let origin = vehicles.iter().map(|v| v.shift.0).min().unwrap_or(0);
     // Nodes: distinct vehicle locations first, then one per plannable stop.

@@ -32,16 +32,13 @@ impl Budget {
 
     /// A budget for a part of this one: `share` of what is left.
     pub(crate) fn part(&self, iters_done: u64, share: f64) -> Budget {
+        let share = if share.is_finite() { share.clamp(0.0, 1.0) } else { 0.0 };
         let left_iters = self.max_iters.saturating_sub(iters_done);
         let iters = (left_iters as f64 * share).ceil() as u64;
         match (self.start, self.limit) {
             (Some(s), Some(l)) => {
                 let left = l.saturating_sub(s.elapsed());
-                Budget {
-                    start: Some(Instant::now()),
-                    limit: Some(left.mul_f64(share.clamp(0.0, 1.0))),
-                    max_iters: iters,
-                }
+                Budget { start: Some(Instant::now()), limit: Some(left.mul_f64(share)), max_iters: iters }
             }
             _ => Budget { start: None, limit: None, max_iters: iters },
         }
@@ -201,22 +198,8 @@ pub(crate) fn best_position(
 
 /// Inserts every unassigned job it can, in one of SISR's orders (must jobs always first).
 pub(crate) fn recreate(p: &Problem, sol: &mut Sol, rng: &mut Rng, blink: f64, allow_open: bool) {
-    recreate_with(p, sol, rng, blink, allow_open, None);
-}
-
-/// [`recreate`]; with `absence` (fleet minimisation) it sometimes inserts the longest-absent first.
-fn recreate_with(
-    p: &Problem,
-    sol: &mut Sol,
-    rng: &mut Rng,
-    blink: f64,
-    allow_open: bool,
-    absence: Option<&[u64]>,
-) {
     let mut pending = std::mem::take(&mut sol.unassigned);
-    let r =
-        rng.below(if absence.is_some() { 13 + ABSW.load(std::sync::atomic::Ordering::Relaxed) } else { 13 });
-    match r {
+    match rng.below(13) {
         0..=3 => rng.shuffle(&mut pending),
         4..=7 => {
             rng.shuffle(&mut pending);
@@ -224,12 +207,6 @@ fn recreate_with(
         }
         8..=9 => pending.sort_by(|&a, &b| p.depot_dist[b as usize].total_cmp(&p.depot_dist[a as usize])),
         10 => pending.sort_by(|&a, &b| p.depot_dist[a as usize].total_cmp(&p.depot_dist[b as usize])),
-        13.. => {
-            if let Some(abs) = absence {
-                rng.shuffle(&mut pending);
-                pending.sort_by(|&a, &b| abs[b as usize].cmp(&abs[a as usize]));
-            }
-        }
         _ => {
             rng.shuffle(&mut pending);
             pending.sort_by(|&a, &b| p.jobs[b as usize].value.total_cmp(&p.jobs[a as usize].value));
@@ -255,8 +232,6 @@ fn accept(new: &Cost, cur: &Cost, temp: f64, rng: &mut Rng) -> bool {
         }
     }
 }
-
-pub static ABSW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Ruin-and-recreate under simulated annealing; returns the best solution seen and the iterations run.
 pub(crate) fn anneal(p: &Problem, init: Sol, rng: &mut Rng, budget: &Budget, prm: &Params) -> (Sol, u64) {
@@ -325,7 +300,7 @@ pub(crate) fn minimise_fleet(
             iter += 1;
             work.clone_from(&s);
             ruin(p, &mut work, rng, prm, &mut touched);
-            recreate_with(p, &mut work, rng, prm.blink, false, Some(&absence));
+            recreate(p, &mut work, rng, prm.blink, false);
             let w_abs = sum(&work, &absence);
             if work.unassigned.len() < s.unassigned.len() || w_abs < s_abs {
                 std::mem::swap(&mut s, &mut work);

@@ -153,8 +153,9 @@ fn problem(inst: &Instance, objective: Objective) -> Problem {
     }
     let jobs: Vec<Job> = inst.nodes[1..]
         .iter()
-        .map(|c| Job {
-            node: c.id as u32,
+        .enumerate()
+        .map(|(k, c)| Job {
+            node: (k + 1) as u32,
             windows: if c.ready <= c.due { vec![(c.ready, c.due)] } else { Vec::new() },
             service: c.service,
             demand: c.demand,
@@ -184,6 +185,12 @@ pub fn solve(inst: &Instance, seed: u64, time_limit_ms: u64) -> Solution {
 }
 
 pub fn solve_with(inst: &Instance, opts: &SolveOptions) -> Solution {
+    if inst.nodes.len() <= 1 || inst.nodes.len() > MAX_NODES {
+        // Nothing to do, or too large to hold the matrices (only reachable by building an
+        // `Instance` by hand: `parse` refuses it).
+        let unserved = (1..inst.nodes.len()).collect();
+        return Solution { vehicles: 0, distance: 0.0, routes: vec![], unserved };
+    }
     let p = problem(inst, opts.objective);
     let mut rng = Rng::new(opts.seed);
     let budget = Budget::new(opts.max_iterations, opts.time_limit_ms);
@@ -193,10 +200,12 @@ pub fn solve_with(inst: &Instance, opts: &SolveOptions) -> Solution {
     let best = match opts.objective {
         Objective::Distance => anneal(&p, sol, &mut rng, &budget, &prm).0,
         Objective::VehiclesThenDistance => {
-            let demand: i64 = inst.nodes[1..].iter().map(|c| c.demand).sum();
-            let lb = if inst.capacity > 0 { (demand + inst.capacity - 1) / inst.capacity } else { 1 };
+            let demand: i128 = inst.nodes[1..].iter().map(|c| i128::from(c.demand.max(0))).sum();
+            let cap = i128::from(inst.capacity);
+            let lb =
+                if cap > 0 { usize::try_from((demand + cap - 1) / cap).unwrap_or(usize::MAX) } else { 1 };
             let fleet_budget = budget.part(0, opts.fleet_share.clamp(0.0, 1.0));
-            let (sol, used) = minimise_fleet(&p, sol, &mut rng, &fleet_budget, &prm, lb.max(1) as usize);
+            let (sol, used) = minimise_fleet(&p, sol, &mut rng, &fleet_budget, &prm, lb.max(1));
             let rest = budget.part(used, 1.0);
             anneal(&p, sol, &mut rng, &rest, &prm).0
         }
@@ -220,6 +229,9 @@ fn to_solution(inst: &Instance, p: &Problem, s: &Sol) -> Solution {
 pub fn distance(inst: &Instance, routes: &[Vec<usize>]) -> f64 {
     let n = inst.nodes.len();
     let mut total = 0.0;
+    if n == 0 {
+        return total;
+    }
     for r in routes {
         let mut prev = 0;
         for &c in r {

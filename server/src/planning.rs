@@ -1,0 +1,463 @@
+//! S.T.A.R. planning over HTTP: the core's pure planning functions, fed with the team's documents
+//! and checked against the caller's role. Reps see and plan their own; managers the whole team.
+
+use axum::{
+    Json, Router,
+    extract::{Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    http::StatusCode,
+    routing::{get, post},
+};
+use fieldsync_core::Role;
+use fieldsync_core::docs::{Customer, Document, Plan, Territory, Visit};
+use fieldsync_core::geo::LatLon;
+use fieldsync_core::planning::agenda::{RepDayInput, plan_rep_day};
+use fieldsync_core::planning::allocation::{AllocationConfig, due_visits, overdue, time_share};
+use fieldsync_core::planning::areas::{
+    AreaConfig, RepBase, TerritoryConfig, TerritoryDesign, apply_design, design_territories, sub_areas,
+    to_territory,
+};
+use fieldsync_core::planning::route::{
+    LocalDate, RepWeek, RouteError, WeekPlanRequest, WeekStop, local_time_ms, opening_windows_for_days,
+    plan_week,
+};
+use fieldsync_core::planning::segmentation::{effective_tier, pareto_for_plan, segment};
+use fieldsync_core::planning::targeting::targets;
+use fieldsync_core::planning::{TravelModel, areas::AreaError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, AppState};
+use crate::auth::Claims;
+
+/// The documents a report or a plan is computed from.
+#[derive(Debug, Default)]
+pub struct TeamDocs {
+    pub customers: Vec<Customer>,
+    pub visits: Vec<Visit>,
+    pub territories: Vec<Territory>,
+    pub plans: Vec<Plan>,
+}
+
+impl TeamDocs {
+    /// The current plan: the latest quarter.
+    fn plan(&self) -> Result<&Plan, ApiError> {
+        self.plans.iter().max_by(|a, b| a.quarter.cmp(&b.quarter)).ok_or_else(|| {
+            ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet")
+        })
+    }
+}
+
+async fn team_docs(state: &AppState, team: &str) -> Result<TeamDocs, ApiError> {
+    let engine = state.engine.clone();
+    let team = team.to_string();
+    tokio::task::spawn_blocking(move || -> Result<TeamDocs, ApiError> {
+        let mut docs = TeamDocs::default();
+        for d in engine.team_documents(&team)? {
+            match d {
+                Document::Customer(c) => docs.customers.push(c),
+                Document::Visit(v) => docs.visits.push(v),
+                Document::Territory(t) => docs.territories.push(t),
+                Document::Plan(p) => docs.plans.push(p),
+            }
+        }
+        Ok(docs)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+}
+
+fn manager_only(claims: &Claims) -> Result<(), ApiError> {
+    if claims.role.sees_whole_team() {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this is for managers and admins"))
+    }
+}
+
+/// The rep a request is about: a rep may only ask about themself.
+fn subject(claims: &Claims, rep: Option<String>) -> Result<String, ApiError> {
+    match (claims.role, rep) {
+        (Role::Rep, Some(r)) if r != claims.sub => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a rep plans for themself only"))
+        }
+        (Role::Rep, _) => Ok(claims.sub.clone()),
+        (_, Some(r)) => Ok(r),
+        (_, None) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "say which rep (\"rep\")")),
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        bad(e)
+    }
+}
+
+impl From<AreaError> for ApiError {
+    fn from(e: AreaError) -> Self {
+        bad(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
+    serde_json::to_value(v)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
+    let mut parts = s.split('-');
+    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad(format!("date {s:?} is not YYYY-MM-DD")));
+    };
+    let parsed = (y.parse::<i16>(), m.parse::<u8>(), d.parse::<u8>());
+    match parsed {
+        (Ok(y), Ok(m), Ok(d)) => Ok(LocalDate::new(y, m, d)),
+        _ => Err(bad(format!("date {s:?} is not YYYY-MM-DD"))),
+    }
+}
+
+fn point(lat: f64, lon: f64, field: &str) -> Result<LatLon, ApiError> {
+    LatLon::new(lat, lon).map_err(|e| bad(format!("{field}: {e}")))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/plan/segmentation", get(segmentation))
+        .route("/v1/plan/targets", get(target_report))
+        .route("/v1/plan/overdue", get(overdue_list))
+        .route("/v1/plan/time-share", get(time_shares))
+        .route("/v1/plan/day", post(day))
+        .route("/v1/plan/week", post(week))
+        .route("/v1/plan/sub-areas", post(areas))
+        .route("/v1/plan/territories", post(territories))
+        .route("/v1/plan/territories/apply", post(apply_territories))
+}
+
+async fn segmentation(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
+    manager_only(&claims)?;
+    let docs = team_docs(&state, &claims.team).await?;
+    let plan = docs.plan()?;
+    Ok(Json(json!({
+        "assignments": segment(&docs.customers, plan),
+        "pareto": pareto_for_plan(&docs.customers, plan),
+    })))
+}
+
+async fn target_report(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
+    let docs = team_docs(&state, &claims.team).await?;
+    let mut report = targets(&docs.customers, docs.plan()?);
+    if claims.role == Role::Rep {
+        report.reps.retain(|r| r.rep == claims.sub);
+    }
+    to_json(&report)
+}
+
+#[derive(Debug, Deserialize)]
+struct RepQuery {
+    rep: Option<String>,
+    now_ms: Option<i64>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+async fn overdue_list(
+    State(state): State<AppState>,
+    claims: Claims,
+    q: Result<Query<RepQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let rep = if claims.role == Role::Rep { Some(subject(&claims, q.rep)?) } else { q.rep };
+    let docs = team_docs(&state, &claims.team).await?;
+    let now = q.now_ms.unwrap_or_else(|| state.clock.now_ms());
+    let mut list = overdue(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), now);
+    if let Some(r) = rep {
+        list.retain(|o| o.owner_rep.as_deref() == Some(r.as_str()));
+    }
+    to_json(&list)
+}
+
+async fn time_shares(
+    State(state): State<AppState>,
+    claims: Claims,
+    q: Result<Query<RepQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q?;
+    let now = state.clock.now_ms();
+    let (from, to) = (q.from_ms.unwrap_or(now - 28 * 86_400_000), q.to_ms.unwrap_or(now));
+    let docs = team_docs(&state, &claims.team).await?;
+    let mut shares =
+        time_share(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), from, to);
+    if claims.role == Role::Rep {
+        shares.retain(|s| s.rep == claims.sub);
+    } else if let Some(r) = q.rep {
+        shares.retain(|s| s.rep == r);
+    }
+    to_json(&shares)
+}
+
+#[derive(Debug, Deserialize)]
+struct DayRequest {
+    rep: Option<String>,
+    date: String,
+    #[serde(default = "default_tz")]
+    timezone: String,
+    start_lat: f64,
+    start_lon: f64,
+    end_lat: Option<f64>,
+    end_lon: Option<f64>,
+    #[serde(default = "default_work_start")]
+    work_start_min: u32,
+    #[serde(default = "default_work_end")]
+    work_end_min: u32,
+    #[serde(default = "default_max_optional")]
+    max_optional: usize,
+    travel: Option<TravelModel>,
+}
+
+fn default_tz() -> String {
+    "Europe/Paris".into()
+}
+fn default_work_start() -> u32 {
+    8 * 60 + 30
+}
+fn default_work_end() -> u32 {
+    18 * 60
+}
+fn default_max_optional() -> usize {
+    12
+}
+
+async fn day(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Json<DayRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(r) = body?;
+    let rep = subject(&claims, r.rep)?;
+    let start = point(r.start_lat, r.start_lon, "start")?;
+    let end = point(r.end_lat.unwrap_or(r.start_lat), r.end_lon.unwrap_or(r.start_lon), "end")?;
+    let input = RepDayInput {
+        rep,
+        date: parse_date(&r.date)?,
+        timezone: r.timezone,
+        start,
+        end,
+        work_start_min: r.work_start_min,
+        work_end_min: r.work_end_min,
+        travel: r.travel.unwrap_or_default(),
+        max_optional: r.max_optional.min(60),
+        seed: 7,
+        time_limit_ms: 1_000,
+    };
+    let docs = team_docs(&state, &claims.team).await?;
+    let plan = docs.plan()?.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        plan_rep_day(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    to_json(&result)
+}
+
+#[derive(Debug, Deserialize)]
+struct WeekRepRequest {
+    rep: String,
+    lat: f64,
+    lon: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct WeekRequest {
+    /// First day, YYYY-MM-DD.
+    date: String,
+    #[serde(default = "default_days")]
+    days: u32,
+    #[serde(default = "default_tz")]
+    timezone: String,
+    reps: Vec<WeekRepRequest>,
+    #[serde(default = "default_work_start")]
+    work_start_min: u32,
+    #[serde(default = "default_work_end")]
+    work_end_min: u32,
+    travel: Option<TravelModel>,
+}
+
+fn default_days() -> u32 {
+    5
+}
+
+async fn week(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Json<WeekRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    manager_only(&claims)?;
+    let Json(r) = body?;
+    if r.days == 0 || r.days > 14 {
+        return Err(bad("days must be within 1..=14"));
+    }
+    let first = parse_date(&r.date)?;
+    let mut day_bounds = Vec::new();
+    let mut date = first;
+    for _ in 0..r.days {
+        day_bounds.push((
+            local_time_ms(&r.timezone, date, r.work_start_min)?,
+            local_time_ms(&r.timezone, date, r.work_end_min)?,
+        ));
+        date = date.next()?;
+    }
+    let mut reps = Vec::new();
+    for rep in &r.reps {
+        let home = point(rep.lat, rep.lon, &rep.rep)?;
+        reps.push(RepWeek { rep: rep.rep.clone(), start: home, end: home, days: day_bounds.clone() });
+    }
+    let docs = team_docs(&state, &claims.team).await?;
+    let plan = docs.plan()?.clone();
+    let cfg = AllocationConfig::default();
+    let (from, to) = (day_bounds[0].0, day_bounds[day_bounds.len() - 1].1);
+    let due = due_visits(&docs.customers, &docs.visits, &plan, &cfg, from, to);
+    let by_id: std::collections::HashMap<&str, &Customer> =
+        docs.customers.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut stops = Vec::new();
+    for d in due.iter().filter(|d| !d.remote) {
+        let Some(c) = by_id.get(d.customer_id.as_str()) else { continue };
+        let Ok((p, datum)) = c.location.parsed("location") else { continue };
+        let windows = opening_windows_for_days(c, first, r.days).unwrap_or_default();
+        stops.push(WeekStop {
+            id: c.id.clone(),
+            location: fieldsync_core::geo::to_wgs84(p, datum),
+            windows,
+            service_s: (cfg.visit_minutes.get(effective_tier(c, &plan.thresholds)) * 60.0) as u32,
+            must: false,
+            priority: if d.priority.is_finite() { d.priority.max(0.0) } else { 0.0 },
+            reps: c.owner_rep.iter().cloned().collect(),
+        });
+    }
+    let req =
+        WeekPlanRequest { reps, stops, travel: r.travel.unwrap_or_default(), seed: 7, time_limit_ms: 5_000 };
+    let plan = tokio::task::spawn_blocking(move || plan_week(&req))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    to_json(&plan)
+}
+
+#[derive(Debug, Deserialize)]
+struct AreasRequest {
+    rep: Option<String>,
+    n: usize,
+    #[serde(default)]
+    config: Option<AreaConfig>,
+    #[serde(default)]
+    seed: u64,
+}
+
+async fn areas(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Json<AreasRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(r) = body?;
+    let rep = subject(&claims, r.rep)?;
+    let docs = team_docs(&state, &claims.team).await?;
+    let mine: Vec<Customer> =
+        docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
+    let cfg = r.config.unwrap_or_default();
+    let result = tokio::task::spawn_blocking(move || sub_areas(&mine, r.n, &cfg, r.seed))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    to_json(&result)
+}
+
+#[derive(Debug, Deserialize)]
+struct TerritoriesRequest {
+    /// Reps and their homes; defaults to the reps of today's territories, based at the centroid of
+    /// their customers.
+    reps: Option<Vec<RepBase>>,
+    tolerance: Option<f64>,
+    #[serde(default)]
+    seed: u64,
+}
+
+fn centroid(customers: &[&Customer]) -> Option<LatLon> {
+    let pts: Vec<(f64, f64)> =
+        customers.iter().filter_map(|c| c.location.parsed("l").ok()).map(|(p, _)| (p.lat, p.lon)).collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let n = pts.len() as f64;
+    Some(LatLon {
+        lat: pts.iter().map(|p| p.0).sum::<f64>() / n,
+        lon: pts.iter().map(|p| p.1).sum::<f64>() / n,
+    })
+}
+
+async fn territories(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Json<TerritoriesRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    manager_only(&claims)?;
+    let Json(r) = body?;
+    let docs = team_docs(&state, &claims.team).await?;
+    let reps = match r.reps {
+        Some(reps) => reps,
+        None => {
+            let mut names: Vec<String> = docs.territories.iter().flat_map(|t| t.reps.clone()).collect();
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .filter_map(|rep| {
+                    let mine: Vec<&Customer> = docs
+                        .customers
+                        .iter()
+                        .filter(|c| c.owner_rep.as_deref() == Some(rep.as_str()))
+                        .collect();
+                    centroid(&mine).map(|home| RepBase { rep, home })
+                })
+                .collect()
+        }
+    };
+    let mut cfg = TerritoryConfig::default();
+    if let Some(t) = r.tolerance {
+        cfg.tolerance = t;
+    }
+    let customers = docs.customers;
+    let design = tokio::task::spawn_blocking(move || design_territories(&customers, &reps, &cfg, r.seed))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    to_json(&design)
+}
+
+async fn apply_territories(
+    State(state): State<AppState>,
+    claims: Claims,
+    body: Result<Json<TerritoryDesign>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    manager_only(&claims)?;
+    let Json(design) = body?;
+    let docs = team_docs(&state, &claims.team).await?;
+    let changed = apply_design(&design, &docs.customers);
+    let mut writes: Vec<Document> =
+        design.territories.iter().map(|t| Document::Territory(to_territory(t))).collect();
+    writes.extend(changed.iter().cloned().map(Document::Customer));
+    let engine = state.engine.clone();
+    let team = claims.team.clone();
+    let now = state.clock.now_ms();
+    let n = writes.len();
+    tokio::task::spawn_blocking(move || engine.write_as_server(&team, &writes, now))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    tracing::info!(team = %claims.team, manager = %claims.sub, moved = changed.len(), documents = n, "territory design applied");
+    Ok(Json(json!({ "moved_customers": changed.len(), "territories": design.territories.len() })))
+}
