@@ -21,6 +21,7 @@
 //! println!("{:?}", result.verification.status);
 //! ```
 
+pub mod planning;
 pub mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};

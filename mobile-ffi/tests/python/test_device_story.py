@@ -254,3 +254,28 @@ os.kill(os.getpid(), signal.SIGKILL)
     visit_id = out.stdout.strip()
     again = fs.FieldsyncClient.open(d, server.url)
     assert again.get_visit(visit_id).notes == "typed just before the crash"
+
+
+def test_a_rep_plans_her_day_offline_from_the_documents_on_her_phone(server):
+    import datetime
+    alice = device(server, "alice", "rep")
+    alice.sync(None)
+    alice.set_server_url(unused_url())  # offline from here on
+    overdue = alice.overdue_customers(int(time.time() * 1000))
+    assert overdue, "some of alice's customers are due"
+    assert all(o.urgency >= n.urgency for o, n in zip(overdue, overdue[1:])), "most urgent first"
+    day = datetime.date.today() + datetime.timedelta(days=1)
+    while day.weekday() >= 5:  # a working day: the demo customers open Monday to Friday
+        day += datetime.timedelta(days=1)
+    plan = alice.plan_my_day(day.isoformat(), "Europe/Paris", 45.7640, 4.8357, 8 * 60 + 30, 18 * 60)
+    assert len(plan.stops) >= 3, plan
+    ids = [s.customer_id for s in plan.stops]
+    assert len(ids) == len(set(ids)), "no customer twice"
+    for a, b in zip(plan.stops, plan.stops[1:]):
+        assert a.depart_ms <= b.arrival_ms and b.arrival_ms <= b.start_ms <= b.depart_ms
+    for s in plan.stops:
+        assert alice.get_customer(s.customer_id).owner_rep == "alice"
+    with pytest.raises(fs.FieldsyncError.InvalidInput):
+        alice.plan_my_day("30/11/2026", "Europe/Paris", 45.76, 4.83, 510, 1080)
+    with pytest.raises(fs.FieldsyncError.InvalidInput):
+        alice.plan_my_day(day.isoformat(), "Mars/Olympus", 45.76, 4.83, 510, 1080)
