@@ -3,30 +3,41 @@
 //!
 //! # The solver, and why this one
 //!
-//! One vehicle-routing core with time windows ([`vrp`]) serves all of these: nodes, a distance and a
+//! One vehicle-routing core with time windows (`vrp.rs`) serves all of these: nodes, a distance and a
 //! travel-time matrix (Euclidean for Solomon, [`TravelModel`] for customers), jobs with several
 //! windows each (a shop closed for lunch), service time, demand, must/optional and priority, and
 //! vehicles (a rep-day or a truck) with start, end, shift and capacity. The objective is lexicographic:
 //! serve every must job, then the most optional priority, then (Solomon) fewest vehicles, then least
 //! distance.
 //!
-//! The search ([`search`]) is SISR — *Slack Induction by String Removals* (Christiaens & Vanden Berghe,
-//! 2020): ruin strings of consecutive stops near a random seed, recreate by cheapest insertion with
-//! "blinks", accept by simulated annealing; for the hierarchical objective, SISR's fleet minimisation
-//! (remove a route, ruin and recreate until its stops fit elsewhere, guided by absence counters)
-//! runs first. An insertion is checked in O(windows) from cached earliest departures and latest
-//! arrivals (forward time slack), also with several windows per stop. Re-planning uses that plus
-//! 2-opt / or-opt / relocate / swap-in local search and a short ruin-and-recreate.
+//! The search (`search.rs`) is SISR — *Slack Induction by String Removals* (Christiaens & Vanden
+//! Berghe, Transportation Science 2020): ruin strings of consecutive stops near a random seed,
+//! recreate by cheapest insertion with "blinks", accept by simulated annealing; for the hierarchical
+//! objective, SISR's fleet minimisation (take a route out, ruin and recreate until its stops fit
+//! elsewhere, guided by absence counters) runs first. An insertion is checked in O(windows) from
+//! cached earliest departures and latest arrivals (forward time slack), also with several windows per
+//! stop. Re-planning starts from the current order and uses 2-opt / or-opt / relocate / swap-in local
+//! search around a short ruin-and-recreate.
 //!
-//! We measured the alternative, `vrp-core` 1.25 (reinterpretcat/vrp, the best Rust VRP library), on
-//! the six Solomon instances with 10 s each on this 2-core machine, through its default configuration:
-//! C101 10/828.94, C201 3/591.56, R101 19/1722.66 (+4.4 %), R201 4/1317.37 (+5.2 %), RC101 16/1707.20
-//! (two vehicles over the best known), RC201 4/1559.90 (+10.9 %); our solver's figures are in the
-//! report and in `examples/solomon.rs` (within 2 % of the best-known distance on every instance at
-//! the best-known vehicle count or better). `vrp-core` would also bring rayon, rosomaxa, rand 0.8
-//! (a second rand) and a 3–4 minute release build on two cores into a library that ships on phones,
-//! with a thread pool we do not control. This module adds no dependency but `jiff` (time zones), is
-//! deterministic for a seed, and never panics on input.
+//! Chosen by measurement against `vrp-core` 1.25 (reinterpretcat/vrp, the most complete Rust VRP
+//! library, default configuration, both cores through its rayon pool), on the six Solomon instances
+//! in `shared/data/solomon`, 10 s each on the shared 2-core machine (loaded by other builds in both
+//! cases), hierarchical objective, vehicles/distance (gap to the best-known distance):
+//!
+//! | inst. | best known   | vrp-core 1.25        | this module (2 seeds, 1 thread each) |
+//! |-------|--------------|----------------------|--------------------------------------|
+//! | C101  | 10 / 828.94  | 10 / 828.94          | 10 / 828.94                          |
+//! | C201  | 3 / 591.56   | 3 / 591.56           | 3 / 591.56                           |
+//! | R101  | 19 / 1650.80 | 19 / 1722.66 (+4.4%) | 19 / 1655–1661 (+0.3–0.6%)           |
+//! | R201  | 4 / 1252.37  | 4 / 1317.37 (+5.2%)  | 4 / 1252.37 (0.0%)                   |
+//! | RC101 | 14 / 1696.95 | 16 / 1707.20         | 15 / 1640–1650 (a 3 s run: 14 / 1696.95)|
+//! | RC201 | 4 / 1406.94  | 4 / 1559.90 (+10.9%) | 4 / 1415.00 (+0.6%)                  |
+//!
+//! `vrp-core` would also bring rayon, rosomaxa, rand 0.8 (a second `rand`) and a ~4 minute release
+//! build on two cores into a library that ships on phones, with a thread pool we do not control. This
+//! module adds no dependency but `jiff` (time zones, see `tz.rs`), is single-threaded and
+//! deterministic for a seed (callers may run seeds in parallel, as `examples/solomon.rs` does), and
+//! never panics on input.
 //!
 //! Time limits: every search runs for an iteration budget; `time_limit_ms > 0` adds a wall-clock cap
 //! (read with `std::time::Instant`, the only clock read here). With `time_limit_ms = 0`, or when the
