@@ -500,7 +500,7 @@ impl FieldsyncClient {
         self.read(|r| {
             let mut v: Vec<Visit> = r
                 .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind == DocKind::Visit))
+                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Visit))
                 .filter_map(|id| match r.get(id) {
                     Some(Document::Visit(v))
                         if v.planned_start_ms >= from_ms && v.planned_start_ms < to_ms =>
@@ -582,7 +582,7 @@ impl FieldsyncClient {
             // The rep's latest earlier check-in on this device, for the travel-speed check.
             let previous = r
                 .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind == DocKind::Visit))
+                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Visit))
                 .filter_map(|id| match r.get(id) {
                     Some(Document::Visit(v)) => Some(v.checkins),
                     _ => None,
@@ -773,7 +773,7 @@ impl FieldsyncClient {
         self.read(|r| {
             let mut out: Vec<CustomerNear> = r
                 .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind == DocKind::Customer))
+                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Customer))
                 .filter_map(|id| match r.get(id) {
                     Some(Document::Customer(c)) => Some(c),
                     _ => None,

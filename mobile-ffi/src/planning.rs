@@ -76,16 +76,14 @@ impl FieldsyncClient {
         self.read(|r| {
             let mut held = Held { customers: vec![], visits: vec![], plan: None };
             for id in r.doc_ids() {
-                if r.local(id).is_some_and(|d| d.kind == DocKind::Territory) {
+                if r.local(id).is_some_and(|d| d.kind() == DocKind::Territory) {
                     continue;
                 }
                 match r.get(id) {
                     Some(Document::Customer(c)) => held.customers.push(c),
                     Some(Document::Visit(v)) => held.visits.push(v),
-                    Some(Document::Plan(p)) => {
-                        if held.plan.as_ref().is_none_or(|q| p.quarter > q.quarter) {
-                            held.plan = Some(p);
-                        }
+                    Some(Document::Plan(p)) if held.plan.as_ref().is_none_or(|q| p.quarter > q.quarter) => {
+                        held.plan = Some(p);
                     }
                     _ => {}
                 }

@@ -2,7 +2,9 @@
 //!
 //! Every write the app sees return has been applied as one atomic sled batch and flushed, so it
 //! survives a `kill -9` right after. Documents are kept as Automerge chunks (incremental changes,
-//! compacted into one saved document now and then), next to what the server is known to hold of them.
+//! compacted into one saved document now and then), next to what the server is known to hold of them
+//! and what the replica needs to hold them without loading them (heads, whether anything is unsent):
+//! opening a store does not load its documents.
 //!
 //! | key | value |
 //! |---|---|
@@ -11,7 +13,7 @@
 //! | `meta/cursor` | feed cursor |
 //! | `meta/rejected` | kept rejected edits |
 //! | `meta/last_sync_ms` | time of the last successful sync |
-//! | `d/{doc}` | kind, acknowledged heads, chunk count |
+//! | `d/{doc}` | kind, acknowledged heads, chunk count, heads, whether anything is unsent |
 //! | `c/{doc}/{n:08}` | chunk n |
 
 use std::path::Path;
@@ -42,8 +44,12 @@ struct DocEntry {
     kind: DocKind,
     acked: Vec<serde_bytes::ByteBuf>,
     chunks: u32,
-    /// Heads covered by the stored chunks.
+    /// Heads covered by the stored chunks: the document's heads.
     saved: Vec<serde_bytes::ByteBuf>,
+    /// Whether the document holds changes that are not ancestors of `acked` (absent in entries
+    /// written before it was recorded).
+    #[serde(default)]
+    pending: Option<bool>,
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -97,19 +103,39 @@ impl DeviceStore {
         self.db.get(key)?.map(|v| dec(key, &v)).transpose()
     }
 
+    /// Reads everything back. Documents stay saved bytes, not loaded (entries written before the
+    /// store recorded whether a document has unsent changes are loaded once and upgraded).
     pub fn load(&self) -> Result<Loaded> {
         let mut docs = Vec::new();
+        let mut upgrade = sled::Batch::default();
+        let mut upgraded = false;
         for item in self.db.scan_prefix(b"d/") {
             let (k, v) = item?;
             let id = String::from_utf8(k[2..].to_vec()).map_err(|_| StoreError::Corrupt("doc id".into()))?;
-            let entry: DocEntry = dec("doc entry", &v)?;
+            let mut entry: DocEntry = dec("doc entry", &v)?;
             let mut bytes = Vec::new();
             for chunk in self.db.scan_prefix(format!("c/{id}/").as_bytes()) {
                 bytes.extend_from_slice(&chunk?.1);
             }
-            let doc =
-                Automerge::load(&bytes).map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
-            docs.push((id, LocalDoc { doc, kind: entry.kind, acked: unhash(&entry.acked)? }));
+            let acked = unhash(&entry.acked)?;
+            let (heads, pending) = match entry.pending {
+                Some(pending) => (unhash(&entry.saved)?, pending),
+                None => {
+                    let doc = Automerge::load(&bytes)
+                        .map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
+                    let heads = doc.get_heads();
+                    let pending = !doc.get_changes(&acked).is_empty();
+                    entry.saved = hashes(&heads);
+                    entry.pending = Some(pending);
+                    upgrade.insert(k, enc(&entry)?);
+                    upgraded = true;
+                    (heads, pending)
+                }
+            };
+            docs.push((id, LocalDoc::from_saved(bytes, entry.kind, acked, heads, pending)));
+        }
+        if upgraded {
+            self.commit(upgrade)?;
         }
         Ok(Loaded {
             device_id: self.get_meta("meta/device")?,
@@ -153,28 +179,40 @@ impl DeviceStore {
                         b.remove(chunk?);
                     }
                 }
-                Some(LocalDoc { doc, kind, acked }) => {
-                    let heads = doc.get_heads();
-                    let (chunks, saved) = match &old {
-                        Some(o) if o.chunks < COMPACT_AFTER => {
-                            let saved = unhash(&o.saved)?;
-                            let delta = doc.save_after(&saved);
-                            if !delta.is_empty() {
-                                b.insert(format!("c/{id}/{:08}", o.chunks).as_bytes(), delta);
-                                (o.chunks + 1, heads)
-                            } else {
-                                (o.chunks, saved)
-                            }
+                Some(local) => {
+                    let heads = local.heads().to_vec();
+                    // Only the new changes when the stored copy is an ancestor of the document and
+                    // the document is loaded; otherwise it is written whole.
+                    let stored = match &old {
+                        Some(o) if o.chunks < COMPACT_AFTER => Some((o.chunks, unhash(&o.saved)?)),
+                        _ => None,
+                    };
+                    let delta = match &stored {
+                        Some((_, saved)) if *saved == heads => Some(vec![]),
+                        Some((_, saved)) => local.save_after(saved),
+                        None => None,
+                    };
+                    let chunks = match (stored, delta) {
+                        (Some((chunks, _)), Some(delta)) if delta.is_empty() => chunks,
+                        (Some((chunks, _)), Some(delta)) => {
+                            b.insert(format!("c/{id}/{chunks:08}").as_bytes(), delta);
+                            chunks + 1
                         }
                         _ => {
                             for chunk in self.db.scan_prefix(format!("c/{id}/").as_bytes()).keys() {
                                 b.remove(chunk?);
                             }
-                            b.insert(format!("c/{id}/{:08}", 0).as_bytes(), doc.save());
-                            (1, heads)
+                            b.insert(format!("c/{id}/{:08}", 0).as_bytes(), local.saved().into_owned());
+                            1
                         }
                     };
-                    let entry = DocEntry { kind: *kind, acked: hashes(acked), chunks, saved: hashes(&saved) };
+                    let entry = DocEntry {
+                        kind: local.kind(),
+                        acked: hashes(local.acked()),
+                        chunks,
+                        saved: hashes(&heads),
+                        pending: Some(local.has_pending()),
+                    };
                     b.insert(key.as_bytes(), enc(&entry)?);
                 }
             }
@@ -189,5 +227,246 @@ impl DeviceStore {
 
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ActorId;
+    use fieldsync_core::docs::{
+        Checkin, Customer, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
+    };
+    use fieldsync_core::engine::{EngineConfig, SyncEngine, SyncError};
+    use fieldsync_core::storage::MemoryStorage;
+    use fieldsync_core::{Principal, Role};
+
+    const TEAM: &str = "t";
+
+    fn alice() -> Principal {
+        Principal { team: TEAM.into(), user: "alice".into(), role: Role::Rep }
+    }
+
+    fn customer(id: &str) -> Document {
+        Document::Customer(Customer {
+            kind: "customer".into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            name: format!("Customer {id}"),
+            location: GeoPoint::wgs84(45.0, 4.0),
+            address: "".into(),
+            timezone: "Europe/Paris".into(),
+            opening_hours: vec![],
+            potential_value: 1000.0,
+            close_probability: 0.5,
+            tier: Some(Tier::B),
+            tier_set_by: None,
+            tier_set_at_ms: None,
+            follow_up_status: "none".into(),
+            opportunity_stage: "prospecting".into(),
+            owner_rep: Some("alice".into()),
+            territory: None,
+            tags: vec![],
+            notes: "".into(),
+            geofence_m: None,
+            created_by: "server".into(),
+        })
+    }
+
+    fn engine(customers: usize) -> SyncEngine<MemoryStorage> {
+        let mut config = EngineConfig::new(ActorId::from(b"srv"));
+        config.bootstrap_docs = 7;
+        let engine = SyncEngine::new(MemoryStorage::in_memory(), config);
+        let docs: Vec<Document> = (0..customers).map(|i| customer(&format!("c{i:02}"))).collect();
+        engine.write_as_server(TEAM, &docs, 0).expect("seed");
+        engine
+    }
+
+    fn save(store: &DeviceStore, r: &mut Replica) {
+        let dirty = r.take_dirty();
+        store.persist(r, dirty, None).expect("persist");
+    }
+
+    /// Syncs the way the device library does: every step persisted.
+    fn sync(engine: &SyncEngine<MemoryStorage>, store: &DeviceStore, r: &mut Replica, now: i64) {
+        for _ in 0..100 {
+            let req = r.prepare_request();
+            save(store, r);
+            match engine.handle(&r.principal().clone(), &req, now) {
+                Ok(resp) => {
+                    let report = r.apply_response(&resp).expect("apply");
+                    save(store, r);
+                    if !report.more && r.outbox_len() == 0 {
+                        return;
+                    }
+                }
+                Err(SyncError::InvalidDocument { doc_id, .. }) => {
+                    r.set_aside(&doc_id, "invalid_document", "refused").expect("set aside");
+                    save(store, r);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("sync does not finish");
+    }
+
+    fn reopen(store: &DeviceStore) -> Replica {
+        let loaded = store.load().expect("load");
+        let mut r = Replica::restore(
+            "pa",
+            alice(),
+            ActorId::from(b"pa"),
+            loaded.cursor,
+            loaded.docs,
+            loaded.rejected,
+        );
+        r.set_resident_limit(4);
+        r
+    }
+
+    type View = Vec<(String, Option<Vec<ChangeHash>>, Option<Document>, bool)>;
+
+    fn view(r: &Replica) -> View {
+        r.doc_ids()
+            .map(|id| {
+                let pending = r.local(id).is_some_and(|d| d.has_pending());
+                (id.clone(), r.heads(id), r.get(id), pending)
+            })
+            .collect()
+    }
+
+    fn notes(r: &mut Replica, id: &str, text: &str, now: i64) {
+        r.update(id, now, |d| {
+            if let Document::Customer(c) = d {
+                c.notes.splice(0, 0, text);
+            }
+        })
+        .expect("edit");
+    }
+
+    #[test]
+    fn documents_come_back_as_they_were_without_being_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DeviceStore::open(dir.path()).expect("open");
+        let engine = engine(30);
+        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
+        r.set_resident_limit(4);
+        sync(&engine, &store, &mut r, 1);
+        assert_eq!(r.len(), 30);
+
+        // Edits persisted one by one: new chunks while loaded, whole documents once evicted.
+        for round in 0..3 {
+            for i in 0..10 {
+                notes(&mut r, &format!("c{i:02}"), &format!("{round}.{i} "), 1_000 + round);
+                save(&store, &mut r);
+            }
+        }
+        assert_eq!(r.outbox_len(), 10);
+
+        let mut again = reopen(&store);
+        assert_eq!(again.resident_len(), 0, "opening loads no document");
+        assert_eq!(again.outbox_len(), 10);
+        assert_eq!(view(&again), view(&r));
+        assert_eq!(again.resident_len(), 0, "reading loads no document");
+
+        sync(&engine, &store, &mut again, 2_000);
+        let last = reopen(&store);
+        assert_eq!(last.outbox_len(), 0);
+        assert_eq!(view(&last), view(&again));
+        for id in last.doc_ids() {
+            assert_eq!(last.heads(id), engine.doc_heads(TEAM, id).expect("heads"), "{id}");
+        }
+        match last.get("c03") {
+            Some(Document::Customer(c)) => assert_eq!(c.notes.as_str(), "2.3 1.3 0.3 "),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_written_before_pending_was_recorded_are_upgraded_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DeviceStore::open(dir.path()).expect("open");
+        let engine = engine(3);
+        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
+        sync(&engine, &store, &mut r, 1);
+        notes(&mut r, "c01", "unsent ", 1_000);
+        save(&store, &mut r);
+
+        // What the previous version wrote: no `pending`.
+        #[derive(Serialize)]
+        struct Legacy {
+            kind: DocKind,
+            acked: Vec<serde_bytes::ByteBuf>,
+            chunks: u32,
+            saved: Vec<serde_bytes::ByteBuf>,
+        }
+        for item in store.db.scan_prefix(b"d/") {
+            let (k, v) = item.expect("entry");
+            let e: DocEntry = dec("doc entry", &v).expect("entry");
+            let legacy = Legacy { kind: e.kind, acked: e.acked, chunks: e.chunks, saved: e.saved };
+            store.db.insert(k, enc(&legacy).expect("encode")).expect("write");
+        }
+
+        let again = reopen(&store);
+        assert_eq!(again.outbox_len(), 1);
+        assert_eq!(view(&again), view(&r));
+        for item in store.db.scan_prefix(b"d/") {
+            let (_, v) = item.expect("entry");
+            let e: DocEntry = dec("doc entry", &v).expect("entry");
+            assert!(e.pending.is_some(), "upgraded");
+        }
+        assert_eq!(reopen(&store).outbox_len(), 1);
+    }
+
+    #[test]
+    fn an_edit_set_aside_does_not_come_back_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DeviceStore::open(dir.path()).expect("open");
+        let engine = engine(1);
+        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
+        let visit = Visit {
+            kind: "visit".into(),
+            schema: SCHEMA_VERSION,
+            id: "v1".into(),
+            customer_id: "c00".into(),
+            rep: "alice".into(),
+            planned_start_ms: 0,
+            planned_end_ms: 10,
+            state: VisitState::Planned,
+            checkins: vec![],
+            checkout: None,
+            notes: "".into(),
+            verification: Default::default(),
+            created_by: "alice".into(),
+        };
+        r.create(Document::Visit(visit), 0).expect("plan");
+        sync(&engine, &store, &mut r, 1);
+
+        // An outdated app writes a check-in off the globe; it is persisted, then set aside.
+        r.update_unchecked("v1", 2_000, |d| {
+            if let Document::Visit(v) = d {
+                v.checkins.push(Checkin {
+                    id: "bad".into(),
+                    lat: 123.0,
+                    lon: 4.0,
+                    accuracy_m: 5.0,
+                    device_time_ms: 2,
+                    mock_location: false,
+                });
+            }
+        })
+        .expect("unchecked edit");
+        save(&store, &mut r);
+        sync(&engine, &store, &mut r, 3);
+        assert_eq!(r.rejected().len(), 1);
+
+        let again = reopen(&store);
+        assert_eq!(again.outbox_len(), 0);
+        assert_eq!(again.heads("v1"), engine.doc_heads(TEAM, "v1").expect("heads"));
+        match again.get("v1") {
+            Some(Document::Visit(v)) => assert!(v.checkins.is_empty(), "{:?}", v.checkins),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(again.rejected().len(), 1);
     }
 }

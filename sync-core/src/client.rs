@@ -5,10 +5,18 @@
 //! methods that run the same rules as the server before anything is written, so an honest client is
 //! rarely rejected. The device library persists a replica's documents and drives the loop; tests
 //! drive it directly.
+//!
+//! A loaded Automerge document costs some 30 KB of memory, its saved form well under 1 KB. A replica
+//! keeps at most [`RESIDENT_DOCS`] documents loaded (the most recently used ones) and the others as
+//! saved bytes, with what the read paths need cached next to them: kind, acknowledged and current
+//! heads, whether anything is unsent, the typed view. Reading ([`Replica::get`], [`Replica::heads`],
+//! [`Replica::outbox_len`]) never loads a document; edits, pulls and pushes load the ones they touch.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::OnceLock;
 
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, transaction::CommitOptions};
+use automerge::{ActorId, Automerge, Change, ChangeHash, transaction::CommitOptions};
 use serde_bytes::ByteBuf;
 
 use crate::docs::{DocError, DocKind, Document};
@@ -16,6 +24,9 @@ use crate::protocol::{Cursor, DocPush, SyncRequest, SyncResponse};
 use crate::rules::{self, Principal, Violation};
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How many documents a replica keeps loaded by default; the others are kept as saved bytes.
+pub const RESIDENT_DOCS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -40,19 +51,189 @@ impl From<DocError> for ClientError {
     }
 }
 
+fn not_found(doc_id: &str) -> ClientError {
+    ClientError::NotFound(doc_id.to_string())
+}
+
 /// One local document and what the server is known to hold of it.
+///
+/// The document is either loaded or kept as saved bytes (`Automerge::save` output or a snapshot
+/// from the server); the accessors answer from cached metadata without loading it.
 #[derive(Debug, Clone)]
 pub struct LocalDoc {
-    pub doc: Automerge,
-    pub kind: DocKind,
+    /// The loaded document, when resident.
+    doc: Option<Box<Automerge>>,
+    /// The saved document: always present when not loaded; while loaded, present until it changes.
+    saved: Option<Box<[u8]>>,
+    kind: DocKind,
     /// The server holds every change that is an ancestor of (or equal to) one of these.
-    pub acked: Vec<ChangeHash>,
+    acked: Vec<ChangeHash>,
+    /// The document's current heads.
+    heads: Vec<ChangeHash>,
+    /// Whether the document holds changes the server has not acknowledged.
+    has_pending: bool,
+    /// The typed view of the current document (`None` inside: not readable), once computed.
+    typed: OnceLock<Option<Document>>,
 }
 
 impl LocalDoc {
-    /// Local changes the server has not acknowledged.
-    pub fn pending(&self) -> Vec<Change> {
-        self.doc.get_changes(&self.acked)
+    /// A loaded document.
+    pub fn new(doc: Automerge, kind: DocKind, acked: Vec<ChangeHash>) -> Self {
+        let heads = doc.get_heads();
+        let has_pending = !doc.get_changes(&acked).is_empty();
+        LocalDoc {
+            doc: Some(Box::new(doc)),
+            saved: None,
+            kind,
+            acked,
+            heads,
+            has_pending,
+            typed: OnceLock::new(),
+        }
+    }
+
+    /// A document kept as saved bytes, not loaded, with what is known of it: its `heads` and
+    /// whether it holds changes that are not ancestors of `acked` (as a store recorded them with the
+    /// bytes). The typed view is computed on first read.
+    pub fn from_saved(
+        bytes: Vec<u8>,
+        kind: DocKind,
+        acked: Vec<ChangeHash>,
+        heads: Vec<ChangeHash>,
+        has_pending: bool,
+    ) -> Self {
+        LocalDoc {
+            doc: None,
+            saved: Some(bytes.into_boxed_slice()),
+            kind,
+            acked,
+            heads,
+            has_pending,
+            typed: OnceLock::new(),
+        }
+    }
+
+    pub fn kind(&self) -> DocKind {
+        self.kind
+    }
+
+    /// The server holds every change that is an ancestor of (or equal to) one of these.
+    pub fn acked(&self) -> &[ChangeHash] {
+        &self.acked
+    }
+
+    /// The document's current heads.
+    pub fn heads(&self) -> &[ChangeHash] {
+        &self.heads
+    }
+
+    /// Whether the document holds changes the server has not acknowledged.
+    pub fn has_pending(&self) -> bool {
+        self.has_pending
+    }
+
+    /// Whether the document is loaded (otherwise it is kept as saved bytes).
+    pub fn is_loaded(&self) -> bool {
+        self.doc.is_some()
+    }
+
+    /// The loaded document, if it is loaded.
+    pub fn loaded(&self) -> Option<&Automerge> {
+        self.doc.as_deref()
+    }
+
+    /// A copy of the document (loaded from its saved bytes when it is not loaded).
+    pub fn automerge(&self) -> Result<Automerge> {
+        match &self.doc {
+            Some(doc) => Ok(doc.as_ref().clone()),
+            None => self.load_copy(),
+        }
+    }
+
+    /// Local changes the server has not acknowledged (loading a copy of the document if needed).
+    pub fn pending(&self) -> Result<Vec<Change>> {
+        if !self.has_pending {
+            return Ok(vec![]);
+        }
+        Ok(match &self.doc {
+            Some(doc) => doc.get_changes(&self.acked),
+            None => self.load_copy()?.get_changes(&self.acked),
+        })
+    }
+
+    /// The whole document as bytes `Automerge::load` reads: the kept saved form when there is one.
+    pub fn saved(&self) -> Cow<'_, [u8]> {
+        match (&self.saved, &self.doc) {
+            (Some(bytes), _) => Cow::Borrowed(bytes),
+            (None, Some(doc)) => Cow::Owned(doc.save()),
+            (None, None) => Cow::Borrowed(&[]),
+        }
+    }
+
+    /// The changes after `heads`, as bytes to append to a saved copy at `heads`, when the document
+    /// is loaded and holds every one of `heads` (`None`: save it whole instead).
+    pub fn save_after(&self, heads: &[ChangeHash]) -> Option<Vec<u8>> {
+        let doc = self.doc.as_deref()?;
+        heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()).then(|| doc.save_after(heads))
+    }
+
+    /// The typed document, if readable; computed once per version of the document.
+    pub fn typed(&self) -> Option<Document> {
+        self.typed
+            .get_or_init(|| match &self.doc {
+                Some(doc) => Document::hydrate(doc.as_ref()).ok(),
+                None => self.load_copy().ok().and_then(|d| Document::hydrate(&d).ok()),
+            })
+            .clone()
+    }
+
+    fn load_copy(&self) -> Result<Automerge> {
+        Automerge::load(self.saved.as_deref().unwrap_or_default())
+            .map_err(|e| ClientError::Corrupt(format!("local copy: {e}")))
+    }
+
+    /// Loads the document (a no-op when it is loaded), writing as `actor` from now on.
+    fn load(&mut self, doc_id: &str, actor: &ActorId) -> Result<&mut Automerge> {
+        let doc = match self.doc.take() {
+            Some(doc) => doc,
+            None => Box::new(
+                Automerge::load(self.saved.as_deref().unwrap_or_default())
+                    .map_err(|e| ClientError::Corrupt(format!("local copy of {doc_id}: {e}")))?
+                    .with_actor(actor.clone()),
+            ),
+        };
+        Ok(self.doc.insert(doc))
+    }
+
+    /// Keeps only the saved bytes (saving the document when it changed since it was loaded) and the
+    /// typed view.
+    fn unload(&mut self) {
+        if let Some(doc) = self.doc.take() {
+            if self.saved.is_none() {
+                self.saved = Some(doc.save().into_boxed_slice());
+            }
+            self.typed.get_or_init(|| Document::hydrate(doc.as_ref()).ok());
+        }
+    }
+
+    /// To call after the loaded document may have changed: refreshes the heads and drops what no
+    /// longer describes it (the saved bytes and the typed view). `has_pending` is the caller's.
+    fn changed(&mut self) {
+        if let Some(doc) = &self.doc {
+            let heads = doc.get_heads();
+            if heads != self.heads {
+                self.heads = heads;
+                self.saved = None;
+                self.typed = OnceLock::new();
+            }
+        }
+    }
+
+    /// Recomputes `has_pending` from the loaded document.
+    fn refresh_pending(&mut self) {
+        if let Some(doc) = &self.doc {
+            self.has_pending = !doc.get_changes(&self.acked).is_empty();
+        }
     }
 }
 
@@ -91,6 +272,9 @@ pub struct Replica {
     in_flight: BTreeMap<String, Vec<ChangeHash>>,
     /// Documents changed (or removed) since the owner last persisted.
     dirty: BTreeSet<String>,
+    /// Loaded documents, least recently used first.
+    resident: VecDeque<String>,
+    resident_limit: usize,
 }
 
 impl Replica {
@@ -105,10 +289,13 @@ impl Replica {
             rejected: Vec::new(),
             in_flight: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            resident: VecDeque::new(),
+            resident_limit: RESIDENT_DOCS,
         }
     }
 
-    /// A replica as it was persisted: its cursor, documents and kept rejections.
+    /// A replica as it was persisted: its cursor, documents (loaded or, better, as saved bytes:
+    /// [`LocalDoc::from_saved`]) and kept rejections.
     pub fn restore(
         device_id: &str,
         who: Principal,
@@ -120,14 +307,32 @@ impl Replica {
         let mut r = Replica::new(device_id, who, actor.clone());
         r.cursor = cursor;
         r.rejected = rejected;
-        r.docs = docs
-            .into_iter()
-            .map(|(id, mut d)| {
-                d.doc.set_actor(actor.clone());
-                (id, d)
-            })
-            .collect();
+        for (id, mut d) in docs {
+            let loaded = match d.doc.as_deref_mut() {
+                Some(doc) => {
+                    doc.set_actor(actor.clone());
+                    true
+                }
+                None => false,
+            };
+            r.docs.insert(id.clone(), d);
+            if loaded {
+                r.touch(&id);
+            }
+        }
         r
+    }
+
+    /// Sets how many documents stay loaded at most (at least one), saving the least recently used
+    /// ones beyond it.
+    pub fn set_resident_limit(&mut self, limit: usize) {
+        self.resident_limit = limit.max(1);
+        self.evict();
+    }
+
+    /// Number of documents loaded right now.
+    pub fn resident_len(&self) -> usize {
+        self.docs.values().filter(|d| d.is_loaded()).count()
     }
 
     /// The user the local rules are applied for (a new token may carry a new role).
@@ -165,6 +370,13 @@ impl Replica {
         self.docs.get(doc_id)
     }
 
+    /// A copy of a held document (loaded from its saved bytes if it is not loaded), writing as this
+    /// replica's actor.
+    pub fn doc_clone(&self, doc_id: &str) -> Option<Automerge> {
+        let doc = self.docs.get(doc_id)?.automerge().ok()?;
+        Some(doc.with_actor(self.actor.clone()))
+    }
+
     pub fn len(&self) -> usize {
         self.docs.len()
     }
@@ -175,11 +387,11 @@ impl Replica {
 
     /// The typed document, if held and readable.
     pub fn get(&self, doc_id: &str) -> Option<Document> {
-        self.docs.get(doc_id).and_then(|d| Document::hydrate(&d.doc).ok())
+        self.docs.get(doc_id).and_then(LocalDoc::typed)
     }
 
     pub fn heads(&self, doc_id: &str) -> Option<Vec<ChangeHash>> {
-        self.docs.get(doc_id).map(|d| d.doc.get_heads())
+        self.docs.get(doc_id).map(|d| d.heads.clone())
     }
 
     /// Edits refused by the server, oldest first.
@@ -189,7 +401,59 @@ impl Replica {
 
     /// Number of documents with changes the server has not acknowledged.
     pub fn outbox_len(&self) -> usize {
-        self.docs.values().filter(|d| !d.pending().is_empty()).count()
+        self.docs.values().filter(|d| d.has_pending).count()
+    }
+
+    /// Marks a held document as the most recently used one, then saves the least recently used
+    /// loaded documents beyond the limit (never this one).
+    fn touch(&mut self, doc_id: &str) {
+        if self.resident.back().is_some_and(|r| r == doc_id) || !self.docs.contains_key(doc_id) {
+            return;
+        }
+        if let Some(i) = self.resident.iter().position(|r| r == doc_id) {
+            self.resident.remove(i);
+        }
+        self.resident.push_back(doc_id.to_string());
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.resident.len() > self.resident_limit {
+            let Some(old) = self.resident.pop_front() else { break };
+            if let Some(d) = self.docs.get_mut(&old) {
+                d.unload();
+            }
+        }
+    }
+
+    /// Loads a held document as the most recently used one.
+    fn load(&mut self, doc_id: &str) -> Result<&mut LocalDoc> {
+        self.touch(doc_id);
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| not_found(doc_id))?;
+        local.load(doc_id, &self.actor)?;
+        Ok(local)
+    }
+
+    /// Adds a loaded document as the most recently used one.
+    fn insert_loaded(&mut self, doc_id: &str, local: LocalDoc) {
+        self.docs.insert(doc_id.to_string(), local);
+        self.touch(doc_id);
+    }
+
+    /// Removes a document, loaded: the document, its kind and what the server holds of it.
+    fn take_loaded(&mut self, doc_id: &str) -> Result<(Automerge, DocKind, Vec<ChangeHash>)> {
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| not_found(doc_id))?;
+        let doc = std::mem::take(local.load(doc_id, &self.actor)?);
+        let (kind, acked) = (local.kind, std::mem::take(&mut local.acked));
+        self.remove(doc_id);
+        Ok((doc, kind, acked))
+    }
+
+    fn remove(&mut self, doc_id: &str) -> Option<LocalDoc> {
+        if let Some(i) = self.resident.iter().position(|r| r == doc_id) {
+            self.resident.remove(i);
+        }
+        self.docs.remove(doc_id)
     }
 
     /// Creates a document, checking it as the server will.
@@ -203,7 +467,7 @@ impl Replica {
         let mut doc = Automerge::new().with_actor(self.actor.clone());
         commit(&mut doc, &value, now_ms)?;
         self.dirty.insert(id.clone());
-        self.docs.insert(id, LocalDoc { doc, kind: value.kind(), acked: vec![] });
+        self.insert_loaded(&id, LocalDoc::new(doc, value.kind(), vec![]));
         Ok(())
     }
 
@@ -242,8 +506,9 @@ impl Replica {
         edit: impl FnOnce(&mut Document),
         check: impl FnOnce(&Document, &Document) -> Result<()>,
     ) -> Result<Document> {
-        let local = self.docs.get_mut(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
-        let result = local.doc.transact_with(
+        self.touch(doc_id);
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| not_found(doc_id))?;
+        let result = local.load(doc_id, &self.actor)?.transact_with(
             |_| CommitOptions::default().with_time(now_ms / 1000),
             |tx| -> Result<Document> {
                 let before = Document::hydrate(tx)?;
@@ -261,6 +526,8 @@ impl Replica {
         );
         match result {
             Ok(ok) => {
+                local.changed();
+                local.refresh_pending();
                 self.dirty.insert(doc_id.to_string());
                 Ok(ok.result)
             }
@@ -272,22 +539,21 @@ impl Replica {
     /// because of them (a broken document from an outdated app): they are kept in the rejected list
     /// and the document goes back to what the server holds, so the device can sync again.
     pub fn set_aside(&mut self, doc_id: &str, code: &str, reason: &str) -> Result<RejectedEdit> {
-        let local = self.docs.remove(doc_id).ok_or_else(|| ClientError::NotFound(doc_id.to_string()))?;
-        let pending = local.pending();
+        let (doc, kind, acked) = self.take_loaded(doc_id)?;
+        let pending = doc.get_changes(&acked);
         let edit = RejectedEdit {
             doc_id: doc_id.to_string(),
             code: code.to_string(),
             reason: reason.to_string(),
             changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
-            attempted: Document::hydrate(&local.doc).ok().and_then(|d| serde_json::to_value(d).ok()),
+            attempted: Document::hydrate(&doc).ok().and_then(|d| serde_json::to_value(d).ok()),
         };
-        if !local.acked.is_empty() {
-            let doc = local
-                .doc
-                .fork_at(&local.acked)
+        if !acked.is_empty() {
+            let doc = doc
+                .fork_at(&acked)
                 .map_err(|e| ClientError::Corrupt(format!("{doc_id} at its acknowledged heads: {e}")))?
                 .with_actor(self.actor.clone());
-            self.docs.insert(doc_id.to_string(), LocalDoc { doc, kind: local.kind, acked: local.acked });
+            self.insert_loaded(doc_id, LocalDoc::new(doc, kind, acked));
         }
         self.dirty.insert(doc_id.to_string());
         self.rejected.push(edit.clone());
@@ -298,12 +564,21 @@ impl Replica {
     pub fn prepare_request(&mut self) -> SyncRequest {
         self.in_flight.clear();
         let mut push = Vec::new();
-        for (id, local) in &self.docs {
-            let pending = local.pending();
+        for (id, local) in self.docs.iter_mut().filter(|(_, d)| d.has_pending) {
+            // A document that is not loaded is read from a temporary copy: no other one is evicted.
+            let pending = match local.pending() {
+                Ok(pending) => pending,
+                Err(e) => {
+                    // Unreadable local bytes (a damaged store): nothing of it can be sent.
+                    tracing::error!(doc = %id, error = %e, "a local document cannot be read");
+                    vec![]
+                }
+            };
             if pending.is_empty() {
+                local.has_pending = false;
                 continue;
             }
-            self.in_flight.insert(id.clone(), local.doc.get_heads());
+            self.in_flight.insert(id.clone(), local.heads.clone());
             push.push(DocPush {
                 doc_id: id.clone(),
                 kind: local.kind,
@@ -321,14 +596,21 @@ impl Replica {
             if rejected_docs.contains(a.doc_id.as_str()) {
                 continue;
             }
-            if let (Some(heads), Some(local)) = (self.in_flight.get(&a.doc_id), self.docs.get_mut(&a.doc_id))
-            {
-                let all_held = heads.iter().all(|h| a.hashes.iter().any(|b| b.as_slice() == h.0));
-                if all_held || heads.iter().all(|h| local.doc.get_change_by_hash(h).is_some()) {
-                    merge_acked(local, heads);
-                    self.dirty.insert(a.doc_id.clone());
-                    report.accepted_docs += 1;
-                }
+            let Some(heads) = self.in_flight.get(&a.doc_id).cloned() else { continue };
+            let Some(local) = self.docs.get(&a.doc_id) else { continue };
+            let all_held = heads.iter().all(|h| a.hashes.iter().any(|b| b.as_slice() == h.0));
+            // Unchanged since the push: the pushed heads are the document's own.
+            let held = all_held
+                || heads == local.heads
+                || self
+                    .load(&a.doc_id)?
+                    .doc
+                    .as_deref()
+                    .is_some_and(|doc| heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()));
+            if held {
+                self.merge_acked(&a.doc_id, &heads)?;
+                self.dirty.insert(a.doc_id.clone());
+                report.accepted_docs += 1;
             }
         }
         for r in &resp.rejected {
@@ -346,44 +628,52 @@ impl Replica {
             let mut incoming = Automerge::load(&s.bytes)
                 .map_err(|e| ClientError::Corrupt(format!("snapshot of {}: {e}", s.doc_id)))?;
             let server_heads = incoming.get_heads();
-            match self.docs.get_mut(&s.doc_id) {
-                Some(local) => {
-                    local
-                        .doc
-                        .merge(&mut incoming)
-                        .map_err(|e| ClientError::Corrupt(format!("merging {}: {e}", s.doc_id)))?;
-                    merge_acked(local, &server_heads);
-                }
-                None => {
-                    let doc = incoming.with_actor(self.actor.clone());
-                    self.docs.insert(s.doc_id.clone(), LocalDoc { doc, kind: s.kind, acked: server_heads });
-                }
+            if self.docs.contains_key(&s.doc_id) {
+                self.touch(&s.doc_id);
+                let local = self.docs.get_mut(&s.doc_id).ok_or_else(|| not_found(&s.doc_id))?;
+                local
+                    .load(&s.doc_id, &self.actor)?
+                    .merge(&mut incoming)
+                    .map_err(|e| ClientError::Corrupt(format!("merging {}: {e}", s.doc_id)))?;
+                local.changed();
+                self.merge_acked(&s.doc_id, &server_heads)?;
+            } else {
+                // Kept as the bytes received; the typed view is computed now, while it is loaded.
+                let local =
+                    LocalDoc::from_saved(s.bytes.to_vec(), s.kind, server_heads.clone(), server_heads, false);
+                local.typed.get_or_init(|| Document::hydrate(&incoming).ok());
+                self.docs.insert(s.doc_id.clone(), local);
             }
             report.pulled_docs += 1;
         }
         for c in &resp.changes {
             self.dirty.insert(c.doc_id.clone());
-            let actor = self.actor.clone();
-            let local = self.docs.entry(c.doc_id.clone()).or_insert_with(|| LocalDoc {
-                doc: Automerge::new().with_actor(actor),
-                kind: c.kind,
-                acked: vec![],
-            });
-            let before: HashSet<ChangeHash> = local.pending().iter().map(Change::hash).collect();
+            if !self.docs.contains_key(&c.doc_id) {
+                let doc = Automerge::new().with_actor(self.actor.clone());
+                self.insert_loaded(&c.doc_id, LocalDoc::new(doc, c.kind, vec![]));
+            }
+            self.touch(&c.doc_id);
+            let local = self.docs.get_mut(&c.doc_id).ok_or_else(|| not_found(&c.doc_id))?;
+            local.load(&c.doc_id, &self.actor)?;
+            let before: HashSet<ChangeHash> = local.pending()?.iter().map(Change::hash).collect();
             local
-                .doc
+                .load(&c.doc_id, &self.actor)?
                 .load_incremental(&c.changes)
                 .map_err(|e| ClientError::Corrupt(format!("changes of {}: {e}", c.doc_id)))?;
+            local.changed();
+            local.refresh_pending();
             // What is new and not ours came from the server, so the server holds it.
             let pulled: Vec<ChangeHash> =
-                local.pending().iter().map(Change::hash).filter(|h| !before.contains(h)).collect();
-            merge_acked(local, &pulled);
+                local.pending()?.iter().map(Change::hash).filter(|h| !before.contains(h)).collect();
+            self.merge_acked(&c.doc_id, &pulled)?;
             report.pulled_changes += 1;
         }
         for id in &resp.revoked {
             self.dirty.insert(id.clone());
-            if let Some(local) = self.docs.remove(id) {
-                let pending = local.pending();
+            let Some(local) = self.docs.get(id) else { continue };
+            if local.has_pending {
+                let (doc, _, acked) = self.take_loaded(id)?;
+                let pending = doc.get_changes(&acked);
                 if !pending.is_empty() {
                     let edit = RejectedEdit {
                         doc_id: id.clone(),
@@ -391,15 +681,15 @@ impl Replica {
                         reason: "this document is no longer assigned to you; your unsent edits are kept here"
                             .into(),
                         changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
-                        attempted: Document::hydrate(&local.doc)
-                            .ok()
-                            .and_then(|d| serde_json::to_value(d).ok()),
+                        attempted: Document::hydrate(&doc).ok().and_then(|d| serde_json::to_value(d).ok()),
                     };
                     self.rejected.push(edit.clone());
                     report.rejected.push(edit);
                 }
-                report.revoked += 1;
+            } else {
+                self.remove(id);
             }
+            report.revoked += 1;
         }
         self.cursor = resp.cursor.clone();
         self.in_flight.clear();
@@ -418,7 +708,7 @@ impl Replica {
     ) -> Result<RejectedEdit> {
         self.dirty.insert(doc_id.to_string());
         let refused: HashSet<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
-        let old = self.docs.remove(doc_id);
+        let old = if self.docs.contains_key(doc_id) { Some(self.take_loaded(doc_id)?) } else { None };
         let mut edit = RejectedEdit {
             doc_id: doc_id.to_string(),
             code: code.to_string(),
@@ -436,17 +726,18 @@ impl Replica {
         };
         // The server holds exactly its version: that is what is acknowledged after the reset.
         let acked = fresh.as_ref().map(Automerge::get_heads).unwrap_or_default();
-        if let Some(old) = old {
-            edit.attempted = Document::hydrate(&old.doc).ok().and_then(|d| serde_json::to_value(d).ok());
+        if let Some((old_doc, kind, old_acked)) = old {
+            edit.attempted = Document::hydrate(&old_doc).ok().and_then(|d| serde_json::to_value(d).ok());
             let mut dropped: HashSet<ChangeHash> = HashSet::new();
-            for c in old.pending() {
+            for c in old_doc.get_changes(&old_acked) {
                 let builds_on_refused = c.deps().iter().any(|d| dropped.contains(d));
                 if refused.contains(c.hash().0.as_slice()) || builds_on_refused {
                     dropped.insert(c.hash());
                     edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
                 } else if let Some(doc) = fresh.as_mut() {
                     // A later local edit the server has not seen yet: keep it if it still applies.
-                    if doc.apply_changes([c.clone()]).is_err() || doc.get_change_by_hash(&c.hash()).is_none()
+                    if doc.apply_changes([c.clone()]).is_err()
+                        || doc.get_change_meta_by_hash(&c.hash()).is_none()
                     {
                         dropped.insert(c.hash());
                         edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
@@ -454,32 +745,44 @@ impl Replica {
                 }
             }
             if let Some(doc) = fresh {
-                self.docs.insert(doc_id.to_string(), LocalDoc { doc, kind: old.kind, acked });
+                self.insert_loaded(doc_id, LocalDoc::new(doc, kind, acked));
             }
         }
         self.rejected.push(edit.clone());
         Ok(edit)
     }
-}
 
-/// Adds hashes the server is known to hold, keeping the list short.
-fn merge_acked(local: &mut LocalDoc, held: &[ChangeHash]) {
-    for h in held {
-        if !local.acked.contains(h) {
-            local.acked.push(*h);
+    /// Adds hashes the server is known to hold, keeping the list short.
+    fn merge_acked(&mut self, doc_id: &str, held: &[ChangeHash]) -> Result<()> {
+        let local = self.docs.get_mut(doc_id).ok_or_else(|| not_found(doc_id))?;
+        for h in held {
+            if !local.acked.contains(h) {
+                local.acked.push(*h);
+            }
         }
-    }
-    if local.pending().is_empty() {
-        local.acked = local.doc.get_heads();
-    } else if local.acked.len() > 16 {
-        // Drop hashes that are direct dependencies of others in the list: still the same set.
-        let deps: HashSet<ChangeHash> = local
-            .acked
-            .iter()
-            .filter_map(|h| local.doc.get_change_by_hash(h))
-            .flat_map(|c| c.deps().to_vec())
-            .collect();
-        local.acked.retain(|h| !deps.contains(h));
+        // The server holds the current heads, so every change: no need to load the document.
+        if local.heads.iter().all(|h| local.acked.contains(h)) {
+            local.acked = local.heads.clone();
+            local.has_pending = false;
+            return Ok(());
+        }
+        let local = self.load(doc_id)?;
+        local.refresh_pending();
+        if !local.has_pending {
+            local.acked = local.heads.clone();
+        } else if local.acked.len() > 16
+            && let Some(doc) = local.doc.as_deref()
+        {
+            // Drop hashes that are direct dependencies of others in the list: still the same set.
+            let deps: HashSet<ChangeHash> = local
+                .acked
+                .iter()
+                .filter_map(|h| doc.get_change_meta_by_hash(h))
+                .flat_map(|m| m.deps)
+                .collect();
+            local.acked.retain(|h| !deps.contains(h));
+        }
+        Ok(())
     }
 }
 
@@ -487,4 +790,286 @@ fn commit(doc: &mut Automerge, value: &Document, now_ms: i64) -> Result<()> {
     doc.transact_with(|_| CommitOptions::default().with_time(now_ms / 1000), |tx| value.reconcile_into(tx))
         .map(|_| ())
         .map_err(|f| ClientError::InvalidInput { field: "document".into(), reason: f.error.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Residency must not change what a replica does: the same story runs with one loaded
+    //! document and with the default, and ends the same, byte for byte.
+
+    use super::*;
+    use crate::Role;
+    use crate::docs::{Checkin, Customer, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState};
+    use crate::engine::{EngineConfig, SyncEngine, SyncError};
+    use crate::storage::MemoryStorage;
+
+    const TEAM: &str = "t";
+
+    fn who(user: &str, role: Role) -> Principal {
+        Principal { team: TEAM.into(), user: user.into(), role }
+    }
+
+    fn customer(id: &str, owner: &str) -> Document {
+        Document::Customer(Customer {
+            kind: "customer".into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            name: format!("Customer {id}"),
+            location: GeoPoint::wgs84(45.0, 4.0),
+            address: "".into(),
+            timezone: "Europe/Paris".into(),
+            opening_hours: vec![],
+            potential_value: 1000.0,
+            close_probability: 0.5,
+            tier: Some(Tier::B),
+            tier_set_by: None,
+            tier_set_at_ms: None,
+            follow_up_status: "none".into(),
+            opportunity_stage: "prospecting".into(),
+            owner_rep: Some(owner.into()),
+            territory: None,
+            tags: vec![],
+            notes: "".into(),
+            geofence_m: None,
+            created_by: "server".into(),
+        })
+    }
+
+    fn visit(id: &str, customer_id: &str) -> Document {
+        Document::Visit(Visit {
+            kind: "visit".into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            customer_id: customer_id.into(),
+            rep: "alice".into(),
+            planned_start_ms: 0,
+            planned_end_ms: 10,
+            state: VisitState::Planned,
+            checkins: vec![],
+            checkout: None,
+            notes: "".into(),
+            verification: Default::default(),
+            created_by: "alice".into(),
+        })
+    }
+
+    fn sync(engine: &SyncEngine<MemoryStorage>, r: &mut Replica, now: i64, limit: usize) {
+        for _ in 0..100 {
+            let req = r.prepare_request();
+            match engine.handle(&r.principal().clone(), &req, now) {
+                Ok(resp) => {
+                    let report = r.apply_response(&resp).expect("apply");
+                    assert!(r.resident_len() <= limit, "{} loaded, limit {limit}", r.resident_len());
+                    if !report.more && r.outbox_len() == 0 {
+                        return;
+                    }
+                }
+                Err(SyncError::InvalidDocument { doc_id, .. }) => {
+                    r.set_aside(&doc_id, "invalid_document", "refused").expect("set aside");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("sync does not finish");
+    }
+
+    fn notes(d: &mut Document, text: &str) {
+        match d {
+            Document::Customer(c) => c.notes.splice(0, 0, text),
+            Document::Visit(v) => v.notes.splice(0, 0, text),
+            _ => {}
+        }
+    }
+
+    type Docs = Vec<(String, Vec<ChangeHash>, Option<serde_json::Value>, bool)>;
+
+    fn state(r: &Replica) -> Docs {
+        r.doc_ids()
+            .map(|id| {
+                let local = r.local(id).expect("held");
+                let typed = r.get(id).map(|d| serde_json::to_value(d).expect("json"));
+                (id.clone(), r.heads(id).expect("held"), typed, local.has_pending())
+            })
+            .collect()
+    }
+
+    /// The same replica, its documents as saved bytes (as a store restores it).
+    fn reopened(r: &Replica) -> Replica {
+        let docs = r
+            .doc_ids()
+            .map(|id| {
+                let l = r.local(id).expect("held");
+                let saved = l.saved().into_owned();
+                (
+                    id.clone(),
+                    LocalDoc::from_saved(
+                        saved,
+                        l.kind(),
+                        l.acked().to_vec(),
+                        l.heads().to_vec(),
+                        l.has_pending(),
+                    ),
+                )
+            })
+            .collect();
+        Replica::restore(
+            r.device_id(),
+            r.principal().clone(),
+            r.actor.clone(),
+            r.cursor().clone(),
+            docs,
+            r.rejected().to_vec(),
+        )
+    }
+
+    fn story(limit: usize) -> (Docs, Docs, Docs, Vec<RejectedEdit>) {
+        let mut config = EngineConfig::new(ActorId::from(b"srv"));
+        config.bootstrap_docs = 5;
+        config.page_entries = 7;
+        let engine = SyncEngine::new(MemoryStorage::in_memory(), config);
+        let ids: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
+        let seed: Vec<Document> = ids.iter().map(|id| customer(id, "alice")).collect();
+        engine.write_as_server(TEAM, &seed, 0).expect("seed");
+        let mut alice = Replica::new("pa", who("alice", Role::Rep), ActorId::from(b"pa"));
+        let mut bob = Replica::new("pb", who("bob", Role::Rep), ActorId::from(b"pb"));
+        let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+        for r in [&mut alice, &mut bob, &mut tablet] {
+            r.set_resident_limit(limit);
+            sync(&engine, r, 1, limit);
+        }
+        assert_eq!(alice.len(), 12);
+        assert_eq!(tablet.len(), 12);
+
+        // Alice edits everything offline, plans visits, then comes back to the first customers.
+        for id in &ids {
+            alice
+                .update(id, 2_000, |d| {
+                    notes(d, "alice. ");
+                    if let Document::Customer(c) = d {
+                        c.follow_up_status = "call".into();
+                    }
+                })
+                .expect("edit");
+        }
+        for (i, id) in ids.iter().take(6).enumerate() {
+            alice.create(visit(&format!("v{i:02}"), id), 2_000).expect("plan");
+        }
+        alice.update("c00", 3_000, |d| notes(d, "again. ")).expect("edit again");
+        assert_eq!(alice.outbox_len(), 18);
+        assert!(alice.resident_len() <= limit);
+
+        // Meanwhile the manager edits some of the same customers and gives the last one to bob.
+        for id in &ids[1..6] {
+            tablet.update(id, 2_500, |d| notes(d, "maria. ")).expect("manager edit");
+        }
+        tablet
+            .update("c11", 2_500, |d| {
+                if let Document::Customer(c) = d {
+                    c.owner_rep = Some("bob".into());
+                }
+            })
+            .expect("reassign");
+        sync(&engine, &mut tablet, 3_000, limit);
+
+        // Alice also tries what a rep may not do, and what no one may write.
+        alice
+            .update_unchecked("c02", 3_500, |d| {
+                if let Document::Customer(c) = d {
+                    c.tier = Some(Tier::A);
+                }
+            })
+            .expect("unchecked edit");
+        alice
+            .update_unchecked("v00", 3_500, |d| {
+                if let Document::Visit(v) = d {
+                    v.checkins.push(Checkin {
+                        id: "bad".into(),
+                        lat: 123.0,
+                        lon: 4.0,
+                        accuracy_m: 5.0,
+                        device_time_ms: 3,
+                        mock_location: false,
+                    });
+                }
+            })
+            .expect("unchecked edit");
+        sync(&engine, &mut alice, 4_000, limit);
+        sync(&engine, &mut bob, 5_000, limit);
+        sync(&engine, &mut tablet, 5_000, limit);
+
+        // Reopened from saved bytes, alice goes on where she was.
+        let mut alice2 = reopened(&alice);
+        alice2.set_resident_limit(limit);
+        assert_eq!(alice2.resident_len(), 0);
+        assert_eq!(state(&alice2), state(&alice));
+        alice2.update("c03", 6_000, |d| notes(d, "after reopening. ")).expect("edit after reopening");
+        assert_eq!(alice2.outbox_len(), 1);
+        sync(&engine, &mut alice2, 6_000, limit);
+        sync(&engine, &mut tablet, 7_000, limit);
+        sync(&engine, &mut bob, 7_000, limit);
+
+        for r in [&alice2, &bob, &tablet] {
+            assert_eq!(r.outbox_len(), 0);
+            for id in r.doc_ids() {
+                assert_eq!(r.heads(id), engine.doc_heads(TEAM, id).expect("heads"), "{id}");
+                let loaded = r.doc_clone(id).expect("readable");
+                assert_eq!(r.heads(id), Some(loaded.get_heads()), "{id}: cached heads");
+                let typed = Document::hydrate(&loaded).ok();
+                assert_eq!(r.get(id), typed, "{id}: cached typed view");
+            }
+        }
+        assert!(alice2.get("c11").is_none(), "revoked");
+        assert!(bob.get("c11").is_some(), "granted");
+        match tablet.get("c03") {
+            Some(Document::Customer(c)) => {
+                assert!(c.notes.as_str().contains("after reopening."), "{}", c.notes.as_str());
+                assert!(c.notes.as_str().contains("maria."), "{}", c.notes.as_str());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut codes: Vec<(&str, &str)> =
+            alice2.rejected().iter().map(|r| (r.doc_id.as_str(), r.code.as_str())).collect();
+        codes.sort();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        assert_eq!(codes[0].0, "c02", "{codes:?}");
+        assert_eq!(codes[1], ("c11", "not_assigned"), "{codes:?}");
+        assert_eq!(codes[2], ("v00", "invalid_document"), "{codes:?}");
+        (state(&alice2), state(&bob), state(&tablet), alice2.rejected().to_vec())
+    }
+
+    #[test]
+    fn residency_does_not_change_the_outcome() {
+        let reference = story(RESIDENT_DOCS);
+        assert_eq!(story(1), reference);
+        assert_eq!(story(3), reference);
+    }
+
+    #[test]
+    fn at_most_the_limit_is_loaded_and_reads_do_not_load() {
+        let mut r = Replica::new("p", who("root", Role::Admin), ActorId::from(b"p"));
+        r.set_resident_limit(4);
+        for i in 0..20 {
+            r.create(customer(&format!("c{i:02}"), "alice"), 1_000).expect("create");
+            assert!(r.resident_len() <= 4);
+        }
+        let before = r.resident_len();
+        for i in 0..20 {
+            let id = format!("c{i:02}");
+            assert!(r.get(&id).is_some());
+            assert!(r.heads(&id).is_some());
+        }
+        assert_eq!(r.outbox_len(), 20);
+        assert_eq!(r.resident_len(), before);
+        // Unloaded documents keep their unsent changes.
+        let req = r.prepare_request();
+        assert_eq!(req.push.len(), 20);
+        assert!(req.push.iter().all(|p| p.changes.len() == 1));
+        assert_eq!(r.resident_len(), before, "a push reads documents without loading them");
+    }
+
+    #[test]
+    fn a_replica_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Replica>();
+    }
 }

@@ -274,7 +274,7 @@ impl<S: Storage> SyncEngine<S> {
                 let mut seen = BTreeSet::new();
                 let rejected = changes
                     .into_iter()
-                    .filter(|c| base.get_change_by_hash(&c.hash()).is_none() && seen.insert(c.hash()))
+                    .filter(|c| base.get_change_meta_by_hash(&c.hash()).is_none() && seen.insert(c.hash()))
                     .map(|c| (c, violation("not_assigned", "this document is not assigned to you")))
                     .collect();
                 Staged { doc: base, state: None, accepted_new: vec![], rejected }
@@ -285,7 +285,7 @@ impl<S: Storage> SyncEngine<S> {
 
             let held: Vec<ByteBuf> = pushed_hashes
                 .iter()
-                .filter(|h| doc.get_change_by_hash(h).is_some())
+                .filter(|h| doc.get_change_meta_by_hash(h).is_some())
                 .map(|h| ByteBuf::from(h.0.to_vec()))
                 .collect();
             if !held.is_empty() {
@@ -418,7 +418,7 @@ impl<S: Storage> SyncEngine<S> {
         let mut fresh: Vec<Change> = Vec::new();
         let mut fresh_hashes = BTreeSet::new();
         for c in changes {
-            if base.get_change_by_hash(&c.hash()).is_none() && fresh_hashes.insert(c.hash()) {
+            if base.get_change_meta_by_hash(&c.hash()).is_none() && fresh_hashes.insert(c.hash()) {
                 fresh.push(c);
             }
         }
@@ -433,7 +433,7 @@ impl<S: Storage> SyncEngine<S> {
         // The common case: everything is allowed. One application, one hydration.
         let mut candidate = base.clone();
         candidate.apply_changes(fresh.clone()).map_err(corrupt)?;
-        let complete = fresh.iter().all(|c| candidate.get_change_by_hash(&c.hash()).is_some());
+        let complete = fresh.iter().all(|c| candidate.get_change_meta_by_hash(&c.hash()).is_some());
         if !complete && before.is_none() {
             return Err(SyncError::UnknownDocument { doc_id: doc_id.into() });
         }
@@ -462,7 +462,7 @@ impl<S: Storage> SyncEngine<S> {
             } else {
                 let mut next = doc.clone();
                 next.apply_changes([c.clone()]).map_err(corrupt)?;
-                if next.get_change_by_hash(&c.hash()).is_none() {
+                if next.get_change_meta_by_hash(&c.hash()).is_none() {
                     Some(violation("missing_dependencies", "builds on changes the server does not have"))
                 } else {
                     match self.typed(&next, kind, doc_id) {

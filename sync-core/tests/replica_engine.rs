@@ -161,7 +161,7 @@ fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending
         alice
             .update("v1", 3, |d| {
                 if let Document::Visit(v) = d {
-                    v.notes.splice(0, 0, &format!("{i}"))
+                    v.notes.splice(0, 0, format!("{i}"))
                 }
             })
             .unwrap();

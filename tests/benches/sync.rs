@@ -50,7 +50,7 @@ struct Options {
 }
 
 fn parse_args() -> Options {
-    let mut o = Options { docs: vec![500, 5000], batch: 500, workers: 2, encoded_limit: true };
+    let mut o = Options { docs: vec![500, 5000], batch: 100, workers: 2, encoded_limit: false };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let (name, inline) = match a.split_once('=') {
@@ -234,7 +234,7 @@ fn create_offline(shards: &mut [Device], d: usize, batch: usize) {
                 })
                 .expect("edit a visit offline");
         }
-        let changes = device.replica.local(&id).expect("just created").pending().len();
+        let changes = device.replica.local(&id).expect("just created").pending().expect("readable").len();
         assert_eq!(changes, CHANGES_PER_DOC, "every edit of {id} is a change");
     }
 }
@@ -372,7 +372,7 @@ async fn http_push(d: usize, opts: &Options) -> Pushed {
             local.sort();
             remote.sort();
             assert_eq!(local, remote, "server and phone disagree on {id}");
-            docs.push(s.replica.local(id).expect("held").doc.clone());
+            docs.push(s.replica.doc_clone(id).expect("held"));
         }
     }
     assert_eq!(docs.len(), d, "the phone holds all {d} visits");

@@ -201,7 +201,7 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
     let a_feed = feed_head(&server, TEAM_A);
     // 5. With a copy of team B's history, an edit on top of it is refused: team A has no such
     //    history, for a rep and for a manager alike.
-    let stolen = bella.replica.local("visit-b-1").expect("bella holds her visit").doc.clone();
+    let stolen = bella.replica.doc_clone("visit-b-1").expect("bella holds her visit");
     let edit = tampered_changes(&stolen, "alice-phone", |d| {
         if let Document::Visit(v) = d {
             v.notes = "hijacked".into();
@@ -353,14 +353,14 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
 
     // 2. Bob, with a leaked copy of alice's documents, forks them under his own actor and edits.
     let visit_edit =
-        tampered_changes(&alice.replica.local("visit-alice-1").expect("held").doc, "bob-phone", |d| {
+        tampered_changes(&alice.replica.doc_clone("visit-alice-1").expect("held"), "bob-phone", |d| {
             if let Document::Visit(v) = d {
                 v.notes = "bob was here".into();
                 v.state = VisitState::Cancelled;
             }
         });
     let cust_edit =
-        tampered_changes(&alice.replica.local("cust-alice").expect("held").doc, "bob-phone", |d| {
+        tampered_changes(&alice.replica.doc_clone("cust-alice").expect("held"), "bob-phone", |d| {
             if let Document::Customer(c) = d {
                 c.follow_up_status = "lost".into();
             }
