@@ -531,6 +531,10 @@ impl<S: Storage> SyncEngine<S> {
             previous = self.storage.last_checkin(team, &visit.rep)?;
         }
         let mut verdicts = visit.verification.clone();
+        // Judged in the order they happened: a check-in is compared with the one before it, never
+        // with a later one that reached the server first.
+        let mut pending = pending;
+        pending.sort_by_key(|c| c.device_time_ms);
         for c in pending {
             let v = match &customer {
                 None => CheckinVerification {
@@ -552,9 +556,11 @@ impl<S: Storage> SyncEngine<S> {
                         device_time_ms: c.device_time_ms,
                         mock_location: c.mock_location,
                     };
-                    let prev = previous.as_ref().map(|p| PreviousCheckin {
-                        point: LatLon { lat: p.lat, lon: p.lon },
-                        device_time_ms: p.device_time_ms,
+                    let prev = previous.as_ref().filter(|p| p.device_time_ms <= c.device_time_ms).map(|p| {
+                        PreviousCheckin {
+                            point: LatLon { lat: p.lat, lon: p.lon },
+                            device_time_ms: p.device_time_ms,
+                        }
                     });
                     let result = geo::verify_checkin(&CheckinContext {
                         fix: &fix,

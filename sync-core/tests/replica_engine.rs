@@ -303,3 +303,42 @@ fn a_broken_local_edit_is_set_aside_so_the_device_can_sync_again() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn two_offline_check_ins_pushed_together_are_judged_in_the_order_they_happened() {
+    let engine = engine_with(|_| {});
+    let mut c2 = customer("c2", "alice");
+    if let Document::Customer(c) = &mut c2 {
+        c.location = GeoPoint::wgs84(45.045, 4.0); // 5 km north of c1
+    }
+    engine.write_as_server(TEAM, &[customer("c1", "alice"), c2], 0).unwrap();
+    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    sync(&engine, &mut phone, 0);
+    let hour = 3_600_000;
+    // The later visit sorts first by id, so it reaches the server first.
+    for (id, cust, lat, t) in [("a-later", "c2", 45.045, 10 * hour), ("b-earlier", "c1", 45.0, 9 * hour)] {
+        let mut v = visit(id, "alice");
+        if let Document::Visit(v) = &mut v {
+            v.customer_id = cust.into();
+            v.checkins = vec![Checkin {
+                id: format!("{id}-c"),
+                lat,
+                lon: 4.0,
+                accuracy_m: 5.0,
+                device_time_ms: t,
+                mock_location: false,
+            }];
+        }
+        phone.create(v, t).unwrap();
+    }
+    sync(&engine, &mut phone, 11 * hour);
+    for id in ["a-later", "b-earlier"] {
+        match engine.read_doc(TEAM, id).unwrap() {
+            Some((Document::Visit(v), _)) => {
+                let verdict = &v.verification[&format!("{id}-c")];
+                assert_eq!(verdict.status, "verified", "{id}: {:?}", verdict.reasons);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
