@@ -187,6 +187,28 @@ enum Command {
     Pending,
     /// Edits the server refused (or that left this user's scope), kept with their reason.
     Rejected,
+    /// Plan the signed-in rep's day offline: the visits planned that day are kept, due customers fill
+    /// the rest by urgency, under opening hours. Prints the ordered stops and the dropped ones.
+    Day {
+        /// The day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Where the day starts and ends.
+        #[arg(long, allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(long, allow_negative_numbers = true)]
+        lon: f64,
+        /// The rep's time zone.
+        #[arg(long, default_value = "Europe/Paris")]
+        timezone: String,
+        /// Working day, minutes after local midnight.
+        #[arg(long, default_value_t = 510)]
+        work_start_min: u32,
+        #[arg(long, default_value_t = 1080)]
+        work_end_min: u32,
+    },
+    /// The signed-in rep's customers that are due for a visit, most urgent first.
+    Overdue,
     /// A document on this device (customer, visit, territory or plan) as JSON.
     Show {
         /// The document id.
@@ -435,6 +457,37 @@ fn execute(client: &FieldsyncClient, command: Command, has_token: bool) -> Resul
         }
         Command::Pending => Ok(status_json(&client.status())),
         Command::Rejected => Ok(Value::Array(client.rejected_edits()?.iter().map(rejected_json).collect())),
+        Command::Day { date, lat, lon, timezone, work_start_min, work_end_min } => {
+            let d = client.plan_my_day(date, timezone, lat, lon, work_start_min, work_end_min)?;
+            Ok(json!({
+                "leave_ms": d.leave_ms,
+                "end_ms": d.end_ms,
+                "total_travel_m": d.total_travel_m,
+                "total_travel_s": d.total_travel_s,
+                "stops": d.stops.iter().map(|s| json!({
+                    "id": s.id, "customer_id": s.customer_id, "customer_name": s.customer_name, "source": s.source,
+                    "arrival_ms": s.arrival_ms, "start_ms": s.start_ms, "depart_ms": s.depart_ms,
+                    "travel_m_from_prev": s.travel_m_from_prev,
+                })).collect::<Vec<_>>(),
+                "dropped": d.dropped.iter().map(|x| json!({ "id": x.id, "reason": x.reason })).collect::<Vec<_>>(),
+            }))
+        }
+        Command::Overdue => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Ok(Value::Array(
+                client
+                    .overdue_customers(now)?
+                    .iter()
+                    .map(|o| json!({
+                        "customer_id": o.customer_id, "customer_name": o.customer_name, "days_overdue": o.days_overdue,
+                        "urgency": o.urgency, "remote": o.remote, "never_visited": o.never_visited,
+                    }))
+                    .collect(),
+            ))
+        }
         Command::Show { id } => serde_json::from_str(&client.document_json(id)?).map_err(internal),
         Command::Reassign { customer, to, territory } => {
             to_json(&client.reassign_customer(customer, to, territory)?)

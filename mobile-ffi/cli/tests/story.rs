@@ -445,3 +445,25 @@ fn without_a_user_or_a_token_commands_are_unauthorized_with_code_4() {
     let (code, error) = failed(device_command().arg("pending").output().unwrap());
     assert_eq!((code, text(&error["error"])), (2, "invalid_input"), "{error}");
 }
+
+#[test]
+fn a_rep_plans_her_day_and_reads_her_overdue_list_offline() {
+    let server = TestServer::start();
+    let alice = server.device("alice", Role::Rep);
+    alice.online(&["sync"]);
+    // The next working day (the demo customers open Monday to Friday).
+    let mut day = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date().tomorrow().unwrap();
+    while day.weekday().to_monday_one_offset() > 5 {
+        day = day.tomorrow().unwrap();
+    }
+    let date = day.to_string();
+    let plan = alice.offline(&["day", "--date", &date, "--lat", "45.7640", "--lon", "4.8357"]);
+    let stops = plan["stops"].as_array().expect("stops");
+    assert!(stops.len() >= 3, "{plan}");
+    for s in stops {
+        let customer = alice.offline(&["show", s["customer_id"].as_str().unwrap()]);
+        assert_eq!(customer["owner_rep"], "alice");
+    }
+    let overdue = alice.offline(&["overdue"]);
+    assert!(!overdue.as_array().expect("list").is_empty());
+}
