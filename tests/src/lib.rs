@@ -282,6 +282,22 @@ impl Device {
     }
 }
 
+/// The visit in a typed read, or a test failure naming what was there instead.
+pub fn visit_of(d: Option<Document>) -> fieldsync_core::docs::Visit {
+    match d {
+        Some(Document::Visit(v)) => v,
+        other => panic!("expected a visit, got {other:?}"),
+    }
+}
+
+/// The customer in a typed read, or a test failure naming what was there instead.
+pub fn customer_of(d: Option<Document>) -> fieldsync_core::docs::Customer {
+    match d {
+        Some(Document::Customer(c)) => c,
+        other => panic!("expected a customer, got {other:?}"),
+    }
+}
+
 /// Every document a device holds has the same heads on the server.
 pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     for d in devices {

@@ -15,6 +15,7 @@ use fieldsync_core::storage::Storage as _;
 use fieldsync_core::{Principal, Role};
 use fieldsync_e2e::fixtures::{self, LYON, offset};
 use fieldsync_e2e::{Device, DeviceError, MORNING_MS, TestServer};
+use fieldsync_e2e::{customer_of, visit_of};
 use fieldsync_server::auth::{AuthConfig, Authenticator};
 
 const TEAM: &str = "acme";
@@ -24,20 +25,6 @@ const TEAM_B: &str = "teamB";
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn visit_of(d: Option<Document>) -> fieldsync_core::docs::Visit {
-    match d {
-        Some(Document::Visit(v)) => v,
-        other => panic!("expected a visit, got {other:?}"),
-    }
-}
-
-fn customer_of(d: Option<Document>) -> fieldsync_core::docs::Customer {
-    match d {
-        Some(Document::Customer(c)) => c,
-        other => panic!("expected a customer, got {other:?}"),
-    }
-}
 
 fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
     heads.sort();

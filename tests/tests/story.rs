@@ -9,6 +9,7 @@ use fieldsync_core::geo::{
 use fieldsync_core::storage::Storage as _;
 use fieldsync_e2e::fixtures::{self, LYON, offset};
 use fieldsync_e2e::{DeviceError, MORNING_MS, TestServer, assert_converged};
+use fieldsync_e2e::{customer_of, visit_of};
 
 const TEAM: &str = "acme";
 
@@ -23,20 +24,6 @@ async fn team_with_shared_customer() -> TestServer {
         ],
     );
     server
-}
-
-fn visit_of(d: Option<Document>) -> fieldsync_core::docs::Visit {
-    match d {
-        Some(Document::Visit(v)) => v,
-        other => panic!("expected a visit, got {other:?}"),
-    }
-}
-
-fn customer_of(d: Option<Document>) -> fieldsync_core::docs::Customer {
-    match d {
-        Some(Document::Customer(c)) => c,
-        other => panic!("expected a customer, got {other:?}"),
-    }
 }
 
 #[tokio::test]
