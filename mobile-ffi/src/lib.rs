@@ -342,7 +342,10 @@ impl FieldsyncClient {
 
     /// Applies a response in slices, persisting after each, so local writes interleave.
     fn apply(&self, resp: SyncResponse, summary: &mut SyncSummary) -> Result<()> {
-        let SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more } = resp;
+        let SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after } = resp;
+        // A bootstrap page is applied in slices; what it did not bring is dropped once, at the end.
+        let bootstrap =
+            bootstrap_after.map(|after| (after, docs.iter().map(|d| d.doc_id.clone()).collect::<Vec<_>>()));
         let old_cursor = self.read(|r| Ok(r.cursor().clone()))?;
         let mut slices: Vec<SyncResponse> = Vec::new();
         let empty = |c: fieldsync_core::protocol::Cursor| SyncResponse {
@@ -353,6 +356,7 @@ impl FieldsyncClient {
             revoked: vec![],
             cursor: c,
             more: true,
+            bootstrap_after: None,
         };
         let mut first = empty(old_cursor.clone());
         first.accepted = accepted;
@@ -376,6 +380,14 @@ impl FieldsyncClient {
         slices.push(last);
         let n = slices.len();
         for (i, s) in slices.into_iter().enumerate() {
+            if i + 1 == n
+                && let Some((after, ids)) = &bootstrap
+            {
+                let page: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+                let (revoked, rejected) =
+                    self.write(|r| Ok(r.drop_outside_bootstrap_page(after, &s.cursor, &page)?))?;
+                summary.add(&ApplyReport { revoked, rejected, more: true, ..Default::default() });
+            }
             let report = self.write(|r| Ok(r.apply_response(&s)?))?;
             let mut report = report;
             if i + 1 < n {
@@ -424,14 +436,16 @@ impl FieldsyncClient {
             None => new_id("device"),
         };
         let replica = loaded.principal.clone().map(|who| {
-            Replica::restore(
+            let mut r = Replica::restore(
                 &device_id,
                 who,
                 ActorId::from(device_id.as_bytes()),
                 loaded.cursor,
                 loaded.docs,
                 loaded.rejected,
-            )
+            );
+            r.set_actor_epoch(loaded.actor_epoch);
+            r
         });
         if loaded.device_id.is_none() {
             // Keep the id even before the first token.

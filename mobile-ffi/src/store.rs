@@ -11,6 +11,7 @@
 //! | `meta/device` | device id |
 //! | `meta/principal` | team, user and role the store belongs to |
 //! | `meta/cursor` | feed cursor |
+//! | `meta/actor_epoch` | how many times the replica took a new actor (after a resync) |
 //! | `meta/rejected` | kept rejected edits |
 //! | `meta/last_sync_ms` | time of the last successful sync |
 //! | `d/{doc}` | kind, acknowledged heads, chunk count, heads, whether anything is unsent |
@@ -78,6 +79,7 @@ pub struct Loaded {
     pub device_id: Option<String>,
     pub principal: Option<Principal>,
     pub cursor: Cursor,
+    pub actor_epoch: u32,
     pub docs: Vec<(String, LocalDoc)>,
     pub rejected: Vec<RejectedEdit>,
     pub last_sync_ms: Option<i64>,
@@ -141,6 +143,7 @@ impl DeviceStore {
             device_id: self.get_meta("meta/device")?,
             principal: self.get_meta("meta/principal")?,
             cursor: self.get_meta("meta/cursor")?.unwrap_or(Cursor::Start),
+            actor_epoch: self.get_meta("meta/actor_epoch")?.unwrap_or(0),
             docs,
             rejected: self.get_meta("meta/rejected")?.unwrap_or_default(),
             last_sync_ms: self.get_meta("meta/last_sync_ms")?,
@@ -218,6 +221,7 @@ impl DeviceStore {
             }
         }
         b.insert("meta/cursor", enc(replica.cursor())?);
+        b.insert("meta/actor_epoch", enc(&replica.actor_epoch())?);
         b.insert("meta/rejected", enc(&replica.rejected())?);
         if let Some(t) = last_sync_ms {
             b.insert("meta/last_sync_ms", enc(&t)?);
@@ -320,6 +324,7 @@ mod tests {
             loaded.docs,
             loaded.rejected,
         );
+        r.set_actor_epoch(loaded.actor_epoch);
         r.set_resident_limit(4);
         r
     }

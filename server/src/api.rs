@@ -125,7 +125,6 @@ impl From<SyncError> for ApiError {
             SyncError::InvalidDocument { .. } | SyncError::KindMismatch { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            SyncError::UnknownDocument { .. } => StatusCode::NOT_FOUND,
             SyncError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SyncError::Storage(StorageError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             SyncError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,8 +132,7 @@ impl From<SyncError> for ApiError {
         let doc_id = match &e {
             SyncError::CorruptChange { doc_id, .. }
             | SyncError::InvalidDocument { doc_id, .. }
-            | SyncError::KindMismatch { doc_id, .. }
-            | SyncError::UnknownDocument { doc_id } => Some(doc_id.clone()),
+            | SyncError::KindMismatch { doc_id, .. } => Some(doc_id.clone()),
             _ => None,
         };
         ApiError { doc_id, ..ApiError::new(status, e.code(), e.to_string()) }

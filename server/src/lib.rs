@@ -23,8 +23,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use automerge::ActorId;
-use fieldsync_core::engine::{EngineConfig, SyncEngine};
+use fieldsync_core::engine::{EngineConfig, SyncEngine, server_actor};
 
 pub use api::{ApiError, AppState, Clock, SystemClock, app};
 
@@ -85,7 +84,7 @@ impl Server {
         let authenticator = auth::Authenticator::new(&auth_config)?;
         let storage = store::open(&config.data_dir, config.cache_bytes)?;
         // A fresh actor per process: two processes never write the same (actor, seq).
-        let mut engine_config = EngineConfig::new(ActorId::from(uuid::Uuid::new_v4().as_bytes().as_slice()));
+        let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;
         let engine = SyncEngine::new(storage, engine_config);
         Ok(Server { state: AppState { engine: Arc::new(engine), auth: Arc::new(authenticator), clock } })

@@ -8,7 +8,8 @@ use axum::{
     routing::{get, post},
 };
 use fieldsync_core::Role;
-use fieldsync_core::docs::{Customer, Document, Plan, Territory, Visit};
+use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Territory, Visit};
+use fieldsync_core::engine::ServerWrite;
 use fieldsync_core::geo::LatLon;
 use fieldsync_core::planning::agenda::{RepDayInput, plan_rep_day};
 use fieldsync_core::planning::allocation::{AllocationConfig, due_visits, overdue, time_share};
@@ -448,14 +449,24 @@ async fn apply_territories(
     let Json(design) = body?;
     let docs = team_docs(&state, &claims.team).await?;
     let changed = apply_design(&design, &docs.customers);
-    let mut writes: Vec<Document> =
-        design.territories.iter().map(|t| Document::Territory(to_territory(t))).collect();
-    writes.extend(changed.iter().cloned().map(Document::Customer));
+    let mut writes: Vec<ServerWrite> =
+        design.territories.iter().map(|t| ServerWrite::Put(Document::Territory(to_territory(t)))).collect();
+    // Only the assignment changes, on the customer as it is stored when the write happens: what
+    // reps wrote since the design was read (notes, status) stays.
+    writes.extend(changed.iter().map(|c| {
+        let (owner, territory) = (c.owner_rep.clone(), c.territory.clone());
+        ServerWrite::edit(&c.id, DocKind::Customer, move |d| {
+            if let Document::Customer(c) = d {
+                c.owner_rep = owner.clone();
+                c.territory = territory.clone();
+            }
+        })
+    }));
     let engine = state.engine.clone();
     let team = claims.team.clone();
     let now = state.clock.now_ms();
     let n = writes.len();
-    tokio::task::spawn_blocking(move || engine.write_as_server(&team, &writes, now))
+    tokio::task::spawn_blocking(move || engine.apply_server_writes(&team, &writes, now))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     tracing::info!(team = %claims.team, manager = %claims.sub, moved = changed.len(), documents = n, "territory design applied");

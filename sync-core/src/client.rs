@@ -257,6 +257,9 @@ pub struct ApplyReport {
     pub pulled_changes: usize,
     pub pulled_docs: usize,
     pub revoked: usize,
+    /// Documents rebuilt on the server's version because a push no longer fitted it; their unsent
+    /// edits were made again on top and go out with the next push.
+    pub resynced: usize,
     pub more: bool,
 }
 
@@ -264,7 +267,10 @@ pub struct ApplyReport {
 pub struct Replica {
     device_id: String,
     who: Principal,
+    /// The actor this replica writes with: `base_actor` at epoch 0, then a new one per resync.
     actor: ActorId,
+    base_actor: ActorId,
+    actor_epoch: u32,
     cursor: Cursor,
     docs: BTreeMap<String, LocalDoc>,
     rejected: Vec<RejectedEdit>,
@@ -283,7 +289,9 @@ impl Replica {
         Replica {
             device_id: device_id.to_string(),
             who,
-            actor,
+            actor: actor.clone(),
+            base_actor: actor,
+            actor_epoch: 0,
             cursor: Cursor::Start,
             docs: BTreeMap::new(),
             rejected: Vec::new(),
@@ -321,6 +329,28 @@ impl Replica {
             }
         }
         r
+    }
+
+    /// The actor epoch: how many times this replica took a new actor (to persist with it).
+    pub fn actor_epoch(&self) -> u32 {
+        self.actor_epoch
+    }
+
+    /// Writes as the actor of `epoch` from now on (a store restoring a replica calls this).
+    pub fn set_actor_epoch(&mut self, epoch: u32) {
+        self.actor_epoch = epoch;
+        self.actor = if epoch == 0 {
+            self.base_actor.clone()
+        } else {
+            let mut bytes = self.base_actor.to_bytes().to_vec();
+            bytes.extend_from_slice(format!("~{epoch}").as_bytes());
+            ActorId::from(bytes)
+        };
+        for local in self.docs.values_mut() {
+            if let Some(doc) = local.doc.as_deref_mut() {
+                doc.set_actor(self.actor.clone());
+            }
+        }
     }
 
     /// Sets how many documents stay loaded at most (at least one), saving the least recently used
@@ -613,14 +643,27 @@ impl Replica {
                 report.accepted_docs += 1;
             }
         }
+        let mut new_actor = false;
         for r in &resp.rejected {
-            let edit = self.reset_to_server(
-                &r.doc_id,
-                &r.code,
-                &r.reason,
-                &r.hashes,
-                r.server_doc.as_ref().map(|b| b.as_slice()),
-            )?;
+            let server_doc = r.server_doc.as_ref().map(|b| b.as_slice());
+            if r.code == OUT_OF_SYNC
+                && let Some(bytes) = server_doc
+                && self.docs.contains_key(&r.doc_id)
+            {
+                // The old actor's sequence numbers are taken on the server: never reuse them.
+                if !new_actor {
+                    self.set_actor_epoch(self.actor_epoch.saturating_add(1));
+                    new_actor = true;
+                }
+                match self.resync(&r.doc_id, bytes) {
+                    Ok(()) => {
+                        report.resynced += 1;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(doc = %r.doc_id, error = %e, "resync failed; edits kept aside"),
+                }
+            }
+            let edit = self.reset_to_server(&r.doc_id, &r.code, &r.reason, &r.hashes, server_doc)?;
             report.rejected.push(edit);
         }
         for s in &resp.docs {
@@ -670,30 +713,132 @@ impl Replica {
         }
         for id in &resp.revoked {
             self.dirty.insert(id.clone());
-            let Some(local) = self.docs.get(id) else { continue };
-            if local.has_pending {
-                let (doc, _, acked) = self.take_loaded(id)?;
-                let pending = doc.get_changes(&acked);
-                if !pending.is_empty() {
-                    let edit = RejectedEdit {
-                        doc_id: id.clone(),
-                        code: "revoked".into(),
-                        reason: "this document is no longer assigned to you; your unsent edits are kept here"
-                            .into(),
-                        changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
-                        attempted: Document::hydrate(&doc).ok().and_then(|d| serde_json::to_value(d).ok()),
-                    };
-                    self.rejected.push(edit.clone());
-                    report.rejected.push(edit);
-                }
-            } else {
-                self.remove(id);
+            if !self.docs.contains_key(id) {
+                continue;
+            }
+            if let Some(edit) = self.drop_keeping_edits(id)? {
+                report.rejected.push(edit);
             }
             report.revoked += 1;
+        }
+        if let Some(after) = &resp.bootstrap_after {
+            let page: HashSet<&str> = resp.docs.iter().map(|d| d.doc_id.as_str()).collect();
+            let (revoked, rejected) = self.drop_outside_bootstrap_page(after, &resp.cursor, &page)?;
+            report.revoked += revoked;
+            report.rejected.extend(rejected);
         }
         self.cursor = resp.cursor.clone();
         self.in_flight.clear();
         Ok(report)
+    }
+
+    /// After a bootstrap page, drops the documents the server knew of (acknowledged) whose ids the
+    /// page covers but did not bring: they left this device's scope while it was away (the revoke
+    /// may have been trimmed from the feed). Unsent edits of those are kept in the rejected list.
+    /// The page covers the ids after `after` up to the `after` of `cursor`, or to the end when
+    /// `cursor` is back on the feed. Returns how many were dropped and the edits kept.
+    pub fn drop_outside_bootstrap_page(
+        &mut self,
+        after: &str,
+        cursor: &Cursor,
+        page: &HashSet<&str>,
+    ) -> Result<(usize, Vec<RejectedEdit>)> {
+        let until = match cursor {
+            Cursor::Bootstrap { after, .. } => Some(after.as_str()),
+            _ => None,
+        };
+        let gone: Vec<String> = self
+            .docs
+            .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .take_while(|(id, _)| until.is_none_or(|u| id.as_str() <= u))
+            .filter(|(id, d)| !d.acked.is_empty() && !page.contains(id.as_str()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut kept = Vec::new();
+        for id in &gone {
+            self.dirty.insert(id.clone());
+            if let Some(edit) = self.drop_keeping_edits(id)? {
+                kept.push(edit);
+            }
+        }
+        Ok((gone.len(), kept))
+    }
+
+    /// Removes a document that left this device's scope; unsent edits go to the rejected list.
+    fn drop_keeping_edits(&mut self, id: &str) -> Result<Option<RejectedEdit>> {
+        let has_pending = self.docs.get(id).is_some_and(|d| d.has_pending);
+        if !has_pending {
+            self.remove(id);
+            return Ok(None);
+        }
+        let (doc, _, acked) = self.take_loaded(id)?;
+        let pending = doc.get_changes(&acked);
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let edit = RejectedEdit {
+            doc_id: id.to_string(),
+            code: "revoked".into(),
+            reason: "this document is no longer assigned to you; your unsent edits are kept here".into(),
+            changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
+            attempted: Document::hydrate(&doc).ok().and_then(|d| serde_json::to_value(d).ok()),
+        };
+        self.rejected.push(edit.clone());
+        Ok(Some(edit))
+    }
+
+    /// Rebuilds a document whose push no longer fits the server's history: the server's version,
+    /// with this device's unsent edits made again on top of it (field by field; notes as a text
+    /// diff) as new changes, so nothing typed is lost and the next push fits. The caller has moved
+    /// the replica to a new actor first.
+    fn resync(&mut self, doc_id: &str, server_bytes: &[u8]) -> Result<()> {
+        let local = self.docs.get(doc_id).ok_or_else(|| not_found(doc_id))?;
+        let old = local.automerge()?;
+        let kind = local.kind;
+        let mine = Document::hydrate(&old)?;
+        let mut doc = Automerge::load(server_bytes)
+            .map_err(|e| ClientError::Corrupt(format!("server version of {doc_id}: {e}")))?
+            .with_actor(self.actor.clone());
+        let server_heads = doc.get_heads();
+        // What both sides hold: the server's changes this device has too (a set closed under
+        // dependencies). What this device changed since then is made again, even what the
+        // server had acknowledged and no longer holds.
+        let shared: Vec<ChangeHash> = doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.hash())
+            .filter(|h| old.get_change_meta_by_hash(h).is_some())
+            .collect();
+        let base = if shared.is_empty() {
+            None
+        } else {
+            let deps: HashSet<ChangeHash> =
+                shared.iter().filter_map(|h| doc.get_change_meta_by_hash(h)).flat_map(|m| m.deps).collect();
+            let heads: Vec<ChangeHash> = shared.iter().copied().filter(|h| !deps.contains(h)).collect();
+            let at = doc
+                .fork_at(&heads)
+                .map_err(|e| ClientError::Corrupt(format!("{doc_id} at the shared heads: {e}")))?;
+            Some(Document::hydrate(&at)?)
+        };
+        doc.transact_with(
+            |_| CommitOptions::default().with_message("resync"),
+            |tx| -> Result<()> {
+                let theirs = Document::hydrate(tx)?;
+                let merged = reapply(base.as_ref(), &mine, &theirs)?;
+                if merged != theirs {
+                    merged.reconcile_into(tx).map_err(|e| ClientError::InvalidInput {
+                        field: "document".into(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                Ok(())
+            },
+        )
+        .map_err(|f| f.error)?;
+        self.remove(doc_id);
+        self.dirty.insert(doc_id.to_string());
+        self.insert_loaded(doc_id, LocalDoc::new(doc, kind, server_heads));
+        Ok(())
     }
 
     /// Replaces a document with the server's version, keeping the refused changes (and any later
@@ -784,6 +929,56 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// The code of a rejection after which the device rebuilds the document and pushes again.
+pub const OUT_OF_SYNC: &str = "out_of_sync";
+
+/// `theirs` with the fields this device changed since `base`, the state both sides share (all of
+/// them when they share nothing), set to `mine`. Notes keep the server's text object: when only this device changed
+/// them they become its text, when both did the device's text is added after the server's.
+fn reapply(base: Option<&Document>, mine: &Document, theirs: &Document) -> Result<Document> {
+    let json = |d: &Document| serde_json::to_value(d).map_err(|e| ClientError::Corrupt(e.to_string()));
+    let (mine_j, mut merged) = (json(mine)?, json(theirs)?);
+    let base_j = base.map(json).transpose()?;
+    if let (serde_json::Value::Object(m), serde_json::Value::Object(out)) = (&mine_j, &mut merged) {
+        for (k, v) in m {
+            if base_j.as_ref().and_then(|b| b.get(k)) != Some(v) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let corrupt = |e: serde_json::Error| ClientError::Corrupt(format!("rebuilding {}: {e}", theirs.id()));
+    let mut out = match theirs {
+        Document::Customer(_) => Document::Customer(serde_json::from_value(merged).map_err(corrupt)?),
+        Document::Visit(_) => Document::Visit(serde_json::from_value(merged).map_err(corrupt)?),
+        Document::Territory(_) => Document::Territory(serde_json::from_value(merged).map_err(corrupt)?),
+        Document::Plan(_) => Document::Plan(serde_json::from_value(merged).map_err(corrupt)?),
+    };
+    let notes = |d: &Document| match d {
+        Document::Customer(c) => Some(c.notes.as_str().to_string()),
+        Document::Visit(v) => Some(v.notes.as_str().to_string()),
+        _ => None,
+    };
+    let (base_n, mine_n, theirs_n) = (base.and_then(notes), notes(mine), notes(theirs));
+    let target = match (&mine_n, &theirs_n) {
+        (Some(m), Some(t)) if base_n.as_ref() == Some(m) || m == t => t.clone(),
+        (Some(m), Some(t)) if base_n.as_ref() == Some(t) || m.contains(t.as_str()) => m.clone(),
+        (Some(m), Some(t)) => format!("{t}\n{m}"),
+        _ => String::new(),
+    };
+    match (&mut out, theirs) {
+        (Document::Customer(o), Document::Customer(t)) => {
+            o.notes = t.notes.clone();
+            o.notes.update(target);
+        }
+        (Document::Visit(o), Document::Visit(t)) => {
+            o.notes = t.notes.clone();
+            o.notes.update(target);
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 fn commit(doc: &mut Automerge, value: &Document, now_ms: i64) -> Result<()> {
@@ -1032,7 +1227,7 @@ mod tests {
         codes.sort();
         assert_eq!(codes.len(), 3, "{codes:?}");
         assert_eq!(codes[0].0, "c02", "{codes:?}");
-        assert_eq!(codes[1], ("c11", "not_assigned"), "{codes:?}");
+        assert_eq!(codes[1], ("c11", "not_found"), "{codes:?}");
         assert_eq!(codes[2], ("v00", "invalid_document"), "{codes:?}");
         (state(&alice2), state(&bob), state(&tablet), alice2.rejected().to_vec())
     }

@@ -112,6 +112,12 @@ pub struct SyncResponse {
     pub cursor: Cursor,
     /// More is waiting: sync again with the new cursor.
     pub more: bool,
+    /// Set when `docs` is a bootstrap page: it holds every document in the device's scope with an id
+    /// after this one, up to the `after` of the new cursor (or to the end, when the cursor is back
+    /// on the feed). The device drops the documents it holds in that range that the page does not
+    /// bring: they left its scope while it was away.
+    #[serde(default)]
+    pub bootstrap_after: Option<String>,
 }
 
 /// Why bytes are not a protocol message.
@@ -268,8 +274,9 @@ mod tests {
             changes in proptest::collection::vec((any::<u64>(), "[a-z0-9]{1,20}", arb_kind(), arb_bytes())
                 .prop_map(|(seq, doc_id, kind, changes)| FeedChanges { seq, doc_id, kind, changes }), 0..4),
             revoked in proptest::collection::vec("[a-z0-9]{1,20}", 0..3),
-            cursor in arb_cursor(), more in any::<bool>()) -> SyncResponse {
-            SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more }
+            cursor in arb_cursor(), more in any::<bool>(),
+            bootstrap_after in proptest::option::of("[a-z0-9]{0,20}")) -> SyncResponse {
+            SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after }
         }
     }
 

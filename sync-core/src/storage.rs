@@ -36,7 +36,9 @@ pub struct DocMeta {
     pub audience: Audience,
     /// Number of stored chunks (maintained by the storage).
     pub chunks: u32,
-    /// Feed sequence of the last change.
+    /// The document's version: the feed head after the batch that last wrote it. The engine writes
+    /// a document only together with feed entries, so every write gives it a new, higher version
+    /// (the engine's cache and optimistic commits rely on that).
     pub updated_seq: u64,
 }
 
@@ -77,8 +79,24 @@ pub struct QuarantineEntry {
     pub reason: String,
     /// Hex hashes of the refused changes.
     pub hashes: Vec<String>,
-    /// The refused changes themselves: nothing a user typed is lost.
+    /// The refused changes themselves: nothing a user typed is lost (empty for a digest).
     pub changes: Vec<ByteBuf>,
+    /// How many changes were refused (the hashes listed may be fewer).
+    #[serde(default)]
+    pub change_count: u64,
+    /// Their total size in bytes.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Only a digest was kept: the user's quarantine quota was used up, or the edit was too large.
+    #[serde(default)]
+    pub digest_only: bool,
+}
+
+/// What the quarantine holds for one user: entries, and bytes of kept changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineUsage {
+    pub entries: u64,
+    pub bytes: u64,
 }
 
 /// A rep's most recent check-in, for travel-speed checks.
@@ -175,6 +193,8 @@ pub trait Storage: Send + Sync {
     /// Drops feed entries up to `upto`; devices behind it bootstrap again.
     fn trim_feed(&self, team: &str, upto: u64) -> Result<()>;
     fn quarantine(&self, team: &str, limit: usize) -> Result<Vec<QuarantineEntry>>;
+    /// What the quarantine holds for one user (maintained by `commit`).
+    fn quarantine_usage(&self, team: &str, user: &str) -> Result<QuarantineUsage>;
     fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>>;
     /// Teams that have a feed.
     fn teams(&self) -> Result<Vec<String>>;
@@ -254,6 +274,7 @@ impl KvBackend for MemoryKv {
 /// | `f/{team}/{seq:020}` | [`FeedEntry`] |
 /// | `h/{team}`, `z/{team}` | feed head, horizon |
 /// | `q/{team}/{doc}/{hash}` | [`QuarantineEntry`] |
+/// | `u/{team}/{user}` | [`QuarantineUsage`] |
 /// | `l/{team}/{user}` | [`LastCheckin`] |
 #[derive(Debug)]
 pub struct KvStorage<B> {
@@ -457,9 +478,25 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             ops.push(KvOp::Put(key(&["m", team, &w.doc_id]), enc(&meta)?));
             metas.insert(w.doc_id.clone(), Some(meta));
         }
+        let mut usage: BTreeMap<&str, QuarantineUsage> = BTreeMap::new();
         for q in &batch.quarantine {
             let first = q.hashes.first().map(String::as_str).unwrap_or("none");
-            ops.push(KvOp::Put(key(&["q", team, &q.doc_id, first]), enc(q)?));
+            let k = key(&["q", team, &q.doc_id, first]);
+            // The same refusal pushed again replaces its entry and is counted once.
+            let known =
+                self.kv.get(&k)?.is_some() || ops.iter().any(|op| matches!(op, KvOp::Put(p, _) if *p == k));
+            if !known {
+                let u = match usage.get(q.user.as_str()) {
+                    Some(u) => *u,
+                    None => self.quarantine_usage(team, &q.user)?,
+                };
+                let kept: u64 = q.changes.iter().map(|c| c.len() as u64).sum();
+                usage.insert(&q.user, QuarantineUsage { entries: u.entries + 1, bytes: u.bytes + kept });
+            }
+            ops.push(KvOp::Put(k, enc(q)?));
+        }
+        for (user, u) in usage {
+            ops.push(KvOp::Put(key(&["u", team, user]), enc(&u)?));
         }
         for (user, c) in &batch.checkins {
             ops.push(KvOp::Put(key(&["l", team, user]), enc(c)?));
@@ -492,6 +529,15 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         entries.sort_by_key(|e| std::cmp::Reverse(e.received_at_ms));
         entries.truncate(limit);
         Ok(entries)
+    }
+
+    fn quarantine_usage(&self, team: &str, user: &str) -> Result<QuarantineUsage> {
+        Ok(self
+            .kv
+            .get(&key(&["u", team, user]))?
+            .map(|b| dec("quarantine usage", &b))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     fn teams(&self) -> Result<Vec<String>> {
@@ -690,13 +736,24 @@ pub mod conformance {
             reason: "a rep may not change the tier".into(),
             hashes: vec!["ab".into()],
             changes: vec![ByteBuf::from(b"change".to_vec())],
+            change_count: 1,
+            bytes: 6,
+            digest_only: false,
         };
         let mut b = Batch::new("t1", 0);
         b.quarantine.push(q.clone());
         b.quarantine.push(q.clone()); // the same rejection twice is kept once
         b.checkins.push(("alice".into(), LastCheckin { lat: 1.0, lon: 2.0, device_time_ms: 3 }));
         s.commit(b).expect("commit");
-        assert_eq!(s.quarantine("t1", 10).expect("list"), vec![q]);
+        assert_eq!(s.quarantine("t1", 10).expect("list"), vec![q.clone()]);
+        let once = QuarantineUsage { entries: 1, bytes: 6 };
+        assert_eq!(s.quarantine_usage("t1", "alice").expect("usage"), once);
+        // Pushed again in a later request: still counted once.
+        let mut again = Batch::new("t1", 0);
+        again.quarantine.push(q);
+        s.commit(again).expect("commit again");
+        assert_eq!(s.quarantine_usage("t1", "alice").expect("usage"), once);
+        assert_eq!(s.quarantine_usage("t1", "bob").expect("usage"), QuarantineUsage::default());
         assert!(s.quarantine("t2", 10).expect("other team").is_empty());
         assert_eq!(
             s.last_checkin("t1", "alice").expect("checkin"),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use automerge::ActorId;
+use automerge::{ActorId, Automerge};
 use fieldsync_core::client::{ApplyReport, Replica};
-use fieldsync_core::docs::Document;
-use fieldsync_core::protocol::{CONTENT_TYPE, SyncRequest, SyncResponse};
+use fieldsync_core::docs::{DocKind, Document};
+use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, DocPush, SyncRequest, SyncResponse};
 use fieldsync_core::{Principal, Role};
 use fieldsync_server::{Clock, Server, ServerConfig};
 
@@ -296,6 +296,41 @@ pub fn customer_of(d: Option<Document>) -> fieldsync_core::docs::Customer {
         Some(Document::Customer(c)) => c,
         other => panic!("expected a customer, got {other:?}"),
     }
+}
+
+/// A request pushing one document's changes, as a hand-built client would send it.
+pub fn push_request(
+    device_id: &str,
+    cursor: Cursor,
+    doc_id: &str,
+    kind: DocKind,
+    changes: Vec<Vec<u8>>,
+) -> SyncRequest {
+    SyncRequest {
+        device_id: device_id.into(),
+        cursor,
+        push: vec![DocPush {
+            doc_id: doc_id.into(),
+            kind,
+            changes: changes.into_iter().map(Into::into).collect(),
+        }],
+    }
+}
+
+/// Forks `doc` under `actor`, edits it through its typed form (no rules), and returns the new change
+/// bytes only: what a tampered client holding a copy of someone else's document would push.
+pub fn tampered_changes(doc: &Automerge, actor: &str, edit: impl FnOnce(&mut Document)) -> Vec<Vec<u8>> {
+    let mut fork = doc.clone().with_actor(ActorId::from(actor.as_bytes()));
+    let before = fork.get_heads();
+    fork.transact(|tx| -> Result<(), String> {
+        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
+        edit(&mut d);
+        d.reconcile_into(tx).map_err(|e| e.to_string())
+    })
+    .expect("edit the fork");
+    let new = fork.get_changes(&before);
+    assert!(!new.is_empty(), "the edit made a change");
+    new.iter().map(|c| c.raw_bytes().to_vec()).collect()
 }
 
 /// Every document a device holds has the same heads on the server.

@@ -184,6 +184,7 @@ async fn garbage_empty_future_version_truncated_and_unknown_flag_frames_get_400_
                 revoked: vec![],
                 cursor: Cursor::Start,
                 more: false,
+                bootstrap_after: None,
             }
             .encode(),
             "malformed",

@@ -10,12 +10,12 @@ use fieldsync_core::docs::{
     Cadence, CheckinVerification, DocKind, Document, Plan, Quota, SCHEMA_VERSION, Tier, TierThresholds,
     VisitState,
 };
-use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, DocPush, SyncRequest, SyncResponse};
+use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, DocPush, SyncRequest};
 use fieldsync_core::storage::Storage as _;
 use fieldsync_core::{Principal, Role};
 use fieldsync_e2e::fixtures::{self, LYON, offset};
-use fieldsync_e2e::{Device, DeviceError, MORNING_MS, TestServer};
-use fieldsync_e2e::{customer_of, visit_of};
+use fieldsync_e2e::{Device, MORNING_MS, TestServer};
+use fieldsync_e2e::{customer_of, push_request, tampered_changes, visit_of};
 use fieldsync_server::auth::{AuthConfig, Authenticator};
 
 const TEAM: &str = "acme";
@@ -43,50 +43,6 @@ fn feed_head(server: &TestServer, team: &str) -> u64 {
 
 fn quarantine_len(server: &TestServer, team: &str) -> usize {
     server.server().engine().storage().quarantine(team, 1000).expect("quarantine").len()
-}
-
-/// The status and JSON body of a refused exchange.
-fn http_error(r: Result<SyncResponse, DeviceError>) -> (u16, serde_json::Value) {
-    match r {
-        Err(DeviceError::Http { status, body }) => (status, body),
-        Ok(resp) => panic!("expected an HTTP error, the server answered {resp:?}"),
-        Err(other) => panic!("expected an HTTP error, got {other:?}"),
-    }
-}
-
-/// A request pushing one document's changes, as a hand-built client would send it.
-fn push_request(
-    device_id: &str,
-    cursor: Cursor,
-    doc_id: &str,
-    kind: DocKind,
-    changes: Vec<Vec<u8>>,
-) -> SyncRequest {
-    SyncRequest {
-        device_id: device_id.into(),
-        cursor,
-        push: vec![DocPush {
-            doc_id: doc_id.into(),
-            kind,
-            changes: changes.into_iter().map(Into::into).collect(),
-        }],
-    }
-}
-
-/// Forks `doc` under `actor`, edits it through its typed form (no rules), and returns the new change
-/// bytes only: what a tampered client holding a copy of someone else's document would push.
-fn tampered_changes(doc: &Automerge, actor: &str, edit: impl FnOnce(&mut Document)) -> Vec<Vec<u8>> {
-    let mut fork = doc.clone().with_actor(ActorId::from(actor.as_bytes()));
-    let before = fork.get_heads();
-    fork.transact(|tx| -> Result<(), String> {
-        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
-        edit(&mut d);
-        d.reconcile_into(tx).map_err(|e| e.to_string())
-    })
-    .expect("edit the fork");
-    let new = fork.get_changes(&before);
-    assert!(!new.is_empty(), "the edit made a change");
-    new.iter().map(|c| c.raw_bytes().to_vec()).collect()
 }
 
 /// A scratch replica with a manager's principal: creates documents the local rules would refuse a
@@ -203,10 +159,24 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
             DocKind::Visit,
             edit.clone(),
         );
-        let (status, body) = http_error(d.exchange(&req).await);
-        assert_eq!(status, 404, "{body}");
-        assert_eq!(body["error"], "unknown_document");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let resp = d.exchange(&req).await.expect("refused per document, like any missing one");
+        assert!(resp.accepted.is_empty(), "{:?}", resp.accepted);
+        assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
+        assert_eq!(resp.rejected[0].code, "not_found");
+        assert!(resp.rejected[0].server_doc.is_none());
+        // The same history pushed under an id that exists nowhere gets the very same answer.
+        let absent = push_request(
+            d.replica.device_id(),
+            d.replica.cursor().clone(),
+            "no-such-doc",
+            DocKind::Visit,
+            edit.clone(),
+        );
+        let absent = d.exchange(&absent).await.expect("refused per document");
+        assert_eq!(
+            (&absent.rejected[0].code, &absent.rejected[0].reason),
+            (&resp.rejected[0].code, &resp.rejected[0].reason)
+        );
     }
 
     assert_eq!(feed_head(&server, TEAM_A), a_feed, "nothing of the refused push is stored");
@@ -230,7 +200,7 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
         "Team B secret: 20% discount offered."
     );
     assert_eq!(feed_head(&server, TEAM_B), b_feed);
-    assert_eq!(quarantine_len(&server, TEAM_A) + quarantine_len(&server, TEAM_B), 0);
+    assert_eq!(quarantine_len(&server, TEAM_B), 0, "team A's refused pushes are kept in team A only");
     let quiet = bella.sync().await.expect("bella syncs");
     assert!(quiet.reports.iter().all(|r| r.pulled_changes == 0 && r.pulled_docs == 0), "{quiet:?}");
 }
@@ -366,7 +336,8 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
         );
         assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
         assert_eq!(resp.rejected[0].doc_id, id);
-        assert_eq!(resp.rejected[0].code, "not_assigned");
+        assert_eq!(resp.rejected[0].code, "not_found");
+        assert!(resp.rejected[0].server_doc.is_none(), "nothing of the document is handed back");
         assert!(!resp.rejected[0].reason.is_empty());
         assert!(resp.changes.iter().all(|c| c.doc_id != id) && resp.docs.iter().all(|d| d.doc_id != id));
     }
@@ -389,7 +360,7 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
     for item in items {
         assert_eq!(item["user"], "bob");
         assert_eq!(item["device"], "bob-phone");
-        assert_eq!(item["code"], "not_assigned");
+        assert_eq!(item["code"], "not_found");
     }
 
     // 6. Alice pulls nothing of bob's.

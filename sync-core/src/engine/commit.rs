@@ -1,0 +1,300 @@
+//! Committing decided documents: the bookkeeping every write shares (audience, feed entries, scope
+//! changes, compaction), the quarantine, the atomic batch, then the cache. Runs under the team's
+//! lock, against documents that are at the version they were decided against.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use automerge::{Automerge, Change};
+use serde_bytes::ByteBuf;
+
+use super::stage::Staged;
+use super::{Decision, Outcome, Result, Snapshot, SyncEngine};
+use crate::docs::{Audience, DocKind, Document};
+use crate::protocol::{Accepted, Rejected, SyncResponse};
+use crate::rules::{Principal, Violation};
+use crate::storage::{
+    Batch, DocData, DocMeta, DocWrite, FeedBody, QuarantineEntry, QuarantineUsage, SERVER_ORIGIN, Storage,
+};
+
+/// One write of one document, as pushes and server writes both record it.
+pub(crate) struct DocUpdate<'a> {
+    pub doc_id: &'a str,
+    pub kind: DocKind,
+    pub old_meta: Option<&'a DocMeta>,
+    /// The document after the write.
+    pub doc: &'a Automerge,
+    pub state: &'a Document,
+    /// The new changes, as feed entries in order: origin and the raw change bytes.
+    pub entries: Vec<(&'a str, Vec<u8>)>,
+}
+
+/// A batch being built, with what the commit needs besides it.
+pub(crate) struct Pending {
+    pub batch: Batch,
+    /// Territories whose audience changed in this batch (customers' audiences follow them).
+    pub new_audiences: HashMap<String, Audience>,
+    /// Documents to cache once the batch is durable.
+    pub to_cache: Vec<(String, Automerge)>,
+}
+
+impl Pending {
+    pub(crate) fn new(team: &str, head: u64) -> Self {
+        Pending { batch: Batch::new(team, head), new_audiences: HashMap::new(), to_cache: Vec::new() }
+    }
+}
+
+impl<S: Storage> SyncEngine<S> {
+    /// Records one document write in the batch: feed entries for every reader, grants and revokes
+    /// when the audience changed, the chunk or a compacted copy.
+    pub(crate) fn record(&self, pending: &mut Pending, u: DocUpdate<'_>) {
+        let team = pending.batch.team.clone();
+        let audience = u.state.audience(&|t| self.territory_reps(&team, t, &pending.new_audiences));
+        if let Document::Territory(_) = u.state {
+            pending.new_audiences.insert(u.doc_id.to_string(), audience.clone());
+        }
+        let mut chunk = Vec::new();
+        for (origin, bytes) in u.entries {
+            chunk.extend_from_slice(&bytes);
+            pending.batch.push_feed(
+                u.doc_id,
+                u.kind,
+                origin,
+                audience.clone(),
+                FeedBody::Changes(ByteBuf::from(bytes)),
+            );
+        }
+        if let Some(old) = u.old_meta {
+            record_scope_change(&mut pending.batch, u.doc_id, u.kind, &old.audience, &audience, u.doc);
+        }
+        let compact = u.old_meta.is_some_and(|m| m.chunks + 1 > self.config.compact_after_chunks);
+        pending.batch.docs.push(DocWrite {
+            doc_id: u.doc_id.into(),
+            kind: u.kind,
+            audience,
+            data: if compact { DocData::Replace(u.doc.save()) } else { DocData::Append(chunk) },
+        });
+    }
+
+    /// Commits the batch durably, then caches what it wrote at the version the storage gave it.
+    pub(crate) fn commit_pending(&self, pending: Pending) -> Result<()> {
+        let Pending { batch, to_cache, .. } = pending;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let team = batch.team.clone();
+        // Every document written by a batch is stored at the batch's last feed sequence.
+        let version = batch.expected_head + batch.feed.len() as u64;
+        self.storage.commit(batch)?;
+        for (doc_id, doc) in to_cache {
+            self.cache.offer(&team, &doc_id, Arc::new(Snapshot { doc, version }));
+        }
+        Ok(())
+    }
+
+    /// Reps of a territory: from this batch if it changed there, else from the stored audience.
+    pub(crate) fn territory_reps(
+        &self,
+        team: &str,
+        territory: &str,
+        in_batch: &HashMap<String, Audience>,
+    ) -> Vec<String> {
+        if let Some(a) = in_batch.get(territory) {
+            return a.users().to_vec();
+        }
+        match self.storage.doc_meta(team, territory) {
+            Ok(Some(DocMeta { kind: DocKind::Territory, audience, .. })) => audience.users().to_vec(),
+            _ => vec![],
+        }
+    }
+
+    /// Commits a decided push and fills in the response's accepted and rejected parts.
+    pub(crate) fn commit_push(
+        &self,
+        who: &Principal,
+        device: &str,
+        decisions: Vec<Decision>,
+        now_ms: i64,
+        resp: &mut SyncResponse,
+    ) -> Result<()> {
+        let team = who.team.as_str();
+        let mut pending = Pending::new(team, self.storage.feed_head(team)?);
+        let mut usage = self.storage.quarantine_usage(team, &who.user)?;
+        for d in decisions {
+            let Decision { doc_id, kind, pushed, old_meta, outcome, .. } = d;
+            let (mut doc, state, accepted_new, rejected, in_scope) = match outcome {
+                Outcome::OutOfScope { held, rejected } => {
+                    if !held.is_empty() {
+                        resp.accepted.push(accepted(&doc_id, &held));
+                    }
+                    self.quarantine(
+                        &mut pending.batch,
+                        &mut usage,
+                        who,
+                        device,
+                        &doc_id,
+                        kind,
+                        &rejected,
+                        now_ms,
+                    );
+                    if !rejected.is_empty() {
+                        resp.rejected.push(rejection(&doc_id, &rejected, None));
+                    }
+                    continue;
+                }
+                Outcome::Staged(Staged { doc, state, accepted_new, rejected }) => {
+                    (doc, state, accepted_new, rejected, true)
+                }
+            };
+            let held: Vec<_> =
+                pushed.into_iter().filter(|h| doc.get_change_meta_by_hash(h).is_some()).collect();
+            if !held.is_empty() {
+                resp.accepted.push(accepted(&doc_id, &held));
+            }
+            if let (Some(state), false) = (&state, accepted_new.is_empty()) {
+                let mut entries = vec![(device, raw(&accepted_new))];
+                if let Document::Visit(visit) = state
+                    && let Some(verdict) =
+                        self.verify_new_checkins(team, visit, &mut doc, now_ms, &mut pending.batch)?
+                {
+                    entries.push((SERVER_ORIGIN, verdict.raw_bytes().to_vec()));
+                }
+                self.record(
+                    &mut pending,
+                    super::commit::DocUpdate {
+                        doc_id: &doc_id,
+                        kind,
+                        old_meta: old_meta.as_ref(),
+                        doc: &doc,
+                        state,
+                        entries,
+                    },
+                );
+            }
+            if !rejected.is_empty() {
+                self.quarantine(
+                    &mut pending.batch,
+                    &mut usage,
+                    who,
+                    device,
+                    &doc_id,
+                    kind,
+                    &rejected,
+                    now_ms,
+                );
+                let server_doc = (in_scope && state.is_some()).then(|| ByteBuf::from(doc.save()));
+                resp.rejected.push(rejection(&doc_id, &rejected, server_doc));
+            }
+            if !accepted_new.is_empty() {
+                pending.to_cache.push((doc_id, doc));
+            }
+        }
+        self.commit_pending(pending)
+    }
+
+    /// Keeps refused changes with their reason, within the author's quota: past it (or for a
+    /// single refusal too large to keep), a digest of what was refused.
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine(
+        &self,
+        batch: &mut Batch,
+        usage: &mut QuarantineUsage,
+        who: &Principal,
+        device: &str,
+        doc_id: &str,
+        kind: DocKind,
+        rejected: &[(Change, Violation)],
+        now_ms: i64,
+    ) {
+        let Some((_, first)) = rejected.first() else { return };
+        let quota = &self.config.quarantine_quota;
+        let bytes: u64 = rejected.iter().map(|(c, _)| c.raw_bytes().len() as u64).sum();
+        let keep_whole = bytes <= quota.bytes_per_entry
+            && usage.entries < quota.entries_per_user
+            && usage.bytes + bytes <= quota.bytes_per_user;
+        if !keep_whole && usage.entries >= quota.entries_per_user.saturating_mul(2) {
+            // Even digests have a bound: the oldest of them tell the story well enough.
+            return;
+        }
+        let entry = QuarantineEntry {
+            doc_id: doc_id.into(),
+            kind,
+            device: device.into(),
+            user: who.user.clone(),
+            received_at_ms: now_ms,
+            code: first.code.clone(),
+            reason: first.message.clone(),
+            hashes: rejected.iter().take(quota.hashes_per_entry).map(|(c, _)| c.hash().to_string()).collect(),
+            changes: if keep_whole {
+                rejected.iter().map(|(c, _)| ByteBuf::from(c.raw_bytes().to_vec())).collect()
+            } else {
+                vec![]
+            },
+            change_count: rejected.len() as u64,
+            bytes,
+            digest_only: !keep_whole,
+        };
+        usage.entries += 1;
+        usage.bytes += if keep_whole { bytes } else { 0 };
+        batch.quarantine.push(entry);
+    }
+}
+
+fn raw(changes: &[Change]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in changes {
+        out.extend_from_slice(c.raw_bytes());
+    }
+    out
+}
+
+fn accepted(doc_id: &str, held: &[automerge::ChangeHash]) -> Accepted {
+    Accepted { doc_id: doc_id.into(), hashes: held.iter().map(|h| ByteBuf::from(h.0.to_vec())).collect() }
+}
+
+fn rejection(doc_id: &str, rejected: &[(Change, Violation)], server_doc: Option<ByteBuf>) -> Rejected {
+    let first = &rejected[0].1;
+    Rejected {
+        doc_id: doc_id.into(),
+        hashes: rejected.iter().map(|(c, _)| ByteBuf::from(c.hash().0.to_vec())).collect(),
+        code: first.code.clone(),
+        reason: first.message.clone(),
+        server_doc,
+    }
+}
+
+/// When a document's audience changes, the users who gain it get it whole (`Grant`) and the users
+/// who lose it are told to drop it (`Revoke`), through the feed like any other change.
+fn record_scope_change(
+    batch: &mut Batch,
+    doc_id: &str,
+    kind: DocKind,
+    old: &Audience,
+    new: &Audience,
+    doc: &Automerge,
+) {
+    let (Audience::Users(old_users), Audience::Users(new_users)) = (old, new) else {
+        return;
+    };
+    let granted: Vec<String> = new_users.iter().filter(|u| !old_users.contains(u)).cloned().collect();
+    let revoked: Vec<String> = old_users.iter().filter(|u| !new_users.contains(u)).cloned().collect();
+    if !granted.is_empty() {
+        let snapshot = ByteBuf::from(doc.save());
+        batch.push_feed(
+            doc_id,
+            kind,
+            SERVER_ORIGIN,
+            Audience::Users(granted.clone()),
+            FeedBody::Grant { users: granted, snapshot },
+        );
+    }
+    if !revoked.is_empty() {
+        batch.push_feed(
+            doc_id,
+            kind,
+            SERVER_ORIGIN,
+            Audience::Users(revoked.clone()),
+            FeedBody::Revoke { users: revoked },
+        );
+    }
+}

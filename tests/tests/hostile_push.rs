@@ -1,0 +1,264 @@
+//! Hostile pushes through the real HTTP path (issue 8): a push that would hold the team hostage,
+//! probing ids, forging authorship, and filling the quarantine. The server keeps serving the others.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, ReadDoc};
+use fieldsync_core::Role;
+use fieldsync_core::docs::{Checkin, DocKind, Document, Tier};
+use fieldsync_core::engine::{QuarantineQuota, is_server_actor};
+use fieldsync_core::storage::Storage as _;
+use fieldsync_e2e::fixtures::{LYON, customer, territory, visit};
+use fieldsync_e2e::{MORNING_MS, TestServer, customer_of, push_request, tampered_changes, visit_of};
+
+const TEAM: &str = "acme";
+
+async fn team() -> TestServer {
+    let server = TestServer::start().await;
+    server.seed(
+        TEAM,
+        &[
+            territory("t-alice", &["alice"]),
+            territory("t-bob", &["bob"]),
+            Document::Customer(customer("c-alice", "alice", Some("t-alice"), LYON)),
+            Document::Customer(customer("c-bob", "bob", Some("t-bob"), LYON)),
+            Document::Visit(visit("v-bob", "c-bob", "bob", MORNING_MS)),
+        ],
+    );
+    server
+}
+
+/// Alice's customer as stored, with `n` one-letter note edits and then one tier change on top,
+/// as raw changes: what a phone offline for a long time (or a hostile one) pushes in one go.
+fn many_notes_then_a_tier_change(server: &TestServer, n: usize) -> Vec<Vec<u8>> {
+    let bytes = server.server().engine().storage().load_doc(TEAM, "c-alice").expect("load").expect("doc");
+    let mut doc = Automerge::load(&bytes).expect("load").with_actor(ActorId::from(b"alice-phone".as_slice()));
+    let before = doc.get_heads();
+    let notes = match doc.get(automerge::ROOT, "notes").expect("notes") {
+        Some((_, id)) => id,
+        None => panic!("the customer has notes"),
+    };
+    for i in 0..n {
+        doc.transact(|tx| tx.splice_text(&notes, 0, 0, if i % 2 == 0 { "a" } else { "b" })).expect("note");
+    }
+    doc.transact(|tx| -> Result<(), String> {
+        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
+        if let Document::Customer(c) = &mut d {
+            c.tier = Some(Tier::A);
+        }
+        d.reconcile_into(tx).map_err(|e| e.to_string())
+    })
+    .expect("tier");
+    doc.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_of_sixteen_thousand_changes_with_one_refused_is_decided_without_stalling_the_team() {
+    // 1. Alice pushes 16 000 small note edits of her customer and then one tier change (not hers
+    //    to make), in one request.
+    let server = team().await;
+    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let changes = many_notes_then_a_tier_change(&server, 16_000);
+    assert_eq!(changes.len(), 16_001);
+    let req =
+        push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+
+    // 2. While it is decided, bob syncs and /healthz answers, again and again.
+    let in_flight = Arc::new(AtomicBool::new(true));
+    let hostile = {
+        let in_flight = in_flight.clone();
+        tokio::spawn(async move {
+            let resp = alice.exchange(&req).await;
+            in_flight.store(false, Ordering::SeqCst);
+            resp
+        })
+    };
+    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
+    bob.sync().await.expect("bob bootstraps");
+    let http = reqwest::Client::new();
+    let mut served_during = 0;
+    for n in 0..100_000 {
+        bob.replica
+            .update("v-bob", MORNING_MS, |d| {
+                if let Document::Visit(v) = d {
+                    v.notes.update(format!("bob {n}"));
+                }
+            })
+            .expect("bob's note");
+        bob.sync().await.expect("bob's sync is served");
+        let health = http.get(format!("{}/healthz", server.url())).send().await.expect("healthz");
+        assert_eq!(health.status(), 200);
+        if !in_flight.load(Ordering::SeqCst) {
+            break;
+        }
+        served_during += 1;
+    }
+    let resp = hostile.await.expect("alice's task").expect("alice's push is answered");
+    assert!(served_during >= 1, "bob was served while alice's push was decided");
+
+    // 3. Every note edit is kept, the tier change alone is refused and quarantined.
+    assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
+    assert_eq!(resp.rejected[0].code, "forbidden_field");
+    assert_eq!(resp.rejected[0].hashes.len(), 1, "only the tier change");
+    assert_eq!(resp.accepted.iter().map(|a| a.hashes.len()).sum::<usize>(), 16_000);
+    let c = customer_of(server.doc(TEAM, "c-alice"));
+    assert_eq!(c.notes.as_str().chars().count(), 16_000);
+    assert_eq!(c.tier, Some(Tier::B));
+    assert_eq!(server.server().engine().storage().quarantine(TEAM, 10).expect("quarantine").len(), 1);
+    assert!(visit_of(server.doc(TEAM, "v-bob")).notes.as_str().starts_with("bob "));
+}
+
+#[tokio::test]
+async fn out_of_scope_looks_exactly_like_missing() {
+    // 1. Alice holds copies of bob's visit and customer (say, from before a reassignment).
+    let server = team().await;
+    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let bob_visit = server.server().engine().storage().load_doc(TEAM, "v-bob").expect("load").expect("v-bob");
+    let bob_visit = automerge::Automerge::load(&bob_visit).expect("load");
+    let bob_customer =
+        server.server().engine().storage().load_doc(TEAM, "c-bob").expect("load").expect("c-bob");
+    let bob_customer = automerge::Automerge::load(&bob_customer).expect("load");
+    let note = |d: &mut Document| match d {
+        Document::Visit(v) => v.notes.update("probe"),
+        Document::Customer(c) => c.notes.update("probe"),
+        _ => {}
+    };
+    let visit_edit = tampered_changes(&bob_visit, "alice-phone", note);
+    let customer_edit = tampered_changes(&bob_customer, "alice-phone", note);
+
+    // 2. She pushes them to the real ids, to ids that exist nowhere, and with the wrong kind.
+    let probes = [
+        ("v-bob", DocKind::Visit, visit_edit.clone()),
+        ("v-nobody", DocKind::Visit, visit_edit.clone()),
+        ("c-bob", DocKind::Customer, customer_edit.clone()),
+        ("c-bob", DocKind::Visit, customer_edit.clone()),
+        ("c-nobody", DocKind::Visit, customer_edit),
+    ];
+    let mut answers = Vec::new();
+    for (id, kind, changes) in probes {
+        let req = push_request("alice-phone", alice.replica.cursor().clone(), id, kind, changes);
+        let resp = alice.exchange(&req).await.unwrap_or_else(|e| panic!("{id} as {kind}: {e:?}"));
+        assert!(resp.accepted.is_empty(), "{id}: {:?}", resp.accepted);
+        assert_eq!(resp.rejected.len(), 1, "{id}");
+        let r = &resp.rejected[0];
+        answers.push((
+            r.code.clone(),
+            r.reason.clone(),
+            r.server_doc.is_some(),
+            resp.docs.len(),
+            resp.changes.len(),
+        ));
+    }
+
+    // 3. Every answer is the same: nothing tells an existing document from a missing one.
+    assert_eq!(answers[0].0, "not_found", "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(visit_of(server.doc(TEAM, "v-bob")).notes.as_str(), "");
+}
+
+#[tokio::test]
+async fn authorship_cannot_be_forged() {
+    // 1. Alice checks in at her customer: the server writes its verdict, as its own actor, into the
+    //    visit; any device in scope can read that actor from the change.
+    let server = team().await;
+    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    alice.sync().await.expect("bootstrap");
+    let mut v = visit("v-alice", "c-alice", "alice", MORNING_MS);
+    v.checkins.push(Checkin {
+        id: "ci-1".into(),
+        lat: LYON.0,
+        lon: LYON.1,
+        accuracy_m: 5.0,
+        device_time_ms: MORNING_MS,
+        mock_location: false,
+    });
+    alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
+    alice.sync().await.expect("push");
+    let held = alice.replica.doc_clone("v-alice").expect("held");
+    let server_actor: ActorId = held
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.actor_id().clone())
+        .find(is_server_actor)
+        .expect("the verdict is the server's change");
+
+    // 2. A change authored with that actor (rewriting the verdict as "verified") is refused.
+    let mut fork = held.clone().with_actor(server_actor);
+    let before = fork.get_heads();
+    fork.transact(|tx| -> Result<(), String> {
+        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
+        if let Document::Visit(v) = &mut d {
+            v.notes.update("written as the server");
+        }
+        d.reconcile_into(tx).map_err(|e| e.to_string())
+    })
+    .expect("forge");
+    let bytes: Vec<Vec<u8>> = fork.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let req = push_request("alice-phone", alice.replica.cursor().clone(), "v-alice", DocKind::Visit, bytes);
+    let resp = alice.exchange(&req).await.expect("answered");
+    assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
+    assert_eq!(resp.rejected[0].code, "server_actor");
+    assert_ne!(visit_of(server.doc(TEAM, "v-alice")).notes.as_str(), "written as the server");
+
+    // 3. A visit claiming to be created by someone else, or by the server, is refused.
+    for claimed in ["maria", "server"] {
+        let mut v = visit(&format!("v-{claimed}"), "c-alice", "alice", MORNING_MS);
+        v.created_by = claimed.into();
+        let mut scratch = fieldsync_core::client::Replica::new(
+            "alice-phone",
+            fieldsync_core::Principal { team: TEAM.into(), user: "alice".into(), role: Role::Admin },
+            ActorId::from(b"alice-phone".as_slice()),
+        );
+        scratch.create(Document::Visit(v.clone()), MORNING_MS).expect("scratch");
+        let changes = scratch.local(&v.id).expect("held").pending().expect("pending");
+        let req = push_request(
+            "alice-phone",
+            alice.replica.cursor().clone(),
+            &v.id,
+            DocKind::Visit,
+            changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+        );
+        let resp = alice.exchange(&req).await.expect("answered");
+        assert_eq!(resp.rejected.len(), 1, "{claimed}: {:?}", resp.rejected);
+        assert_eq!(resp.rejected[0].code, "wrong_owner", "{claimed}");
+        assert!(server.doc(TEAM, &v.id).is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_quarantine_keeps_a_bounded_digest_of_what_it_cannot_keep() {
+    // 1. Bob pushes big edits to alice's customer (out of his scope), again and again.
+    let server = team().await;
+    let bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
+    let stored = server.server().engine().storage().load_doc(TEAM, "c-alice").expect("load").expect("doc");
+    let stored = automerge::Automerge::load(&stored).expect("load");
+    let quota = QuarantineQuota::default();
+    let big = "x".repeat(3 * 1024 * 1024);
+    for n in 0..8 {
+        // A big value under a key outside the schema: one operation, 3 MiB.
+        let mut fork = stored.clone().with_actor(ActorId::from(format!("bob-{n}").into_bytes()));
+        let before = fork.get_heads();
+        fork.transact(|tx| tx.put(automerge::ROOT, "junk", format!("{n}{big}"))).expect("junk");
+        let changes = fork.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let req =
+            push_request("bob-phone", bob.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+        let resp = bob.exchange(&req).await.expect("answered");
+        assert_eq!(resp.rejected.len(), 1);
+    }
+
+    // 2. Each is recorded, as a digest: too large to keep whole. The kept bytes stay in the quota.
+    let entries = server.server().engine().storage().quarantine(TEAM, 100).expect("quarantine");
+    assert_eq!(entries.len(), 8);
+    for e in &entries {
+        assert!(e.digest_only, "{e:?}");
+        assert!(e.changes.is_empty());
+        assert!(e.bytes > 3 * 1024 * 1024);
+        assert_eq!(e.user, "bob");
+    }
+    let usage = server.server().engine().storage().quarantine_usage(TEAM, "bob").expect("usage");
+    assert!(usage.bytes <= quota.bytes_per_user, "{usage:?}");
+    assert_eq!(usage.entries, 8);
+    assert_eq!(customer_of(server.doc(TEAM, "c-alice")).notes.as_str(), "");
+}
