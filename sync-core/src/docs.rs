@@ -1144,6 +1144,46 @@ mod tests {
         assert_eq!(field_of(Document::Visit(v).validate()), "verification[ci-1].reasons");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_stray_key_anywhere_in_a_visit_is_found(
+            checkins in 1usize..8,
+            verdicts in proptest::collection::vec(proptest::bool::ANY, 8),
+            key in "[a-z_]{1,12}",
+            inside in proptest::option::of(0usize..8),
+        ) {
+            use automerge::transaction::Transactable;
+            let mut v = full_visit();
+            v.checkins = (0..checkins).map(|i| checkin(&format!("ci-{i}"))).collect();
+            let template = v.verification["ci-1"].clone();
+            v.verification = (0..checkins)
+                .filter(|i| verdicts[*i])
+                .map(|i| (format!("ci-{i}"), template.clone()))
+                .collect();
+            let d = Document::Visit(v);
+            proptest::prop_assert_eq!(d.validate(), Ok(()));
+            let mut doc = automerge_of(&d);
+            proptest::prop_assert_eq!(known_keys(&mut doc), Ok(()));
+
+            let json = serde_json::to_value(&d).unwrap();
+            let (obj, known) = match inside {
+                None => (automerge::ROOT, json.as_object().unwrap().clone()),
+                Some(i) => {
+                    let i = i % checkins;
+                    let list = doc.get(automerge::ROOT, "checkins").unwrap().unwrap().1;
+                    (doc.get(&list, i).unwrap().unwrap().1, json["checkins"][i].as_object().unwrap().clone())
+                }
+            };
+            proptest::prop_assume!(!known.contains_key(&key));
+            doc.put(&obj, key.as_str(), "stray").unwrap();
+            let refused = matches!(
+                known_keys(&mut doc),
+                Err(DocError::InvalidField { field, .. }) if field.ends_with(&key)
+            );
+            proptest::prop_assert!(refused);
+        }
+    }
+
     #[test]
     fn ids_with_path_characters_are_refused() {
         assert!(validate_id("id", "a/b").is_err());

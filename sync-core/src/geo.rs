@@ -407,7 +407,8 @@ impl Reason {
 pub struct Verification {
     pub status: VerificationStatus,
     /// Raw distance from the fix to the customer (WGS-84), in metres; 0 when
-    /// it cannot be measured, in which case an `InvalidFix` reason says why.
+    /// it cannot be measured, in which case an `InvalidFix` or
+    /// `UnknownCustomer` reason says why.
     pub distance_m: f64,
     pub reasons: Vec<Reason>,
 }
