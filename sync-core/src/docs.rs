@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use automerge::{Automerge, ReadDoc};
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, ValueRef};
 use autosurgeon::{Hydrate, Reconcile, Text};
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +17,50 @@ use crate::geo::{Datum, LatLon};
 /// The schema version this build writes. Readers accept this and every older version.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Longest free text accepted in a single-line field (names, statuses).
-const MAX_SHORT_TEXT: usize = 512;
-/// Longest notes accepted (characters).
-const MAX_NOTES: usize = 100_000;
-/// Longest id accepted.
-pub const MAX_ID_LEN: usize = 128;
+pub use limits::MAX_ID_LEN;
+use limits::*;
+
+/// Every bound on the size of a document, in one place so that the security notes can cite them.
+///
+/// Automerge documents are written by devices, so without a bound a rep can store megabytes in any
+/// string or list the rules let them touch, and every reader (other phones, planning, reports) pays
+/// for it. The numbers are generous for real data and far below what hurts.
+pub mod limits {
+    /// Longest id accepted (document ids, user ids, `created_by`, check-in ids).
+    pub const MAX_ID_LEN: usize = 128;
+    /// Longest free text accepted in a single-line field (names, statuses, tags), in characters.
+    pub const MAX_SHORT_TEXT: usize = 512;
+    /// Longest notes accepted (characters); also the checkout's next step.
+    pub const MAX_NOTES: usize = 100_000;
+    /// Longest datum name ("wgs84", "gcj-02"), in bytes.
+    pub const MAX_DATUM_LEN: usize = 16;
+    /// Longest IANA time zone name; the longest real one ("America/Argentina/ComodRivadavia") has 32.
+    pub const MAX_TIMEZONE_LEN: usize = 64;
+    /// Tags per customer.
+    pub const MAX_TAGS: usize = 50;
+    /// Opening windows per customer: four a day, seven days.
+    pub const MAX_OPENING_HOURS: usize = 7 * 4;
+    /// Largest per-customer geofence, in metres. Large sites (malls, plants) need more than the
+    /// default 200 m; beyond a couple of kilometres a fence no longer says the rep was there.
+    /// Check-in verification clamps to the same value.
+    pub const MAX_GEOFENCE_M: f64 = 2_000.0;
+    /// Check-ins on one visit: re-checking in after a lost fix is normal, dozens are not.
+    pub const MAX_CHECKINS_PER_VISIT: usize = 50;
+    /// Reasons in one stored verification (there are fewer distinct reason codes).
+    pub const MAX_VERIFICATION_REASONS: usize = 16;
+    /// Reps of one territory.
+    pub const MAX_TERRITORY_REPS: usize = 200;
+    /// Polygons (outer rings) of one territory.
+    pub const MAX_POLYGONS: usize = 50;
+    /// Points of one polygon ring.
+    pub const MAX_RING_POINTS: usize = 5_000;
+    /// Sub-areas of one territory.
+    pub const MAX_SUB_AREAS: usize = 200;
+    /// Customers of one sub-area.
+    pub const MAX_SUB_AREA_CUSTOMERS: usize = 10_000;
+    /// Quotas of one plan.
+    pub const MAX_QUOTAS: usize = 1_000;
+}
 
 /// What a document is.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
@@ -430,9 +468,13 @@ impl Document {
                 if c.name.trim().is_empty() {
                     return Err(DocError::invalid("name", "must not be empty"));
                 }
+                if c.location.datum.len() > MAX_DATUM_LEN {
+                    return Err(DocError::invalid("location.datum", "not a datum name"));
+                }
                 c.location.parsed("location")?;
                 short_text("address", &c.address)?;
-                short_text("timezone", &c.timezone)?;
+                validate_timezone(&c.timezone)?;
+                max_count("opening_hours", c.opening_hours.len(), MAX_OPENING_HOURS)?;
                 for (i, h) in c.opening_hours.iter().enumerate() {
                     if !(1..=7).contains(&h.weekday) || h.close_min > 24 * 60 || h.open_min >= h.close_min {
                         return Err(DocError::invalid(
@@ -456,15 +498,20 @@ impl Document {
                         validate_id(f, v)?;
                     }
                 }
+                max_count("tags", c.tags.len(), MAX_TAGS)?;
                 for t in &c.tags {
                     short_text("tags", t)?;
                 }
                 notes_len(&c.notes)?;
                 if let Some(g) = c.geofence_m
-                    && !(g.is_finite() && g > 0.0 && g <= 100_000.0)
+                    && !(g.is_finite() && g > 0.0 && g <= MAX_GEOFENCE_M)
                 {
-                    return Err(DocError::invalid("geofence_m", "must be within (0, 100 km]"));
+                    return Err(DocError::invalid(
+                        "geofence_m",
+                        format!("must be within (0, {MAX_GEOFENCE_M}] metres"),
+                    ));
                 }
+                validate_id("created_by", &c.created_by)?;
             }
             Document::Visit(v) => {
                 validate_id("customer_id", &v.customer_id)?;
@@ -472,6 +519,7 @@ impl Document {
                 if v.planned_end_ms < v.planned_start_ms {
                     return Err(DocError::invalid("planned_end_ms", "ends before it starts"));
                 }
+                max_count("checkins", v.checkins.len(), MAX_CHECKINS_PER_VISIT)?;
                 let mut seen = std::collections::BTreeSet::new();
                 for (i, c) in v.checkins.iter().enumerate() {
                     let field = format!("checkins[{i}]");
@@ -482,30 +530,64 @@ impl Document {
                     LatLon::new(c.lat, c.lon).map_err(|e| DocError::invalid(&field, e.to_string()))?;
                     non_negative(&format!("{field}.accuracy_m"), c.accuracy_m)?;
                 }
+                // Bounded by the check-ins: one verdict per check-in, for that check-in.
+                max_count("verification", v.verification.len(), v.checkins.len())?;
+                for (id, verdict) in &v.verification {
+                    if !seen.contains(id.as_str()) {
+                        // The key itself may be huge: it is not echoed.
+                        return Err(DocError::invalid("verification", "entry for an unknown check-in"));
+                    }
+                    if !["verified", "flagged", "invalid"].contains(&verdict.status.as_str()) {
+                        return Err(DocError::invalid(
+                            format!("verification[{id}].status"),
+                            "must be verified, flagged or invalid",
+                        ));
+                    }
+                    max_count(
+                        &format!("verification[{id}].reasons"),
+                        verdict.reasons.len(),
+                        MAX_VERIFICATION_REASONS,
+                    )?;
+                    for r in &verdict.reasons {
+                        short_text(&format!("verification[{id}].reasons.code"), &r.code)?;
+                        short_text(&format!("verification[{id}].reasons.message"), &r.message)?;
+                    }
+                }
                 if let Some(co) = &v.checkout {
                     short_text("checkout.outcome", &co.outcome)?;
                     notes_len_str("checkout.next_step", &co.next_step)?;
                 }
                 notes_len(&v.notes)?;
+                validate_id("created_by", &v.created_by)?;
             }
             Document::Territory(t) => {
                 short_text("name", &t.name)?;
+                max_count("reps", t.reps.len(), MAX_TERRITORY_REPS)?;
                 for r in &t.reps {
                     validate_id("reps", r)?;
                 }
-                for ring in &t.polygons {
+                max_count("polygons", t.polygons.len(), MAX_POLYGONS)?;
+                for (i, ring) in t.polygons.iter().enumerate() {
+                    max_count(&format!("polygons[{i}]"), ring.len(), MAX_RING_POINTS)?;
                     for p in ring {
                         LatLon::new(p.lat, p.lon)
                             .map_err(|e| DocError::invalid("polygons", e.to_string()))?;
                     }
                 }
-                for s in &t.sub_areas {
+                max_count("sub_areas", t.sub_areas.len(), MAX_SUB_AREAS)?;
+                for (i, s) in t.sub_areas.iter().enumerate() {
                     validate_id("sub_areas.id", &s.id)?;
                     short_text("sub_areas.name", &s.name)?;
+                    let field = format!("sub_areas[{i}].customer_ids");
+                    max_count(&field, s.customer_ids.len(), MAX_SUB_AREA_CUSTOMERS)?;
+                    for c in &s.customer_ids {
+                        validate_id(&field, c)?;
+                    }
                 }
             }
             Document::Plan(p) => {
                 short_text("quarter", &p.quarter)?;
+                max_count("quotas", p.quotas.len(), MAX_QUOTAS)?;
                 for q in &p.quotas {
                     non_negative("quotas.amount", q.amount)?;
                     if let Some(r) = &q.rep {
@@ -538,6 +620,31 @@ pub fn validate_id(field: &str, id: &str) -> Result<(), DocError> {
     Ok(())
 }
 
+fn max_count(field: &str, count: usize, max: usize) -> Result<(), DocError> {
+    if count > max {
+        return Err(DocError::invalid(field, format!("{count} entries, at most {max} allowed")));
+    }
+    Ok(())
+}
+
+/// A plausible IANA name ("Europe/Paris", "America/Argentina/Buenos_Aires", "UTC", "Etc/GMT+5"),
+/// or empty (planning falls back to the rep's zone). Checked by shape, not against the time zone
+/// database: a zone added to the database after this build must still be storable.
+fn validate_timezone(tz: &str) -> Result<(), DocError> {
+    let shaped = tz.len() <= MAX_TIMEZONE_LEN
+        && tz.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+'))
+        && !tz.starts_with('/')
+        && !tz.ends_with('/')
+        && !tz.contains("//");
+    if !shaped {
+        return Err(DocError::invalid(
+            "timezone",
+            format!("not an IANA time zone name (at most {MAX_TIMEZONE_LEN} of A-Z a-z 0-9 / _ - +)"),
+        ));
+    }
+    Ok(())
+}
+
 fn short_text(field: &str, s: &str) -> Result<(), DocError> {
     if s.chars().count() > MAX_SHORT_TEXT {
         return Err(DocError::invalid(field, format!("longer than {MAX_SHORT_TEXT} characters")));
@@ -561,6 +668,91 @@ fn non_negative(field: &str, v: f64) -> Result<(), DocError> {
         return Err(DocError::invalid(field, "must be a finite number >= 0"));
     }
     Ok(())
+}
+
+/// Longest piece of a key echoed in an error path: the key is attacker-chosen and may be megabytes.
+const MAX_ECHOED_KEY: usize = 40;
+
+/// Every map key anywhere in `doc` must be a field the typed schema reads.
+///
+/// Hydrating ignores keys the schema does not know, so without this check a device could store
+/// anything under an unknown key (the rules compare typed values and would never see it) and every
+/// other reader would download it. `typed` must be `doc` hydrated; the two are walked in parallel
+/// (the typed side as JSON): each Automerge map key must exist in the JSON object at the same path,
+/// lists must have the same length, and an object where the schema has a scalar is refused. Maps
+/// with dynamic keys (`verification`) are objects in the JSON with the same keys, so they need no
+/// special case.
+///
+/// Linear in the size of the document, never recursing deeper than the typed JSON (itself a
+/// handful of levels), and never panics.
+pub fn check_known_keys(doc: &Automerge, typed: &Document) -> Result<(), DocError> {
+    let json = serde_json::to_value(typed)
+        .map_err(|e| DocError::Schema { kind: typed.kind().to_string(), detail: e.to_string() })?;
+    let mut path = String::new();
+    walk_known(doc, &automerge::ROOT, ObjType::Map, &json, &mut path, typed.kind())
+}
+
+fn walk_known(
+    doc: &Automerge,
+    obj: &ObjId,
+    obj_type: ObjType,
+    json: &serde_json::Value,
+    path: &mut String,
+    kind: DocKind,
+) -> Result<(), DocError> {
+    let not_in_schema = |path: &str| DocError::InvalidField {
+        field: if path.is_empty() { "<root>".to_string() } else { path.to_string() },
+        reason: format!("not in the {kind} schema"),
+    };
+    match (obj_type, json) {
+        (ObjType::Map | ObjType::Table, serde_json::Value::Object(fields)) => {
+            for item in doc.map_range(obj, ..) {
+                let key = item.key.as_ref();
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                push_truncated(path, key);
+                let Some(field) = fields.get(key) else {
+                    return Err(not_in_schema(path));
+                };
+                if let ValueRef::Object(child_type) = item.value {
+                    walk_known(doc, &item.id(), child_type, field, path, kind)?;
+                }
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        (ObjType::List, serde_json::Value::Array(items)) => {
+            if doc.length(obj) != items.len() {
+                return Err(DocError::InvalidField {
+                    field: path.clone(),
+                    reason: format!("list does not match the {kind} schema"),
+                });
+            }
+            for (item, json_item) in doc.list_range(obj, ..).zip(items) {
+                if let ValueRef::Object(child_type) = item.value {
+                    let len = path.len();
+                    path.push_str(&format!("[{}]", item.index));
+                    walk_known(doc, &item.id(), child_type, json_item, path, kind)?;
+                    path.truncate(len);
+                }
+            }
+            Ok(())
+        }
+        (ObjType::Text, serde_json::Value::String(_)) => Ok(()),
+        _ => Err(not_in_schema(path)),
+    }
+}
+
+fn push_truncated(path: &mut String, key: &str) {
+    match key.char_indices().nth(MAX_ECHOED_KEY) {
+        None => path.push_str(key),
+        Some((cut, _)) => {
+            path.push_str(&key[..cut]);
+            path.push('…');
+        }
+    }
 }
 
 /// Reads just the root `kind` of a document, for callers that must route before hydrating.
@@ -663,6 +855,333 @@ mod tests {
         assert!(Document::Visit(v.clone()).validate().is_err());
         v.checkins[0].lat = 45.0;
         assert!(Document::Visit(v).validate().is_ok());
+    }
+
+    fn sample_customer() -> Customer {
+        Customer {
+            kind: "customer".into(),
+            schema: SCHEMA_VERSION,
+            id: "cust-1".into(),
+            name: "Boulangerie".into(),
+            location: GeoPoint::wgs84(45.76, 4.83),
+            address: "1 place Bellecour".into(),
+            timezone: "Europe/Paris".into(),
+            opening_hours: vec![OpeningHours { weekday: 1, open_min: 480, close_min: 1080 }],
+            potential_value: 1000.0,
+            close_probability: 0.5,
+            tier: Some(Tier::B),
+            tier_set_by: Some("maria".into()),
+            tier_set_at_ms: Some(5),
+            follow_up_status: "none".into(),
+            opportunity_stage: "qualification".into(),
+            owner_rep: Some("alice".into()),
+            territory: Some("terr-1".into()),
+            tags: vec!["bakery".into(), "organic".into()],
+            notes: "likes croissants".into(),
+            geofence_m: Some(500.0),
+            created_by: "server".into(),
+        }
+    }
+
+    fn checkin(id: &str) -> Checkin {
+        Checkin {
+            id: id.into(),
+            lat: 45.0,
+            lon: 4.0,
+            accuracy_m: 5.0,
+            device_time_ms: 7,
+            mock_location: false,
+        }
+    }
+
+    fn full_visit() -> Visit {
+        let mut v = sample_visit();
+        v.state = VisitState::Completed;
+        v.checkins = vec![checkin("ci-1"), checkin("ci-2")];
+        v.checkout = Some(Checkout { device_time_ms: 9, outcome: "order".into(), next_step: "call".into() });
+        v.verification.insert(
+            "ci-1".into(),
+            CheckinVerification {
+                status: "flagged".into(),
+                distance_m: 600.0,
+                reasons: vec![FlagReason { code: "outside_fence".into(), message: "600 m".into() }],
+                received_at_ms: 10,
+            },
+        );
+        v
+    }
+
+    fn sample_territory() -> Territory {
+        Territory {
+            kind: "territory".into(),
+            schema: SCHEMA_VERSION,
+            id: "terr-1".into(),
+            name: "Lyon".into(),
+            reps: vec!["alice".into(), "bob".into()],
+            polygons: vec![vec![
+                LatLonPoint { lat: 45.0, lon: 4.0 },
+                LatLonPoint { lat: 46.0, lon: 4.0 },
+                LatLonPoint { lat: 46.0, lon: 5.0 },
+            ]],
+            sub_areas: vec![SubArea {
+                id: "sa-1".into(),
+                name: "North".into(),
+                customer_ids: vec!["cust-1".into()],
+            }],
+        }
+    }
+
+    fn sample_plan() -> Plan {
+        Plan {
+            kind: "plan".into(),
+            schema: SCHEMA_VERSION,
+            id: "plan-1".into(),
+            quarter: "2026-Q4".into(),
+            quotas: vec![
+                Quota { rep: Some("alice".into()), tier: Tier::A, amount: 3.0 },
+                Quota { rep: None, tier: Tier::C, amount: 10.0 },
+            ],
+            cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
+            thresholds: TierThresholds { a_min_score: 10.0, b_min_score: 1.0 },
+            focus_share: 0.8,
+        }
+    }
+
+    fn all_samples() -> Vec<Document> {
+        let mut empty_customer = sample_customer();
+        (empty_customer.tier, empty_customer.tier_set_by, empty_customer.geofence_m) = (None, None, None);
+        empty_customer.tags.clear();
+        vec![
+            Document::Customer(sample_customer()),
+            Document::Customer(empty_customer),
+            Document::Visit(sample_visit()),
+            Document::Visit(full_visit()),
+            Document::Territory(sample_territory()),
+            Document::Plan(sample_plan()),
+        ]
+    }
+
+    fn automerge_of(d: &Document) -> automerge::AutoCommit {
+        let mut doc = automerge::AutoCommit::new();
+        d.reconcile_into(&mut doc).unwrap();
+        doc
+    }
+
+    /// Hydrates and checks, as the server does with a pushed document.
+    fn known_keys(doc: &mut automerge::AutoCommit) -> Result<(), DocError> {
+        let typed = Document::hydrate(doc.document())?;
+        check_known_keys(doc.document(), &typed)
+    }
+
+    #[test]
+    fn every_sample_document_is_valid_and_has_only_known_keys() {
+        for d in all_samples() {
+            assert_eq!(d.validate(), Ok(()), "{d:?}");
+            let mut doc = automerge_of(&d);
+            assert_eq!(known_keys(&mut doc), Ok(()), "{d:?}");
+            // Edited, shrunk and edited again, as documents are in use.
+            let mut edited = d.clone();
+            if let Document::Visit(v) = &mut edited {
+                v.checkins.pop();
+                v.verification.clear();
+                v.notes.update("changed");
+            }
+            edited.reconcile_into(&mut doc).unwrap();
+            assert_eq!(known_keys(&mut doc), Ok(()), "{edited:?}");
+        }
+    }
+
+    #[test]
+    fn keys_outside_the_schema_are_refused() {
+        use automerge::transaction::Transactable;
+        for d in all_samples() {
+            let mut doc = automerge_of(&d);
+            doc.put(automerge::ROOT, "payload", "x").unwrap();
+            let err = known_keys(&mut doc).unwrap_err();
+            assert_eq!(
+                err,
+                DocError::InvalidField {
+                    field: "payload".into(),
+                    reason: format!("not in the {} schema", d.kind())
+                }
+            );
+        }
+
+        // Inside a check-in, found by walking into the list.
+        let mut doc = automerge_of(&Document::Visit(full_visit()));
+        let checkins = match doc.get(automerge::ROOT, "checkins").unwrap() {
+            Some((automerge::Value::Object(ObjType::List), id)) => id,
+            other => panic!("{other:?}"),
+        };
+        let second = match doc.get(&checkins, 1).unwrap() {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            other => panic!("{other:?}"),
+        };
+        doc.put(&second, "selfie", "...").unwrap();
+        assert_eq!(
+            known_keys(&mut doc),
+            Err(DocError::invalid("checkins[1].selfie", "not in the visit schema"))
+        );
+
+        // A map where the schema has a scalar.
+        let mut doc = automerge_of(&Document::Customer(sample_customer()));
+        doc.put_object(automerge::ROOT, "extra", ObjType::Map).unwrap();
+        assert!(known_keys(&mut doc).is_err());
+    }
+
+    #[test]
+    fn a_megabyte_key_is_refused_without_being_echoed() {
+        use automerge::transaction::Transactable;
+        let mut doc = automerge_of(&Document::Customer(sample_customer()));
+        let key = "k".repeat(1 << 20);
+        doc.put(automerge::ROOT, key.as_str(), 1_u64).unwrap();
+        match known_keys(&mut doc) {
+            Err(DocError::InvalidField { field, reason }) => {
+                assert!(field.starts_with("kkkk") && field.chars().count() <= MAX_ECHOED_KEY + 1, "{field}");
+                assert_eq!(reason, "not in the customer schema");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_document_that_does_not_match_its_typed_form_is_refused() {
+        let mut doc = automerge_of(&Document::Visit(full_visit()));
+        let mut fewer = full_visit();
+        fewer.checkins.pop();
+        assert!(check_known_keys(doc.document(), &Document::Visit(fewer)).is_err());
+        let mut no_verdicts = full_visit();
+        no_verdicts.verification.clear();
+        assert_eq!(
+            check_known_keys(doc.document(), &Document::Visit(no_verdicts)),
+            Err(DocError::invalid("verification.ci-1", "not in the visit schema"))
+        );
+    }
+
+    fn field_of(r: Result<(), DocError>) -> String {
+        match r {
+            Err(DocError::InvalidField { field, .. }) => field,
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let mut v = full_visit();
+        v.verification.clear();
+        v.checkins = (0..MAX_CHECKINS_PER_VISIT).map(|i| checkin(&format!("ci-{i}"))).collect();
+        assert_eq!(Document::Visit(v.clone()).validate(), Ok(()));
+        v.checkins.push(checkin("one-too-many"));
+        assert_eq!(field_of(Document::Visit(v).validate()), "checkins");
+
+        let mut v = full_visit();
+        v.created_by = "a".repeat(10 << 20);
+        assert_eq!(field_of(Document::Visit(v).validate()), "created_by");
+        let mut c = sample_customer();
+        c.created_by = String::new();
+        assert_eq!(field_of(Document::Customer(c).validate()), "created_by");
+
+        let mut c = sample_customer();
+        c.tags = (0..MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert_eq!(Document::Customer(c.clone()).validate(), Ok(()));
+        c.tags.push("one-too-many".into());
+        assert_eq!(field_of(Document::Customer(c).validate()), "tags");
+
+        let mut c = sample_customer();
+        c.geofence_m = Some(MAX_GEOFENCE_M);
+        assert_eq!(Document::Customer(c.clone()).validate(), Ok(()));
+        c.geofence_m = Some(MAX_GEOFENCE_M + 1.0);
+        assert_eq!(field_of(Document::Customer(c).validate()), "geofence_m");
+
+        let mut c = sample_customer();
+        c.opening_hours = vec![OpeningHours { weekday: 1, open_min: 1, close_min: 2 }; MAX_OPENING_HOURS + 1];
+        assert_eq!(field_of(Document::Customer(c).validate()), "opening_hours");
+
+        for bad in ["Europe//Paris", "/etc/passwd", "Europe/Paris ", &"A".repeat(MAX_TIMEZONE_LEN + 1)] {
+            let mut c = sample_customer();
+            c.timezone = bad.into();
+            assert_eq!(field_of(Document::Customer(c).validate()), "timezone", "{bad:?}");
+        }
+        for good in ["", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+5"] {
+            let mut c = sample_customer();
+            c.timezone = good.into();
+            assert_eq!(Document::Customer(c).validate(), Ok(()), "{good:?}");
+        }
+
+        let mut c = sample_customer();
+        c.location.datum = "w".repeat(1 << 20);
+        assert_eq!(field_of(Document::Customer(c).validate()), "location.datum");
+
+        let mut t = sample_territory();
+        t.polygons[0] = vec![LatLonPoint { lat: 1.0, lon: 1.0 }; MAX_RING_POINTS + 1];
+        assert_eq!(field_of(Document::Territory(t).validate()), "polygons[0]");
+        let mut t = sample_territory();
+        t.reps = (0..=MAX_TERRITORY_REPS).map(|i| format!("rep-{i}")).collect();
+        assert_eq!(field_of(Document::Territory(t).validate()), "reps");
+        let mut t = sample_territory();
+        t.sub_areas[0].customer_ids.push("a b".into());
+        assert_eq!(field_of(Document::Territory(t).validate()), "sub_areas[0].customer_ids");
+
+        let mut p = sample_plan();
+        p.quotas = vec![p.quotas[0].clone(); MAX_QUOTAS + 1];
+        assert_eq!(field_of(Document::Plan(p).validate()), "quotas");
+    }
+
+    #[test]
+    fn verification_entries_belong_to_check_ins() {
+        let mut v = full_visit();
+        let verdict = v.verification["ci-1"].clone();
+        v.verification.insert("ghost".into(), verdict.clone());
+        assert_eq!(field_of(Document::Visit(v).validate()), "verification");
+
+        let mut v = full_visit();
+        v.verification.get_mut("ci-1").unwrap().status = "trusted".into();
+        assert_eq!(field_of(Document::Visit(v).validate()), "verification[ci-1].status");
+
+        let mut v = full_visit();
+        v.verification.get_mut("ci-1").unwrap().reasons =
+            vec![verdict.reasons[0].clone(); MAX_VERIFICATION_REASONS + 1];
+        assert_eq!(field_of(Document::Visit(v).validate()), "verification[ci-1].reasons");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_stray_key_anywhere_in_a_visit_is_found(
+            checkins in 1usize..8,
+            verdicts in proptest::collection::vec(proptest::bool::ANY, 8),
+            key in "[a-z_]{1,12}",
+            inside in proptest::option::of(0usize..8),
+        ) {
+            use automerge::transaction::Transactable;
+            let mut v = full_visit();
+            v.checkins = (0..checkins).map(|i| checkin(&format!("ci-{i}"))).collect();
+            let template = v.verification["ci-1"].clone();
+            v.verification = (0..checkins)
+                .filter(|i| verdicts[*i])
+                .map(|i| (format!("ci-{i}"), template.clone()))
+                .collect();
+            let d = Document::Visit(v);
+            proptest::prop_assert_eq!(d.validate(), Ok(()));
+            let mut doc = automerge_of(&d);
+            proptest::prop_assert_eq!(known_keys(&mut doc), Ok(()));
+
+            let json = serde_json::to_value(&d).unwrap();
+            let (obj, known) = match inside {
+                None => (automerge::ROOT, json.as_object().unwrap().clone()),
+                Some(i) => {
+                    let i = i % checkins;
+                    let list = doc.get(automerge::ROOT, "checkins").unwrap().unwrap().1;
+                    (doc.get(&list, i).unwrap().unwrap().1, json["checkins"][i].as_object().unwrap().clone())
+                }
+            };
+            proptest::prop_assume!(!known.contains_key(&key));
+            doc.put(&obj, key.as_str(), "stray").unwrap();
+            let refused = matches!(
+                known_keys(&mut doc),
+                Err(DocError::InvalidField { field, .. }) if field.ends_with(&key)
+            );
+            proptest::prop_assert!(refused);
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ use std::str::FromStr;
 use ::geo::{Distance, Haversine, Point};
 use serde::{Deserialize, Serialize};
 
+pub use crate::docs::limits::MAX_GEOFENCE_M;
+
 /// Errors from parsing or validating geographic input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 pub enum GeoError {
@@ -226,8 +228,18 @@ pub struct VerifyConfig {
     /// hops GPS jitter and quick consecutive check-ins (neighbouring shops)
     /// produce absurd but harmless speeds.
     pub min_speed_distance_m: f64,
-    /// How far the device clock may run ahead of the server's receipt time.
+    /// How far the device clock may run ahead of the server's receipt time;
+    /// beyond it the device time is not believed and the check-in is invalid.
     pub max_clock_skew_s: i64,
+    /// Worst horizontal accuracy accepted, and the most the accuracy may add to
+    /// the fence. A vaguer fix (cell towers, Wi-Fi guesses) is flagged
+    /// `poor_accuracy`: it cannot say whether the rep was at the door.
+    #[serde(default = "default_max_accuracy_m")]
+    pub max_accuracy_m: f64,
+}
+
+fn default_max_accuracy_m() -> f64 {
+    100.0
 }
 
 impl Default for VerifyConfig {
@@ -238,6 +250,7 @@ impl Default for VerifyConfig {
             invalid_speed_kmh: 250.0,
             min_speed_distance_m: 1000.0,
             max_clock_skew_s: 300,
+            max_accuracy_m: default_max_accuracy_m(),
         }
     }
 }
@@ -268,7 +281,7 @@ pub struct CheckinContext<'a> {
     pub customer: LatLon,
     pub customer_datum: Datum,
     /// Per-customer fence radius (large sites, malls); ignored unless finite
-    /// and non-negative.
+    /// and non-negative, and never more than [`MAX_GEOFENCE_M`].
     pub fence_override_m: Option<f64>,
     pub previous: Option<&'a PreviousCheckin>,
     /// Server receipt time; `None` when verifying on the device, whose own
@@ -286,6 +299,17 @@ pub enum VerificationStatus {
     Flagged,
     /// The data cannot be true (or cannot be checked).
     Invalid,
+}
+
+impl VerificationStatus {
+    /// The serde name, which is also the stored form in `docs::CheckinVerification`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::Verified => "verified",
+            VerificationStatus::Flagged => "flagged",
+            VerificationStatus::Invalid => "invalid",
+        }
+    }
 }
 
 /// Why a check-in was not simply verified.
@@ -308,7 +332,8 @@ pub enum Reason {
     ImpossibleSpeed {
         speed_kmh: f64,
     },
-    /// Seconds the device clock is ahead of the server's receipt time.
+    /// Seconds the device clock is ahead of the server's receipt time. The
+    /// device time is then unknown, and with it every speed judged from it.
     ClockSkew {
         skew_s: i64,
     },
@@ -319,12 +344,22 @@ pub enum Reason {
     InvalidFix {
         detail: String,
     },
+    /// The customer does not exist or is outside the rep's scope; the two are
+    /// reported alike so that verification never tells a rep where a customer
+    /// they may not see is.
+    UnknownCustomer,
 }
 
 impl Reason {
     /// Whether this reason alone makes the check-in [`VerificationStatus::Invalid`].
     pub fn invalidates(&self) -> bool {
-        matches!(self, Reason::ImpossibleSpeed { .. } | Reason::InvalidFix { .. })
+        matches!(
+            self,
+            Reason::ImpossibleSpeed { .. }
+                | Reason::InvalidFix { .. }
+                | Reason::ClockSkew { .. }
+                | Reason::UnknownCustomer
+        )
     }
 
     /// The stable machine-readable code, identical to the serde `code` tag,
@@ -338,6 +373,7 @@ impl Reason {
             Reason::MockLocation => "mock_location",
             Reason::PoorAccuracy { .. } => "poor_accuracy",
             Reason::InvalidFix { .. } => "invalid_fix",
+            Reason::UnknownCustomer => "unknown_customer",
         }
     }
 
@@ -348,10 +384,10 @@ impl Reason {
                 format!("{distance_m:.0} m from the customer, allowed {allowed_m:.0} m")
             }
             Reason::TooFast { speed_kmh } => {
-                format!("travelled at {speed_kmh:.0} km/h since the previous check-in")
+                format!("travelled at {speed_kmh:.0} km/h between this and a neighbouring check-in")
             }
             Reason::ImpossibleSpeed { speed_kmh } => format!(
-                "would have needed {speed_kmh:.0} km/h since the previous check-in, which is impossible"
+                "would have needed {speed_kmh:.0} km/h between this and a neighbouring check-in, which is impossible"
             ),
             Reason::ClockSkew { skew_s } => {
                 format!("device clock is {skew_s} s ahead of the server")
@@ -361,6 +397,7 @@ impl Reason {
                 format!("location accuracy is only ±{accuracy_m:.0} m")
             }
             Reason::InvalidFix { detail } => format!("invalid location: {detail}"),
+            Reason::UnknownCustomer => "the customer is not known for this rep".to_owned(),
         }
     }
 }
@@ -370,7 +407,8 @@ impl Reason {
 pub struct Verification {
     pub status: VerificationStatus,
     /// Raw distance from the fix to the customer (WGS-84), in metres; 0 when
-    /// it cannot be measured, in which case an `InvalidFix` reason says why.
+    /// it cannot be measured, in which case an `InvalidFix` or
+    /// `UnknownCustomer` reason says why.
     pub distance_m: f64,
     pub reasons: Vec<Reason>,
 }
@@ -379,13 +417,70 @@ pub struct Verification {
 /// (the accuracy tolerance would admit almost any fix), so they are flagged.
 const POOR_ACCURACY_FENCE_FACTOR: f64 = 5.0;
 
+/// The customer side of a check-in: where it is, in which datum, and its own
+/// fence radius if it has one.
+pub(crate) struct Site {
+    pub(crate) location: LatLon,
+    pub(crate) datum: Datum,
+    pub(crate) fence_override_m: Option<f64>,
+}
+
+/// The fence radius actually applied: a per-customer override if it is a
+/// usable number, else the configured radius, and never more than
+/// [`MAX_GEOFENCE_M`], because a fence of tens of kilometres verifies anything
+/// (whoever managed to store one, and whatever the tenant configured).
+pub fn effective_fence_m(fence_override_m: Option<f64>, config: &VerifyConfig) -> f64 {
+    let radius = fence_override_m.filter(|r| r.is_finite() && *r >= 0.0).unwrap_or(config.fence_radius_m);
+    // `f64::min` would let a NaN configured radius through as MAX; a NaN fence
+    // must admit nothing instead.
+    if radius <= MAX_GEOFENCE_M {
+        radius
+    } else if radius.is_nan() {
+        0.0
+    } else {
+        MAX_GEOFENCE_M
+    }
+}
+
 /// Verifies a check-in. Never panics, whatever the numbers.
 ///
 /// All checks that can be evaluated are reported, not just the first, so a
 /// manager sees the whole picture at once.
+///
+/// This judges the fix against one earlier check-in only and does not bound the
+/// device time from below; `checkin::judge` is the full policy (neighbours on both
+/// sides, absurd times, whether the fix may become a reference) and is what the
+/// server and the device call.
 pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
-    let config = ctx.config;
-    let fix = ctx.fix;
+    let site =
+        Site { location: ctx.customer, datum: ctx.customer_datum, fence_override_m: ctx.fence_override_m };
+    let previous = ctx.previous.map(|p| (p.point, p.device_time_ms));
+    let (distance_m, reasons) = assess(ctx.fix, Some(&site), previous, None, ctx.received_at_ms, ctx.config);
+    Verification { status: status_of(&reasons), distance_m, reasons }
+}
+
+/// The status the reasons add up to.
+pub(crate) fn status_of(reasons: &[Reason]) -> VerificationStatus {
+    if reasons.iter().any(Reason::invalidates) {
+        VerificationStatus::Invalid
+    } else if reasons.is_empty() {
+        VerificationStatus::Verified
+    } else {
+        VerificationStatus::Flagged
+    }
+}
+
+/// Every check [`verify_checkin`] makes, with an optional later neighbour and an
+/// optional customer (`None`: unknown to the judge, which is itself a reason).
+/// Returns the raw distance to the customer (0 when it cannot be measured) and the reasons.
+pub(crate) fn assess(
+    fix: &CheckinFix,
+    site: Option<&Site>,
+    previous: Option<(LatLon, i64)>,
+    next: Option<(LatLon, i64)>,
+    received_at_ms: Option<i64>,
+    config: &VerifyConfig,
+) -> (f64, Vec<Reason>) {
     let mut reasons = Vec::new();
 
     let fix_point = match fix.point.validate() {
@@ -407,41 +502,67 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
     };
     // A broken customer record is not the rep's fault, but a check-in against
     // it cannot be verified either, and master data needs fixing.
-    let customer = match ctx.customer.validate() {
-        Ok(p) => Some(to_wgs84(p, ctx.customer_datum)),
-        Err(e) => {
-            reasons.push(Reason::InvalidFix { detail: format!("customer location {e}") });
+    let customer = match site {
+        None => {
+            reasons.push(Reason::UnknownCustomer);
             None
         }
+        Some(site) => match site.location.validate() {
+            Ok(p) => Some(to_wgs84(p, site.datum)),
+            Err(e) => {
+                reasons.push(Reason::InvalidFix { detail: format!("customer location {e}") });
+                None
+            }
+        },
     };
 
-    let allowed_m =
-        ctx.fence_override_m.filter(|r| r.is_finite() && *r >= 0.0).unwrap_or(config.fence_radius_m);
+    let allowed_m = effective_fence_m(site.and_then(|s| s.fence_override_m), config);
+    // The rep gets the benefit of the doubt within the accuracy radius, but only
+    // up to the cap: a phone may not widen the fence by reporting a vague fix.
+    let cap = config.max_accuracy_m;
+    let credit = match accuracy {
+        Some(a) if a <= cap => a,
+        Some(_) if cap >= 0.0 => cap,
+        _ => 0.0,
+    };
 
     let mut distance = 0.0;
     if let (Some(fix_point), Some(customer)) = (fix_point, customer) {
         distance = distance_m(fix_point, customer);
-        // Give the rep the benefit of the doubt: the true position may be
-        // anywhere within the accuracy radius.
-        let effective = (distance - accuracy.unwrap_or(0.0)).max(0.0);
+        let effective = (distance - credit).max(0.0);
         if effective > allowed_m {
             reasons.push(Reason::OutsideFence { distance_m: distance, allowed_m });
         }
     }
 
-    if let Some(accuracy) = accuracy
-        && accuracy > POOR_ACCURACY_FENCE_FACTOR * allowed_m
-    {
-        reasons.push(Reason::PoorAccuracy { accuracy_m: accuracy });
+    if let Some(accuracy) = accuracy {
+        // Phrased so that a NaN cap flags every fix rather than none.
+        let precise_enough = accuracy <= cap && accuracy <= POOR_ACCURACY_FENCE_FACTOR * allowed_m;
+        if !precise_enough {
+            reasons.push(Reason::PoorAccuracy { accuracy_m: accuracy });
+        }
     }
 
-    if let (Some(fix_point), Some(previous)) = (fix_point, ctx.previous)
-        && let Some(reason) = speed_reason(fix_point, fix.device_time_ms, previous, config)
-    {
-        reasons.push(reason);
+    if let Some(fix_point) = fix_point {
+        let before =
+            previous.and_then(|(p, t)| speed_kmh_between(p, t, fix_point, fix.device_time_ms, config));
+        let after = next.and_then(|(p, t)| speed_kmh_between(fix_point, fix.device_time_ms, p, t, config));
+        // One speed reason, the worse of the two sides: the manager needs to know
+        // the fix does not fit the rep's trail, not every way in which it does not.
+        let worst = match (before, after) {
+            (Some(a), Some(b)) => Some(if b.worse_than(&a) { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some(hop) = worst {
+            if hop.instant || hop.speed_kmh > config.invalid_speed_kmh {
+                reasons.push(Reason::ImpossibleSpeed { speed_kmh: hop.speed_kmh });
+            } else if hop.speed_kmh > config.flag_speed_kmh {
+                reasons.push(Reason::TooFast { speed_kmh: hop.speed_kmh });
+            }
+        }
     }
 
-    if let Some(received_at_ms) = ctx.received_at_ms {
+    if let Some(received_at_ms) = received_at_ms {
         // Only a clock *ahead* of receipt is suspicious: check-ins made
         // offline are uploaded hours later and legitimately look old.
         let ahead_ms = fix.device_time_ms.saturating_sub(received_at_ms);
@@ -456,45 +577,44 @@ pub fn verify_checkin(ctx: &CheckinContext<'_>) -> Verification {
         reasons.push(Reason::MockLocation);
     }
 
-    let status = if reasons.iter().any(Reason::invalidates) {
-        VerificationStatus::Invalid
-    } else if reasons.is_empty() {
-        VerificationStatus::Verified
-    } else {
-        VerificationStatus::Flagged
-    };
-    Verification { status, distance_m: distance, reasons }
+    (distance, reasons)
 }
 
-fn speed_reason(
-    fix_point: LatLon,
-    fix_time_ms: i64,
-    previous: &PreviousCheckin,
-    config: &VerifyConfig,
-) -> Option<Reason> {
-    // A corrupt previous check-in was already judged when it was made; it
-    // must not taint this one.
-    let previous_point = previous.point.validate().ok()?;
-    let hop_m = distance_m(previous_point, fix_point);
+/// A hop between two fixes long enough to be judged on speed.
+#[derive(Debug, Clone, Copy)]
+struct Hop {
+    speed_kmh: f64,
+    /// The device times say the hop took no time (or negative time); the speed is
+    /// then counted over one second, see `Reason::ImpossibleSpeed`.
+    instant: bool,
+}
+
+impl Hop {
+    fn worse_than(&self, other: &Hop) -> bool {
+        (self.instant, self.speed_kmh) > (other.instant, other.speed_kmh)
+    }
+}
+
+/// The hop from `(a, a_ms)` to `(b, b_ms)`, or `None` when it is too short to
+/// judge. `a` is the earlier fix by intent; when the device times say
+/// otherwise the hop took no time.
+fn speed_kmh_between(a: LatLon, a_ms: i64, b: LatLon, b_ms: i64, config: &VerifyConfig) -> Option<Hop> {
+    // A corrupt neighbour was already judged when it was made; it must not
+    // taint this fix.
+    let a = a.validate().ok()?;
+    let b = b.validate().ok()?;
+    let hop_m = distance_m(a, b);
     // Phrased so that a NaN threshold means "never judge" rather than "always".
     let long_enough = hop_m > config.min_speed_distance_m;
     if !long_enough {
         return None;
     }
-    let elapsed_ms = fix_time_ms.saturating_sub(previous.device_time_ms);
-    let speed_kmh = if elapsed_ms <= 0 {
-        // Moving over a kilometre in no time at all; see `Reason::ImpossibleSpeed`.
-        return Some(Reason::ImpossibleSpeed { speed_kmh: hop_m / 1000.0 * 3600.0 });
+    let elapsed_ms = b_ms.saturating_sub(a_ms);
+    Some(if elapsed_ms <= 0 {
+        Hop { speed_kmh: hop_m / 1000.0 * 3600.0, instant: true }
     } else {
-        (hop_m / 1000.0) / (elapsed_ms as f64 / 3_600_000.0)
-    };
-    if speed_kmh > config.invalid_speed_kmh {
-        Some(Reason::ImpossibleSpeed { speed_kmh })
-    } else if speed_kmh > config.flag_speed_kmh {
-        Some(Reason::TooFast { speed_kmh })
-    } else {
-        None
-    }
+        Hop { speed_kmh: (hop_m / 1000.0) / (elapsed_ms as f64 / 3_600_000.0), instant: false }
+    })
 }
 
 #[cfg(test)]
@@ -581,17 +701,56 @@ mod tests {
     }
 
     #[test]
-    fn poor_accuracy_is_flagged_even_though_it_widens_the_fence() {
+    fn poor_accuracy_is_flagged_and_its_credit_is_capped() {
         let config = VerifyConfig::default();
-        let fix = fix_at(north_of(CUSTOMER, 900.0), 1500.0);
+        // 999 m of accuracy once turned 1150 m into "verified" (the full accuracy was credited,
+        // and only accuracies above 5x the fence were flagged).
+        let fix = fix_at(north_of(CUSTOMER, 1150.0), 999.0);
         let v = verify_checkin(&context(&fix, &config));
-        assert_eq!(v.status, VerificationStatus::Flagged);
-        assert_eq!(v.reasons, vec![Reason::PoorAccuracy { accuracy_m: 1500.0 }]);
+        assert_eq!(v.status, VerificationStatus::Flagged, "{v:?}");
+        let codes: Vec<&str> = v.reasons.iter().map(Reason::code).collect();
+        // Only 100 m are credited: 1050 m remain, far outside.
+        assert_eq!(codes, ["outside_fence", "poor_accuracy"]);
 
-        // 1000 m is exactly 5x the default radius: still acceptable.
-        let fix = fix_at(CUSTOMER, 1000.0);
+        // Standing at the door with a vague fix is still not verified.
+        let fix = fix_at(CUSTOMER, 101.0);
         let v = verify_checkin(&context(&fix, &config));
-        assert_eq!(v.status, VerificationStatus::Verified);
+        assert_eq!(v.reasons, vec![Reason::PoorAccuracy { accuracy_m: 101.0 }]);
+        assert_eq!(v.status, VerificationStatus::Flagged);
+
+        // Exactly at the cap is acceptable, and credited in full.
+        let fix = fix_at(north_of(CUSTOMER, 299.0), 100.0);
+        assert_eq!(verify_checkin(&context(&fix, &config)).status, VerificationStatus::Verified);
+
+        // A broken cap trusts no accuracy at all rather than any.
+        let broken = VerifyConfig { max_accuracy_m: f64::NAN, ..VerifyConfig::default() };
+        let fix = fix_at(north_of(CUSTOMER, 150.0), 5.0);
+        let v = verify_checkin(&context(&fix, &broken));
+        assert_eq!(v.reasons, vec![Reason::PoorAccuracy { accuracy_m: 5.0 }]);
+    }
+
+    #[test]
+    fn a_huge_fence_is_clamped_to_the_maximum() {
+        let config = VerifyConfig::default();
+        // A rep's own prospect once carried a 100 km fence and verified a check-in 60 km away.
+        let fix = fix_at(north_of(CUSTOMER, 60_000.0), 10.0);
+        let mut ctx = context(&fix, &config);
+        ctx.fence_override_m = Some(100_000.0);
+        let v = verify_checkin(&ctx);
+        assert_eq!(v.status, VerificationStatus::Flagged);
+        assert!(
+            matches!(v.reasons[..], [Reason::OutsideFence { allowed_m, .. }] if allowed_m == MAX_GEOFENCE_M),
+            "{v:?}"
+        );
+        for (radius, expected) in
+            [(Some(f64::INFINITY), 200.0), (Some(1e9), MAX_GEOFENCE_M), (Some(1500.0), 1500.0), (None, 200.0)]
+        {
+            assert_eq!(effective_fence_m(radius, &config), expected, "{radius:?}");
+        }
+        let broken = VerifyConfig { fence_radius_m: f64::NAN, ..VerifyConfig::default() };
+        assert_eq!(effective_fence_m(None, &broken), 0.0);
+        let huge = VerifyConfig { fence_radius_m: 1e12, ..VerifyConfig::default() };
+        assert_eq!(effective_fence_m(None, &huge), MAX_GEOFENCE_M);
     }
 
     #[test]
@@ -691,14 +850,15 @@ mod tests {
     }
 
     #[test]
-    fn device_time_ahead_of_receipt_is_flagged() {
+    fn device_time_ahead_of_receipt_is_invalid() {
         let config = VerifyConfig::default();
         let fix = fix_at(CUSTOMER, 10.0);
         let mut ctx = context(&fix, &config);
 
+        // The device time is not believed, and with it no speed judged from it.
         ctx.received_at_ms = Some(NOW_MS - 301_500);
         let v = verify_checkin(&ctx);
-        assert_eq!(v.status, VerificationStatus::Flagged);
+        assert_eq!(v.status, VerificationStatus::Invalid);
         assert_eq!(v.reasons, vec![Reason::ClockSkew { skew_s: 302 }]);
         assert_eq!(v.reasons[0].message(), "device clock is 302 s ahead of the server");
 
@@ -823,6 +983,7 @@ mod tests {
             Reason::MockLocation,
             Reason::PoorAccuracy { accuracy_m: 1.0 },
             Reason::InvalidFix { detail: "x".to_owned() },
+            Reason::UnknownCustomer,
         ];
         for reason in reasons {
             let json = serde_json::to_value(&reason).expect("serialize");

@@ -10,6 +10,8 @@
 //! - [`client`]: the device side, a [`client::Replica`] that prepares requests and applies responses;
 //! - [`rules`]: who may change what, decided by comparing a document before and after;
 //! - [`geo`]: check-in verification as a pure function (time passed in);
+//! - [`checkin`]: the check-in policy both sides apply: neighbours in the rep's trail, verdict, and
+//!   whether a fix may become a reference;
 //! - [`storage`]: the storage interface, an in-memory implementation and its conformance suite.
 //!
 //! The server (`fieldsync-server`) and the device library (`fieldsync-mobile`) each own a small loop
@@ -41,6 +43,7 @@
 //! assert!(server.read_doc("acme", "visit-1").unwrap().is_some());
 //! ```
 
+pub mod checkin;
 pub mod client;
 pub mod docs;
 pub mod engine;

@@ -57,7 +57,8 @@ pub struct Principal {
     pub role: Role,
 }
 
-use crate::docs::{Document, VisitState};
+use crate::docs::{Document, Visit, VisitState};
+use crate::planning::allocation::is_remote_contact;
 
 /// Why an edit is not allowed. Kept with the refused changes and shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -118,6 +119,30 @@ pub fn check_edit(
     }
     if who.role == Role::Admin {
         return Ok(());
+    }
+    // The server no longer fills in or trusts `created_by`: it must name the author, and it is
+    // history, so it never changes.
+    match before {
+        None => {
+            if let Some(created_by) = created_by(after)
+                && created_by != who.user
+            {
+                return Err(Violation::new(
+                    "wrong_owner",
+                    Some("created_by"),
+                    "created_by must be your own user id",
+                ));
+            }
+        }
+        Some(before) => {
+            if created_by(before) != created_by(after) {
+                return Err(Violation::new(
+                    "immutable_field",
+                    Some("created_by"),
+                    "the author of a document never changes",
+                ));
+            }
+        }
     }
     // Check-ins and their verification are evidence: nobody but the server rewrites them.
     if let (Some(Document::Visit(b)), Document::Visit(a)) = (before, after) {
@@ -193,6 +218,14 @@ fn check_rep(
                     "a rep may not set a territory",
                 ));
             }
+            // The fence decides whether the rep's own check-ins pass.
+            if c.geofence_m.is_some() {
+                return Err(Violation::new(
+                    "forbidden_field",
+                    Some("geofence_m"),
+                    "a rep may not set a customer's geofence",
+                ));
+            }
             Ok(())
         }
         (Some(b), Document::Customer(_)) => {
@@ -209,7 +242,7 @@ fn check_rep(
                     "a rep plans visits for themself only",
                 ));
             }
-            Ok(())
+            visited_before_done(v)
         }
         (Some(b @ Document::Visit(bv)), Document::Visit(av)) => {
             if bv.rep != me {
@@ -230,12 +263,46 @@ fn check_rep(
                     format!("a {:?} visit cannot become {:?}", bv.state, av.state).to_lowercase(),
                 ));
             }
+            if bv.state != av.state {
+                visited_before_done(av)?;
+            }
             Ok(())
         }
         (Some(_), _) => {
             Err(Violation::new("immutable_field", Some("kind"), "the kind of a document never changes"))
         }
     }
+}
+
+fn created_by(doc: &Document) -> Option<&str> {
+    match doc {
+        Document::Customer(c) => Some(&c.created_by),
+        Document::Visit(v) => Some(&v.created_by),
+        Document::Territory(_) | Document::Plan(_) => None,
+    }
+}
+
+/// A rep's visit is only checked in or completed with a check-in: a completed visit counts as a
+/// contact for the cadence (`planning::allocation`), so completing one from the sofa would fake
+/// the rep's coverage. The one exception is the remote contact the planning relies on (far C
+/// customers served by phone): completed with a check-out outcome starting with "remote".
+fn visited_before_done(v: &Visit) -> Result<(), Violation> {
+    let needs_checkin = match v.state {
+        VisitState::CheckedIn => true,
+        VisitState::Completed => !is_remote_contact(v),
+        VisitState::Planned | VisitState::Cancelled | VisitState::Missed => false,
+    };
+    if needs_checkin && v.checkins.is_empty() {
+        return Err(Violation::new(
+            "bad_transition",
+            Some("state"),
+            format!(
+                "a visit without a check-in cannot be {} (a remote contact is completed with an outcome starting with \"remote\")",
+                if v.state == VisitState::CheckedIn { "checked in" } else { "completed" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn only_fields(before: &Document, after: &Document, allowed: &[&str]) -> Result<(), Violation> {
@@ -246,5 +313,179 @@ fn only_fields(before: &Document, after: &Document, allowed: &[&str]) -> Result<
             Some(&field),
             format!("a rep may not change {field} of a {}", after.kind()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docs::{Checkin, Checkout, Customer, GeoPoint, SCHEMA_VERSION, Visit};
+
+    fn who(user: &str, role: Role) -> Principal {
+        Principal { team: "acme".into(), user: user.into(), role }
+    }
+
+    fn prospect(owner: &str) -> Customer {
+        Customer {
+            kind: "customer".into(),
+            schema: SCHEMA_VERSION,
+            id: "cust-new".into(),
+            name: "New shop".into(),
+            location: GeoPoint::wgs84(45.0, 4.0),
+            address: String::new(),
+            timezone: "Europe/Paris".into(),
+            opening_hours: vec![],
+            potential_value: 0.0,
+            close_probability: 0.5,
+            tier: None,
+            tier_set_by: None,
+            tier_set_at_ms: None,
+            follow_up_status: String::new(),
+            opportunity_stage: String::new(),
+            owner_rep: Some(owner.into()),
+            territory: None,
+            tags: vec![],
+            notes: "".into(),
+            geofence_m: None,
+            created_by: owner.into(),
+        }
+    }
+
+    fn visit(rep: &str, state: VisitState) -> Visit {
+        Visit {
+            kind: "visit".into(),
+            schema: SCHEMA_VERSION,
+            id: "visit-1".into(),
+            customer_id: "cust-1".into(),
+            rep: rep.into(),
+            planned_start_ms: 0,
+            planned_end_ms: 1,
+            state,
+            checkins: vec![],
+            checkout: None,
+            notes: "".into(),
+            verification: Default::default(),
+            created_by: rep.into(),
+        }
+    }
+
+    fn checked_in(mut v: Visit) -> Visit {
+        v.checkins.push(Checkin {
+            id: "ci-1".into(),
+            lat: 45.0,
+            lon: 4.0,
+            accuracy_m: 5.0,
+            device_time_ms: 1,
+            mock_location: false,
+        });
+        v
+    }
+
+    fn checked_out(mut v: Visit, outcome: &str) -> Visit {
+        v.checkout = Some(Checkout { device_time_ms: 2, outcome: outcome.into(), next_step: String::new() });
+        v
+    }
+
+    fn code(r: Result<(), Violation>) -> Option<(String, Option<String>)> {
+        r.err().map(|v| (v.code, v.field))
+    }
+
+    fn violation(code: &str, field: &str) -> Option<(String, Option<String>)> {
+        Some((code.into(), Some(field.into())))
+    }
+
+    #[test]
+    fn a_rep_may_not_set_or_change_a_customers_geofence() {
+        let alice = who("alice", Role::Rep);
+        let plain = Document::Customer(prospect("alice"));
+        assert_eq!(code(check_edit(&alice, None, &plain, false)), None);
+
+        let mut fenced = prospect("alice");
+        fenced.geofence_m = Some(100_000.0);
+        let fenced = Document::Customer(fenced);
+        assert_eq!(
+            code(check_edit(&alice, None, &fenced, false)),
+            violation("forbidden_field", "geofence_m")
+        );
+        // Not on their own prospect afterwards either.
+        assert_eq!(
+            code(check_edit(&alice, Some(&plain), &fenced, true)),
+            violation("forbidden_field", "geofence_m")
+        );
+        // A manager sets fences.
+        let mut managed = prospect("maria");
+        managed.geofence_m = Some(800.0);
+        assert_eq!(
+            code(check_edit(&who("maria", Role::Manager), None, &Document::Customer(managed), false)),
+            None
+        );
+    }
+
+    #[test]
+    fn created_by_names_the_author_and_never_changes() {
+        for role in [Role::Rep, Role::Manager] {
+            let me = who("alice", role);
+            let mut forged = prospect("alice");
+            forged.created_by = "server".into();
+            let forged = Document::Customer(forged);
+            assert_eq!(
+                code(check_edit(&me, None, &forged, false)),
+                violation("wrong_owner", "created_by"),
+                "{role}"
+            );
+            let mut v = visit("alice", VisitState::Planned);
+            v.created_by = "bob".into();
+            assert_eq!(
+                code(check_edit(&me, None, &Document::Visit(v), false)),
+                violation("wrong_owner", "created_by"),
+                "{role}"
+            );
+
+            let before = Document::Visit(visit("alice", VisitState::Planned));
+            let mut after = visit("alice", VisitState::Planned);
+            after.created_by = "maria".into();
+            assert_eq!(
+                code(check_edit(&me, Some(&before), &Document::Visit(after), true)),
+                violation("immutable_field", "created_by"),
+                "{role}"
+            );
+        }
+        // Imports and fixes by an admin keep whatever author the data has.
+        let mut imported = prospect("alice");
+        imported.created_by = "import".into();
+        assert_eq!(
+            code(check_edit(&who("root", Role::Admin), None, &Document::Customer(imported), false)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_rep_cannot_check_in_or_complete_a_visit_without_a_check_in() {
+        let alice = who("alice", Role::Rep);
+        let create = |v: Visit| code(check_edit(&alice, None, &Document::Visit(v), false));
+        let bad = violation("bad_transition", "state");
+
+        assert_eq!(create(visit("alice", VisitState::Planned)), None);
+        assert_eq!(create(visit("alice", VisitState::CheckedIn)), bad);
+        assert_eq!(create(visit("alice", VisitState::Completed)), bad);
+        assert_eq!(create(checked_out(visit("alice", VisitState::Completed), "met buyer")), bad);
+        assert_eq!(create(checked_in(visit("alice", VisitState::CheckedIn))), None);
+        assert_eq!(create(checked_out(checked_in(visit("alice", VisitState::Completed)), "order")), None);
+        // The planning's remote contact: a far C customer served by phone.
+        assert_eq!(create(checked_out(visit("alice", VisitState::Completed), "Remote: phone call")), None);
+
+        let planned = Document::Visit(visit("alice", VisitState::Planned));
+        let update = |v: Visit| code(check_edit(&alice, Some(&planned), &Document::Visit(v), true));
+        assert_eq!(update(checked_out(visit("alice", VisitState::Completed), "met buyer")), bad);
+        assert_eq!(update(visit("alice", VisitState::CheckedIn)), bad);
+        assert_eq!(update(checked_out(visit("alice", VisitState::Completed), "remote: video")), None);
+        assert_eq!(update(checked_out(checked_in(visit("alice", VisitState::Completed)), "order")), None);
+        assert_eq!(update(visit("alice", VisitState::Cancelled)), None);
+
+        // A manager may mark a visit done (the planning counts it at its planned end).
+        let maria = who("maria", Role::Manager);
+        let mut done = visit("alice", VisitState::Completed);
+        done.created_by = "maria".into();
+        assert_eq!(code(check_edit(&maria, None, &Document::Visit(done), false)), None);
     }
 }
