@@ -29,13 +29,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use automerge::ActorId;
+use fieldsync_core::checkin::{self, CheckinHistory, CustomerSite};
 use fieldsync_core::client::{ApplyReport, ClientError, RejectedEdit, Replica};
 use fieldsync_core::docs::{
     Checkin, Checkout, Customer, DocKind, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
 };
-use fieldsync_core::geo::{
-    self, CheckinContext, CheckinFix, LatLon, PreviousCheckin, Verification, VerifyConfig,
-};
+use fieldsync_core::geo::{self, CheckinFix, LatLon, Verification, VerifyConfig};
 use fieldsync_core::protocol::{CONTENT_TYPE, SyncResponse};
 use fieldsync_core::{Principal, Role};
 
@@ -592,36 +591,31 @@ impl FieldsyncClient {
         self.write(|r| {
             let visit = Self::visit(r, &visit_id)?;
             let customer = Self::customer_of(r, &visit.customer_id)?;
-            let (cust_point, datum) = customer.location.parsed("location").map_err(ClientError::from)?;
-            // The rep's latest earlier check-in on this device, for the travel-speed check.
-            let previous = r
+            let site = CustomerSite::of(&customer)
+                .ok_or_else(|| invalid("customer", "the customer's location is not usable"))?;
+            // The same policy as the server: neighbours in time on both sides, only trusted fixes
+            // as references.
+            let visits: Vec<Visit> = r
                 .doc_ids()
                 .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Visit))
                 .filter_map(|id| match r.get(id) {
-                    Some(Document::Visit(v)) => Some(v.checkins),
+                    Some(Document::Visit(v)) => Some(v),
                     _ => None,
                 })
-                .flatten()
-                .filter(|c| c.device_time_ms <= fix.device_time_ms)
-                .max_by_key(|c| c.device_time_ms)
-                .map(|c| PreviousCheckin {
-                    point: LatLon { lat: c.lat, lon: c.lon },
-                    device_time_ms: c.device_time_ms,
-                });
-            let verification = geo::verify_checkin(&CheckinContext {
-                fix: &CheckinFix {
-                    point,
-                    accuracy_m: fix.accuracy_m,
-                    device_time_ms: fix.device_time_ms,
-                    mock_location: fix.mock_location,
-                },
-                customer: cust_point,
-                customer_datum: datum,
-                fence_override_m: customer.geofence_m,
-                previous: previous.as_ref(),
-                received_at_ms: None,
-                config: &VerifyConfig::default(),
-            });
+                .collect();
+            let refs: Vec<&Visit> = visits.iter().collect();
+            let me = r.principal().user.clone();
+            let config = VerifyConfig::default();
+            let now = now_ms();
+            let site_of = |id: &str| Self::customer_of(r, id).ok().and_then(|c| CustomerSite::of(&c));
+            let history = CheckinHistory::on_device(&me, &refs, site_of, now, &config);
+            let gps = CheckinFix {
+                point,
+                accuracy_m: fix.accuracy_m,
+                device_time_ms: fix.device_time_ms,
+                mock_location: fix.mock_location,
+            };
+            let verification = checkin::judge(&history, &gps, Some(&site), now, &config).verification;
             let checkin = Checkin {
                 id: new_id("ci"),
                 lat: fix.lat,

@@ -219,7 +219,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         let mut verification = std::collections::HashMap::new();
         verification.insert(
             checkin.id.clone(),
-            CheckinVerification::from_result(&result, checkin.device_time_ms + 60_000),
+            CheckinVerification::from_verification(&result, checkin.device_time_ms + 60_000),
         );
         visits.push(Visit {
             kind: "visit".into(),

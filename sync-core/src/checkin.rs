@@ -134,6 +134,32 @@ impl CheckinHistory {
         }
         history
     }
+
+    /// A rep's history as a device sees it: the server's verdicts on the rep's visits, then the
+    /// device's own check-ins the server has not judged yet, judged here in time order by the same
+    /// policy (`site_of` finds each visit's customer; `now_ms` is the device's clock).
+    pub fn on_device(
+        rep: &str,
+        visits: &[&Visit],
+        site_of: impl Fn(&str) -> Option<CustomerSite>,
+        now_ms: i64,
+        config: &VerifyConfig,
+    ) -> Self {
+        let mut history = CheckinHistory::from_visits(rep, visits.iter().copied(), config);
+        let mut unjudged: Vec<(&Checkin, Option<CustomerSite>)> = visits
+            .iter()
+            .filter(|v| v.rep == rep)
+            .flat_map(|v| {
+                let site = site_of(&v.customer_id);
+                v.checkins.iter().filter(|c| !v.verification.contains_key(&c.id)).map(move |c| (c, site))
+            })
+            .collect();
+        unjudged.sort_by_key(|(c, _)| c.device_time_ms);
+        for (c, site) in unjudged {
+            judge_and_record(&mut history, &fix_of(c), site.as_ref(), now_ms, config);
+        }
+        history
+    }
 }
 
 /// What a check-in is judged against on the customer's side.
@@ -235,6 +261,9 @@ pub fn judge(
         lon: fix.point.lon,
         device_time_ms: fix.device_time_ms,
     });
+    // Without a customer nothing was measured: the stored form says -1, never a distance that a
+    // rep could use to locate a customer outside their scope.
+    let distance_m = if site.is_some() { distance_m } else { f64::NAN };
     Judgement { verification: Verification { status, distance_m, reasons }, reference }
 }
 
@@ -423,7 +452,7 @@ mod tests {
         let j = judge(&CheckinHistory::new(), &fix(SHOP, T), None, T, &config);
         assert_eq!(j.verification.status, VerificationStatus::Invalid);
         assert_eq!(codes(&j), ["unknown_customer"]);
-        assert_eq!(j.verification.distance_m, 0.0);
+        assert!(j.verification.distance_m.is_nan(), "nothing measured, nothing told");
         assert!(!j.trusted());
     }
 

@@ -2,7 +2,7 @@
 //!
 //! [`Storage`] is the one interface the sync engine talks to: documents as a snapshot plus incremental
 //! chunks, the per-team change feed, the audience index used to answer "which documents may this
-//! rep read" without loading documents, the quarantine, and each rep's last check-in.
+//! rep read" without loading documents, the quarantine, and each rep's recent check-ins.
 //!
 //! [`KvStorage`] implements it over any ordered key-value store with atomic batches ([`KvBackend`]):
 //! [`MemoryKv`] here, sled in the server. A distributed engine can implement [`Storage`] directly.
@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::checkin::CheckinHistory;
 use crate::docs::{Audience, DocKind};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -99,14 +100,6 @@ pub struct QuarantineUsage {
     pub bytes: u64,
 }
 
-/// A rep's most recent check-in, for travel-speed checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LastCheckin {
-    pub lat: f64,
-    pub lon: f64,
-    pub device_time_ms: i64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocData {
     /// Add a chunk (changes) after the existing ones.
@@ -132,7 +125,8 @@ pub struct Batch {
     pub docs: Vec<DocWrite>,
     pub feed: Vec<FeedEntry>,
     pub quarantine: Vec<QuarantineEntry>,
-    pub checkins: Vec<(String, LastCheckin)>,
+    /// Reps whose check-in history changed, with the new history.
+    pub checkins: Vec<(String, CheckinHistory)>,
 }
 
 impl Batch {
@@ -195,7 +189,8 @@ pub trait Storage: Send + Sync {
     fn quarantine(&self, team: &str, limit: usize) -> Result<Vec<QuarantineEntry>>;
     /// What the quarantine holds for one user (maintained by `commit`).
     fn quarantine_usage(&self, team: &str, user: &str) -> Result<QuarantineUsage>;
-    fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>>;
+    /// The rep's recent trusted check-ins (travel-speed checks against neighbours in time).
+    fn checkin_history(&self, team: &str, user: &str) -> Result<Option<CheckinHistory>>;
     /// Teams that have a feed.
     fn teams(&self) -> Result<Vec<String>>;
 }
@@ -275,7 +270,7 @@ impl KvBackend for MemoryKv {
 /// | `h/{team}`, `z/{team}` | feed head, horizon |
 /// | `q/{team}/{doc}/{hash}` | [`QuarantineEntry`] |
 /// | `u/{team}/{user}` | [`QuarantineUsage`] |
-/// | `l/{team}/{user}` | [`LastCheckin`] |
+/// | `k/{team}/{user}` | [`CheckinHistory`] |
 #[derive(Debug)]
 pub struct KvStorage<B> {
     kv: B,
@@ -499,7 +494,7 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             ops.push(KvOp::Put(key(&["u", team, user]), enc(&u)?));
         }
         for (user, c) in &batch.checkins {
-            ops.push(KvOp::Put(key(&["l", team, user]), enc(c)?));
+            ops.push(KvOp::Put(key(&["k", team, user]), enc(c)?));
         }
         self.kv.apply(ops)
     }
@@ -544,8 +539,8 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         self.team_names()
     }
 
-    fn last_checkin(&self, team: &str, user: &str) -> Result<Option<LastCheckin>> {
-        self.kv.get(&key(&["l", team, user]))?.map(|b| dec("last check-in", &b)).transpose()
+    fn checkin_history(&self, team: &str, user: &str) -> Result<Option<CheckinHistory>> {
+        self.kv.get(&key(&["k", team, user]))?.map(|b| dec("check-in history", &b)).transpose()
     }
 }
 
@@ -743,7 +738,9 @@ pub mod conformance {
         let mut b = Batch::new("t1", 0);
         b.quarantine.push(q.clone());
         b.quarantine.push(q.clone()); // the same rejection twice is kept once
-        b.checkins.push(("alice".into(), LastCheckin { lat: 1.0, lon: 2.0, device_time_ms: 3 }));
+        let mut history = CheckinHistory::new();
+        history.record(crate::checkin::RefFix { lat: 1.0, lon: 2.0, device_time_ms: 1_800_000_000_000 });
+        b.checkins.push(("alice".into(), history.clone()));
         s.commit(b).expect("commit");
         assert_eq!(s.quarantine("t1", 10).expect("list"), vec![q.clone()]);
         let once = QuarantineUsage { entries: 1, bytes: 6 };
@@ -755,11 +752,8 @@ pub mod conformance {
         assert_eq!(s.quarantine_usage("t1", "alice").expect("usage"), once);
         assert_eq!(s.quarantine_usage("t1", "bob").expect("usage"), QuarantineUsage::default());
         assert!(s.quarantine("t2", 10).expect("other team").is_empty());
-        assert_eq!(
-            s.last_checkin("t1", "alice").expect("checkin"),
-            Some(LastCheckin { lat: 1.0, lon: 2.0, device_time_ms: 3 })
-        );
-        assert_eq!(s.last_checkin("t1", "bob").expect("none"), None);
+        assert_eq!(s.checkin_history("t1", "alice").expect("history"), Some(history));
+        assert_eq!(s.checkin_history("t1", "bob").expect("none"), None);
     }
 }
 

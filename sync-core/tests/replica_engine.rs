@@ -315,8 +315,11 @@ fn two_offline_check_ins_pushed_together_are_judged_in_the_order_they_happened()
     let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
     sync(&engine, &mut phone, 0);
     let hour = 3_600_000;
+    let day = 1_796_000_000_000; // late 2026
     // The later visit sorts first by id, so it reaches the server first.
-    for (id, cust, lat, t) in [("a-later", "c2", 45.045, 10 * hour), ("b-earlier", "c1", 45.0, 9 * hour)] {
+    for (id, cust, lat, t) in
+        [("a-later", "c2", 45.045, day + 10 * hour), ("b-earlier", "c1", 45.0, day + 9 * hour)]
+    {
         let mut v = visit(id, "alice");
         if let Document::Visit(v) = &mut v {
             v.customer_id = cust.into();
@@ -331,7 +334,7 @@ fn two_offline_check_ins_pushed_together_are_judged_in_the_order_they_happened()
         }
         phone.create(v, t).unwrap();
     }
-    sync(&engine, &mut phone, 11 * hour);
+    sync(&engine, &mut phone, day + 11 * hour);
     for id in ["a-later", "b-earlier"] {
         match engine.read_doc(TEAM, id).unwrap() {
             Some((Document::Visit(v), _)) => {

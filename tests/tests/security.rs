@@ -10,7 +10,7 @@ use fieldsync_core::docs::{
     Cadence, CheckinVerification, DocKind, Document, Plan, Quota, SCHEMA_VERSION, Tier, TierThresholds,
     VisitState,
 };
-use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, DocPush, SyncRequest};
+use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, SyncRequest};
 use fieldsync_core::storage::Storage as _;
 use fieldsync_core::{Principal, Role};
 use fieldsync_e2e::fixtures::{self, LYON, offset};

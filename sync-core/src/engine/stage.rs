@@ -254,6 +254,8 @@ pub(crate) fn typed(doc: &Automerge, kind: DocKind, doc_id: &str) -> Result<Docu
     let invalid = |error| SyncError::InvalidDocument { doc_id: doc_id.into(), error };
     let typed = Document::hydrate(doc).map_err(invalid)?;
     typed.validate().map_err(invalid)?;
+    // What the typed form does not read, the rules cannot see: it is refused, whatever its size.
+    crate::docs::check_known_keys(doc, &typed).map_err(invalid)?;
     if typed.kind() != kind {
         return Err(SyncError::KindMismatch { doc_id: doc_id.into(), stored: typed.kind(), pushed: kind });
     }
