@@ -276,6 +276,9 @@ pub struct Replica {
     rejected: Vec<RejectedEdit>,
     /// Heads pushed by the request in flight, per document.
     in_flight: BTreeMap<String, Vec<ChangeHash>>,
+    /// Documents rebuilt after an `out_of_sync` and not accepted since: a second one in a row is
+    /// set aside instead, so a document the server keeps refusing cannot loop.
+    resynced: BTreeSet<String>,
     /// Documents changed (or removed) since the owner last persisted.
     dirty: BTreeSet<String>,
     /// Loaded documents, least recently used first.
@@ -296,6 +299,7 @@ impl Replica {
             docs: BTreeMap::new(),
             rejected: Vec::new(),
             in_flight: BTreeMap::new(),
+            resynced: BTreeSet::new(),
             dirty: BTreeSet::new(),
             resident: VecDeque::new(),
             resident_limit: RESIDENT_DOCS,
@@ -638,6 +642,7 @@ impl Replica {
                     .as_deref()
                     .is_some_and(|doc| heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some()));
             if held {
+                self.resynced.remove(&a.doc_id);
                 self.merge_acked(&a.doc_id, &heads)?;
                 self.dirty.insert(a.doc_id.clone());
                 report.accepted_docs += 1;
@@ -649,6 +654,7 @@ impl Replica {
             if r.code == OUT_OF_SYNC
                 && let Some(bytes) = server_doc
                 && self.docs.contains_key(&r.doc_id)
+                && self.resynced.insert(r.doc_id.clone())
             {
                 // The old actor's sequence numbers are taken on the server: never reuse them.
                 if !new_actor {
@@ -663,6 +669,7 @@ impl Replica {
                     Err(e) => tracing::warn!(doc = %r.doc_id, error = %e, "resync failed; edits kept aside"),
                 }
             }
+            self.resynced.remove(&r.doc_id);
             let edit = self.reset_to_server(&r.doc_id, &r.code, &r.reason, &r.hashes, server_doc)?;
             report.rejected.push(edit);
         }

@@ -262,3 +262,26 @@ async fn the_quarantine_keeps_a_bounded_digest_of_what_it_cannot_keep() {
     assert_eq!(usage.entries, 8);
     assert_eq!(customer_of(server.doc(TEAM, "c-alice")).notes.as_str(), "");
 }
+
+#[tokio::test]
+async fn more_changes_for_one_document_than_the_limit_are_refused_before_any_work() {
+    // 1. 20 001 changes of one document in one push: one over the per-document bound.
+    let server = team().await;
+    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let limit = server.server().engine().config().max_doc_changes;
+    let changes = many_notes_then_a_tier_change(&server, limit);
+    assert_eq!(changes.len(), limit + 1);
+    let head = server.server().engine().storage().feed_head(TEAM).expect("head");
+    let req = push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+
+    // 2. Refused as too large, typed, and nothing is stored.
+    match alice.exchange(&req).await {
+        Err(fieldsync_e2e::DeviceError::Http { status, body }) => {
+            assert_eq!(status, 413, "{body}");
+            assert_eq!(body["error"], "too_large");
+        }
+        other => panic!("expected 413, got {other:?}"),
+    }
+    assert_eq!(server.server().engine().storage().feed_head(TEAM).expect("head"), head);
+    assert!(server.server().engine().storage().quarantine(TEAM, 10).expect("quarantine").is_empty());
+}
