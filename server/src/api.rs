@@ -28,6 +28,9 @@ use crate::store::SledStorage;
 /// Largest request body accepted (a first push of thousands of documents fits).
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest page of `/v1/quarantine`.
+pub const MAX_QUARANTINE_PAGE: usize = 1000;
+
 /// Where the time comes from: the system in production, a fixed clock in tests.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> i64;
@@ -241,7 +244,14 @@ async fn quarantine(
     if !claims.role.sees_whole_team() {
         return Err(ApiError::forbidden("the quarantine is for managers and admins"));
     }
-    let limit = q.limit.unwrap_or(200).min(10_000);
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=MAX_QUARANTINE_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("limit must be within 1..={MAX_QUARANTINE_PAGE}"),
+        ));
+    }
     let team = claims.team.clone();
     let entries = blocking(move || {
         state.engine.storage().quarantine(&team, limit).map_err(|e| SyncError::from(e).into())

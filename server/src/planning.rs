@@ -22,7 +22,10 @@ use fieldsync_core::planning::route::{
 };
 use fieldsync_core::planning::segmentation::{effective_tier, pareto_for_plan, segment};
 use fieldsync_core::planning::targeting::targets;
-use fieldsync_core::planning::{TravelModel, areas::AreaError};
+use fieldsync_core::planning::{
+    MAX_AREAS, MAX_REPS, OutOfBounds, TravelModel, areas::AreaError, check_id_len, check_instant,
+    check_minute_of_day, check_window,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -90,6 +93,17 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
 }
 
+/// A query parameter out of its bound: 400, as for any other unusable query.
+fn bad_query(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+}
+
+impl From<OutOfBounds> for ApiError {
+    fn from(e: OutOfBounds) -> Self {
+        bad(e)
+    }
+}
+
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         bad(e)
@@ -121,7 +135,8 @@ fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
     };
     let parsed = (y.parse::<i16>(), m.parse::<u8>(), d.parse::<u8>());
     match parsed {
-        (Ok(y), Ok(m), Ok(d)) => Ok(LocalDate::new(y, m, d)),
+        (Ok(y), Ok(m), Ok(d)) if (2000..=2199).contains(&y) => Ok(LocalDate::new(y, m, d)),
+        (Ok(_), Ok(_), Ok(_)) => Err(bad(format!("date {s:?} is not between the years 2000 and 2199"))),
         _ => Err(bad(format!("date {s:?} is not YYYY-MM-DD"))),
     }
 }
@@ -177,8 +192,9 @@ async fn overdue_list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let rep = if claims.role == Role::Rep { Some(subject(&claims, q.rep)?) } else { q.rep };
-    let docs = team_docs(&state, &claims.team).await?;
     let now = q.now_ms.unwrap_or_else(|| state.clock.now_ms());
+    check_instant("now_ms", now).map_err(bad_query)?;
+    let docs = team_docs(&state, &claims.team).await?;
     let mut list = overdue(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), now);
     if let Some(r) = rep {
         list.retain(|o| o.owner_rep.as_deref() == Some(r.as_str()));
@@ -193,7 +209,9 @@ async fn time_shares(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let now = state.clock.now_ms();
-    let (from, to) = (q.from_ms.unwrap_or(now - 28 * 86_400_000), q.to_ms.unwrap_or(now));
+    let to = q.to_ms.unwrap_or(now);
+    let from = q.from_ms.unwrap_or(to.saturating_sub(28 * 86_400_000));
+    check_window(from, to).map_err(bad_query)?;
     let docs = team_docs(&state, &claims.team).await?;
     let mut shares =
         time_share(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), from, to);
@@ -243,6 +261,7 @@ async fn day(
     body: Result<Json<DayRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(r) = body?;
+    check_id_len("timezone", &r.timezone)?;
     let rep = subject(&claims, r.rep)?;
     let start = point(r.start_lat, r.start_lon, "start")?;
     let end = point(r.end_lat.unwrap_or(r.start_lat), r.end_lon.unwrap_or(r.start_lon), "end")?;
@@ -255,10 +274,11 @@ async fn day(
         work_start_min: r.work_start_min,
         work_end_min: r.work_end_min,
         travel: r.travel.unwrap_or_default(),
-        max_optional: r.max_optional.min(60),
+        max_optional: r.max_optional,
         seed: 7,
         time_limit_ms: 1_000,
     };
+    input.validate()?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -305,6 +325,21 @@ async fn week(
     let Json(r) = body?;
     if r.days == 0 || r.days > 14 {
         return Err(bad("days must be within 1..=14"));
+    }
+    check_id_len("timezone", &r.timezone)?;
+    check_minute_of_day("work_start_min", r.work_start_min)?;
+    check_minute_of_day("work_end_min", r.work_end_min)?;
+    if r.work_end_min <= r.work_start_min {
+        return Err(bad("work_end_min must be after work_start_min"));
+    }
+    if r.reps.len() > MAX_REPS {
+        return Err(bad(format!("at most {MAX_REPS} reps")));
+    }
+    for rep in &r.reps {
+        check_id_len("reps[].rep", &rep.rep)?;
+    }
+    if let Some(t) = &r.travel {
+        t.validate()?;
     }
     let first = parse_date(&r.date)?;
     let mut day_bounds = Vec::new();
@@ -368,10 +403,15 @@ async fn areas(
 ) -> Result<Json<Value>, ApiError> {
     let Json(r) = body?;
     let rep = subject(&claims, r.rep)?;
+    // Bounds first: nothing is loaded for a request that will be refused.
+    let cfg = r.config.unwrap_or_default();
+    cfg.validate()?;
+    if r.n == 0 || r.n > MAX_AREAS {
+        return Err(bad(format!("n must be within 1..={MAX_AREAS}")));
+    }
     let docs = team_docs(&state, &claims.team).await?;
     let mine: Vec<Customer> =
         docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
-    let cfg = r.config.unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || sub_areas(&mine, r.n, &cfg, r.seed))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
@@ -408,6 +448,19 @@ async fn territories(
 ) -> Result<Json<Value>, ApiError> {
     manager_only(&claims)?;
     let Json(r) = body?;
+    let mut cfg = TerritoryConfig::default();
+    if let Some(t) = r.tolerance {
+        cfg.tolerance = t;
+    }
+    cfg.validate()?;
+    if let Some(reps) = &r.reps {
+        if reps.len() > MAX_REPS {
+            return Err(bad(format!("at most {MAX_REPS} reps")));
+        }
+        for rep in reps {
+            check_id_len("reps[].rep", &rep.rep)?;
+        }
+    }
     let docs = team_docs(&state, &claims.team).await?;
     let reps = match r.reps {
         Some(reps) => reps,
@@ -428,10 +481,6 @@ async fn territories(
                 .collect()
         }
     };
-    let mut cfg = TerritoryConfig::default();
-    if let Some(t) = r.tolerance {
-        cfg.tolerance = t;
-    }
     let customers = docs.customers;
     let design = tokio::task::spawn_blocking(move || design_territories(&customers, &reps, &cfg, r.seed))
         .await
@@ -446,6 +495,7 @@ async fn apply_territories(
 ) -> Result<Json<Value>, ApiError> {
     manager_only(&claims)?;
     let Json(design) = body?;
+    design.validate()?;
     let docs = team_docs(&state, &claims.team).await?;
     let changed = apply_design(&design, &docs.customers);
     let mut writes: Vec<Document> =
