@@ -115,7 +115,9 @@ impl From<WireError> for ApiError {
             WireError::UnsupportedVersion(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "unsupported_version", e.to_string())
             }
-            WireError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
+            WireError::TooLarge | WireError::TooMany(_) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
         }
     }

@@ -196,3 +196,47 @@ async fn every_planning_knob_out_of_bounds_gets_a_typed_4xx_before_any_work() {
     assert_eq!(status, 200, "{body}");
     others_are_still_served(&server, "bruno").await;
 }
+
+/// The bytes of a request frame (uncompressed) whose push list declares `declared` entries, holds
+/// `present` empty document entries, and ends in bytes that are not CBOR.
+fn many_entries_frame(declared: u64, present: usize) -> Vec<u8> {
+    use fieldsync_core::docs::DocKind;
+    use fieldsync_core::protocol::{Cursor, DocPush, SyncRequest};
+    let one = SyncRequest {
+        device_id: "d".into(),
+        cursor: Cursor::Start,
+        push: vec![DocPush { doc_id: String::new(), kind: DocKind::Visit, changes: vec![] }],
+    }
+    .encode();
+    assert_eq!(one[5], 0, "small frames are not deflated");
+    // The push list is the last field: `push` (0x64 "push"), a one-entry array (0x81), the entry.
+    let at = one.windows(5).position(|w| w == b"\x64push").expect("push key") + 5;
+    assert_eq!(one[at], 0x81);
+    let entry = &one[at + 1..];
+    let mut frame = one[..at].to_vec();
+    frame.push(0x9b);
+    frame.extend_from_slice(&declared.to_be_bytes());
+    for _ in 0..present {
+        frame.extend_from_slice(entry);
+    }
+    frame.extend_from_slice(&[0xff; 16]);
+    frame
+}
+
+#[tokio::test]
+async fn a_frame_of_millions_of_empty_entries_is_refused_with_413_while_decoding() {
+    let server = demo().await;
+    let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
+    // Six million entries declared, 200 000 present (a few MB), then garbage: refused as too
+    // many while decoding; had the decoder gone on to the end it would have met the garbage
+    // (400 malformed) after building 200 000 entries.
+    let frame = many_entries_frame(6_000_000, 200_000);
+    match alice.post_raw(frame).await {
+        Err(fieldsync_e2e::DeviceError::Http { status, body }) => {
+            assert_json_error("6M entries", status, &body, 413, "too_large");
+            assert!(body["message"].as_str().unwrap_or_default().contains("5000"), "{body}");
+        }
+        other => panic!("expected a 413, got {other:?}"),
+    }
+    others_are_still_served(&server, "bruno").await;
+}
