@@ -10,6 +10,7 @@ use axum::{
         rejection::{BytesRejection, PathRejection, QueryRejection},
     },
     http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -21,8 +22,10 @@ use fieldsync_core::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::auth::{AuthError, Authenticator, Claims};
+use crate::http::HttpLimits;
 use crate::store::SledStorage;
 
 /// Largest request body accepted (a first push of thousands of documents fits).
@@ -54,9 +57,29 @@ pub struct AppState {
     pub engine: Arc<SyncEngine<SledStorage>>,
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
+    pub limits: Arc<HttpLimits>,
+    /// Slots for planning computations ([`HttpLimits::max_planning_jobs`]).
+    pub planning_jobs: Arc<Semaphore>,
 }
 
-/// The one error type of the HTTP layer: a status and a JSON body `{"error": CODE, "message": TEXT}`.
+impl AppState {
+    pub fn new(
+        engine: Arc<SyncEngine<SledStorage>>,
+        auth: Arc<Authenticator>,
+        clock: Arc<dyn Clock>,
+        limits: HttpLimits,
+    ) -> Self {
+        let planning_jobs = Arc::new(Semaphore::new(limits.max_planning_jobs.max(1)));
+        AppState { engine, auth, clock, limits: Arc::new(limits), planning_jobs }
+    }
+}
+
+/// The one error type of the HTTP layer: a status and a JSON body
+/// `{"error": CODE, "message": TEXT, "request_id": ID}`.
+///
+/// For 5xx answers `message` is the detail for the log only: the client is told that something
+/// went wrong and which request id to quote, never what (storage messages, hashes and paths stay
+/// on the server). 4xx messages are for the client, with long hexadecimal runs (hashes) removed.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -64,11 +87,26 @@ pub struct ApiError {
     pub message: String,
     /// The document at fault, when there is one (added to the body as `doc_id`).
     pub doc_id: Option<String>,
+    /// Seconds for a `Retry-After` header (503s).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), doc_id: None }
+        ApiError { status, code, message: message.into(), doc_id: None, retry_after: None }
+    }
+
+    /// A server error: `detail` goes to the log, the client gets a generic message.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    /// 503 `overloaded` with `Retry-After`: the server is at one of its limits.
+    pub fn busy(message: impl Into<String>, retry_after_s: u32) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_s),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+        }
     }
 
     fn forbidden(message: impl Into<String>) -> Self {
@@ -80,14 +118,50 @@ impl ApiError {
     }
 }
 
+/// Replaces every run of 16 or more hexadecimal digits (change hashes, heads, keys) with "…".
+pub fn scrub_hex(text: &str) -> String {
+    const RUN: usize = 16;
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= RUN {
+            out.push('…');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "request failed");
+        let request_id = crate::http::current_request_id().unwrap_or_else(crate::http::new_request_id);
+        let message = if self.status.is_server_error() {
+            tracing::error!(
+                request_id = %request_id, status = self.status.as_u16(), code = self.code,
+                detail = %self.message, doc_id = ?self.doc_id, "request failed"
+            );
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                format!("{}; retry shortly (request id {request_id})", self.public_unavailable_reason())
+            } else {
+                format!("something went wrong on the server; quote request id {request_id} when reporting it")
+            }
         } else {
-            tracing::debug!(code = self.code, message = %self.message, "request refused");
-        }
-        let mut body = json!({ "error": self.code, "message": self.message });
+            tracing::debug!(request_id = %request_id, code = self.code, message = %self.message, "request refused");
+            scrub_hex(&self.message)
+        };
+        let code = if self.status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.code };
+        let mut body = json!({ "error": code, "message": message, "request_id": request_id });
         if let Some(doc) = self.doc_id {
             body["doc_id"] = json!(doc);
         }
@@ -95,7 +169,23 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
         resp
+    }
+}
+
+impl ApiError {
+    /// What a 503 may tell the client: only our own words, never the detail.
+    fn public_unavailable_reason(&self) -> &'static str {
+        match self.code {
+            "overloaded" => "the server is at its limit of concurrent work",
+            _ => "the server could not complete this request right now",
+        }
     }
 }
 
@@ -104,7 +194,7 @@ impl From<AuthError> for ApiError {
         if e.is_unauthorized() {
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
         } else {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "auth_config", e.to_string())
+            ApiError::internal(format!("authentication: {e}"))
         }
     }
 }
@@ -135,6 +225,7 @@ impl From<SyncError> for ApiError {
             SyncError::Storage(StorageError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             SyncError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
         let doc_id = match &e {
             SyncError::CorruptChange { doc_id, .. }
             | SyncError::InvalidDocument { doc_id, .. }
@@ -142,7 +233,7 @@ impl From<SyncError> for ApiError {
             | SyncError::UnknownDocument { doc_id } => Some(doc_id.clone()),
             _ => None,
         };
-        ApiError { doc_id, ..ApiError::new(status, e.code(), e.to_string()) }
+        ApiError { doc_id, retry_after, ..ApiError::new(status, e.code(), e.to_string()) }
     }
 }
 
@@ -157,6 +248,11 @@ impl FromRequestParts<AppState> for Claims {
 
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let in_flight = crate::http::InFlight {
+        slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+        retry_after_s: limits.retry_after_s,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/sync", post(sync))
@@ -173,6 +269,9 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(limits.body_read_timeout, crate::http::body_deadline))
+        .layer(middleware::from_fn_with_state(in_flight, crate::http::limit_in_flight))
+        .layer(middleware::from_fn(crate::http::request_context))
         .with_state(state)
 }
 
@@ -184,13 +283,28 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}"))
-    })?
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+/// 408 when reading the body hit its deadline ([`crate::http::HttpLimits::body_read_timeout`]).
+pub(crate) fn body_timeout_error(e: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+    crate::http::caused_by_body_timeout(e).then(|| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time; send it again",
+        )
+    })
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> Self {
+        if let Some(timeout) = body_timeout_error(&e) {
+            return timeout;
+        }
         let status = e.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
         ApiError::new(status, code, e.body_text())

@@ -66,8 +66,19 @@ async fn team_docs(state: &AppState, team: &str) -> Result<TeamDocs, ApiError> {
         Ok(docs)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?
 }
+
+/// A slot for a planning computation ([`crate::http::HttpLimits::max_planning_jobs`]): planning
+/// keeps a core busy for up to seconds, so a burst of it must not starve everyone's syncs.
+fn planning_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.planning_jobs.clone().try_acquire_owned().map_err(|_| {
+        ApiError::busy("the server is computing as many plans as it can", state.limits.retry_after_s)
+    })
+}
+
+/// Largest JSON body of a planning request (a territory design of a large team fits).
+pub const MAX_PLANNING_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 fn manager_only(claims: &Claims) -> Result<(), ApiError> {
     if claims.role.sees_whole_team() {
@@ -118,14 +129,15 @@ impl From<AreaError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if let Some(timeout) = crate::api::body_timeout_error(&e) {
+            return timeout;
+        }
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
     }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v)
-        .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
@@ -156,6 +168,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/plan/sub-areas", post(areas))
         .route("/v1/plan/territories", post(territories))
         .route("/v1/plan/territories/apply", post(apply_territories))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_PLANNING_BODY_BYTES))
 }
 
 async fn segmentation(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
@@ -279,13 +292,15 @@ async fn day(
         time_limit_ms: 1_000,
     };
     input.validate()?;
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
     let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         plan_rep_day(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&result)
 }
 
@@ -356,6 +371,7 @@ async fn week(
         let home = point(rep.lat, rep.lon, &rep.rep)?;
         reps.push(RepWeek { rep: rep.rep.clone(), start: home, end: home, days: day_bounds.clone() });
     }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
     let cfg = AllocationConfig::default();
@@ -380,9 +396,12 @@ async fn week(
     }
     let req =
         WeekPlanRequest { reps, stops, travel: r.travel.unwrap_or_default(), seed: 7, time_limit_ms: 5_000 };
-    let plan = tokio::task::spawn_blocking(move || plan_week(&req))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let plan = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        plan_week(&req)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&plan)
 }
 
@@ -409,12 +428,16 @@ async fn areas(
     if r.n == 0 || r.n > MAX_AREAS {
         return Err(bad(format!("n must be within 1..={MAX_AREAS}")));
     }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let mine: Vec<Customer> =
         docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
-    let result = tokio::task::spawn_blocking(move || sub_areas(&mine, r.n, &cfg, r.seed))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        sub_areas(&mine, r.n, &cfg, r.seed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&result)
 }
 
@@ -461,6 +484,7 @@ async fn territories(
             check_id_len("reps[].rep", &rep.rep)?;
         }
     }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let reps = match r.reps {
         Some(reps) => reps,
@@ -482,9 +506,12 @@ async fn territories(
         }
     };
     let customers = docs.customers;
-    let design = tokio::task::spawn_blocking(move || design_territories(&customers, &reps, &cfg, r.seed))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let design = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        design_territories(&customers, &reps, &cfg, r.seed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&design)
 }
 
@@ -507,7 +534,7 @@ async fn apply_territories(
     let n = writes.len();
     tokio::task::spawn_blocking(move || engine.write_as_server(&team, &writes, now))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(team = %claims.team, manager = %claims.sub, moved = changed.len(), documents = n, "territory design applied");
     Ok(Json(json!({ "moved_customers": changed.len(), "territories": design.territories.len() })))
 }

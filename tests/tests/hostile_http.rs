@@ -2,10 +2,14 @@
 //! probe the server, sent through the real HTTP path of a real server on a loopback port. Each
 //! test sends the attack, checks the typed JSON refusal, and checks the server still serves others.
 
+use std::time::Duration;
+
 use fieldsync_core::Role;
 use fieldsync_core::planning::areas::{AreaConfig, TerritoryConfig};
-use fieldsync_e2e::{Device, MORNING_MS, TestServer};
+use fieldsync_e2e::{Device, MORNING_MS, RawResponse, TestServer, read_raw_response};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 async fn demo() -> TestServer {
     let server = TestServer::start().await;
@@ -239,4 +243,390 @@ async fn a_frame_of_millions_of_empty_entries_is_refused_with_413_while_decoding
         other => panic!("expected a 413, got {other:?}"),
     }
     others_are_still_served(&server, "bruno").await;
+}
+
+// --- connections, timeouts, caps -------------------------------------------------------------------
+
+/// Generous bound on any single wait: a test fails rather than hangs, and never asserts speed.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits (at most PATIENCE) for the server to close `stream`: true if it did.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let wait = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // an answer (e.g. a 408) before the close is fine
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, wait).await.is_ok()
+}
+
+async fn healthz(server: &TestServer) -> (u16, Value) {
+    let http = reqwest::Client::builder().timeout(PATIENCE * 2).build().expect("client");
+    let resp = http.get(format!("{}/healthz", server.url())).send().await.expect("GET /healthz");
+    let status = resp.status().as_u16();
+    (status, serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn hundreds_of_idle_and_slow_header_connections_do_not_stop_healthz() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_connections = 32;
+        c.limits.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    // 1. 300 connections, ten times the cap: half say nothing, half send a request head that never ends.
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+        if i % 2 == 1 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a").await.expect("partial head");
+        }
+        held.push(s);
+    }
+    // 2. /healthz still answers: the idle and slow ones are cut off at their header timeout, and
+    //    the waiting clients get their turn.
+    assert_eq!(healthz(&server).await.0, 200);
+    // 3. Every one of them was closed by the server (none is held for ever).
+    for (i, s) in held.iter_mut().enumerate() {
+        assert!(closed_by_server(s).await, "connection {i} is still held open by the server");
+    }
+    assert_eq!(healthz(&server).await.0, 200);
+}
+
+/// Sends the head of an authenticated sync POST announcing `len` body bytes, and `first` of them.
+async fn start_slow_post(server: &TestServer, token: &str, len: usize, first: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-fieldsync\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(first).await.expect("first bytes");
+    s
+}
+
+fn assert_raw_json_error(what: &str, resp: &RawResponse, status: u16, code: &str) {
+    let body = resp.json();
+    assert_json_error(what, resp.status, &body, status, code);
+    let id = resp.header("x-request-id").unwrap_or_default();
+    assert!(!id.is_empty(), "{what}: an x-request-id header");
+    assert_eq!(body["request_id"], id, "{what}: the body quotes the header's request id");
+}
+
+#[tokio::test]
+async fn a_body_trickling_in_slower_than_the_body_deadline_is_cut_off_with_408() {
+    let server = TestServer::start_with(|c| c.limits.body_read_timeout = Duration::from_secs(1)).await;
+    let token = server.token("demo", "alice", Role::Rep);
+    let mut s = start_slow_post(&server, &token, 100_000, b"FSYN").await;
+    // A byte every 100 ms: never idle long, but the whole body would take hours.
+    let (mut rd, mut wr) = s.split();
+    let trickle = async {
+        for _ in 0..(PATIENCE.as_millis() / 100) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if wr.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    };
+    let answer = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return buf,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}") {
+                return buf;
+            }
+        }
+    };
+    let buf = tokio::select! {
+        buf = answer => buf,
+        () = trickle => Vec::new(),
+    };
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "a 408 answer, got {text:?}");
+    let body: Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").map_or(0, |i| i + 4)..]).unwrap_or(Value::Null);
+    assert_eq!(body["error"], "request_timeout", "{text}");
+    assert!(body["request_id"].as_str().is_some(), "{text}");
+    assert_eq!(healthz(&server).await.0, 200);
+}
+
+#[tokio::test]
+async fn beyond_the_in_flight_cap_a_client_gets_503_with_retry_after_and_a_json_body() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_in_flight = 2;
+        c.limits.body_read_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let token = server.token("demo", "alice", Role::Rep);
+    // 1. Two requests in flight, each waiting for a body that does not come.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        slow.push(start_slow_post(&server, &token, 10_000, b"FSYN").await);
+    }
+    // 2. The next request is refused at once with 503, Retry-After and the JSON error (tried a
+    //    bounded number of times: the two slow ones must first have reached the handler).
+    let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("client");
+    let mut refused = None;
+    for _ in 0..200 {
+        let resp = http
+            .get(format!("{}/v1/quarantine", server.url()))
+            .bearer_auth(server.token("demo", "maria", Role::Manager))
+            .send()
+            .await
+            .expect("GET");
+        if resp.status().as_u16() == 503 {
+            refused = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let resp = refused.expect("a 503 once two requests are in flight");
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header_id = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_json_error("in-flight cap", 503, &body, 503, "overloaded");
+    assert!(
+        retry_after.as_deref().and_then(|v| v.parse::<u32>().ok()).is_some_and(|s| s >= 1),
+        "{retry_after:?}"
+    );
+    assert_eq!(body["request_id"].as_str(), header_id.as_deref());
+    // 3. /healthz is exempt and answers meanwhile.
+    assert_eq!(healthz(&server).await.0, 200);
+    // 4. Once the slow clients go away, requests are served again.
+    drop(slow);
+    let mut served = false;
+    for _ in 0..200 {
+        let resp = http
+            .get(format!("{}/v1/quarantine", server.url()))
+            .bearer_auth(server.token("demo", "maria", Role::Manager))
+            .send()
+            .await
+            .expect("GET");
+        if resp.status().as_u16() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(served, "the server serves again once the slots are free");
+}
+
+// --- refusals hyper makes, and tokens with repeated claims ---------------------------------------
+
+#[tokio::test]
+async fn a_one_mib_authorization_header_gets_431_with_the_json_error_body() {
+    let server = TestServer::start().await;
+    let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+    let request = format!(
+        "GET /v1/quarantine HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        let _ = wr.write_all(request.as_bytes()).await;
+        std::future::pending::<()>().await
+    };
+    let reader = async {
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, rd.read_to_end(&mut buf)).await;
+        buf
+    };
+    let buf = tokio::select! {
+        buf = reader => buf,
+        () = send => unreachable!(),
+    };
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text:?}");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    assert_eq!(body["error"], "headers_too_large", "{text}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let id = body["request_id"].as_str().expect("request id");
+    assert!(head.to_ascii_lowercase().contains(&format!("x-request-id: {id}")), "{head}");
+
+    // A request line that is not HTTP gets its JSON 400 too.
+    let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+    s.write_all(b"GARBAGE GARBAGE GARBAGE\r\n\r\n").await.expect("write");
+    let resp = read_raw_response(&mut s, PATIENCE).await.expect("an answer");
+    assert_raw_json_error("garbage request line", &resp, 400, "malformed_http");
+    assert_eq!(healthz(&server).await.0, 200);
+}
+
+fn hs256(secret: &[u8], payload: &str) -> String {
+    fn b64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            }
+        }
+        out
+    }
+    let message = format!("{}.{}", b64url(br#"{"alg":"HS256","typ":"JWT"}"#), b64url(payload.as_bytes()));
+    let key = jsonwebtoken::EncodingKey::from_secret(secret).expect("key");
+    let sig =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).expect("sign");
+    format!("{message}.{sig}")
+}
+
+#[tokio::test]
+async fn a_correctly_signed_token_with_a_duplicated_role_claim_gets_401() {
+    const SECRET: &[u8] = b"fieldsync-e2e-hostile-test-secret";
+    let server = TestServer::start_with(|c| {
+        c.auth = Some(fieldsync_server::auth::AuthConfig::dev(SECRET.to_vec()).expect("auth config"));
+    })
+    .await;
+    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
+        .expect("seed")
+        .expect("seeded");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = |role: &str| {
+        format!(
+            r#"{{"sub":"alice","team":"demo",{role},"exp":{},"iat":{now},"iss":"fieldsync","aud":"fieldsync"}}"#,
+            now + 3600
+        )
+    };
+    let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("client");
+    let quarantine = |token: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/quarantine", server.url());
+        async move {
+            let resp = http.get(url).bearer_auth(token).send().await.expect("GET");
+            let status = resp.status().as_u16();
+            (
+                status,
+                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap_or_default())
+                    .unwrap_or(Value::Null),
+            )
+        }
+    };
+    // The signing is right: the same token with one role is a rep, who may not read the quarantine.
+    let (status, body) = quarantine(hs256(SECRET, &claims(r#""role":"rep""#))).await;
+    assert_eq!(status, 403, "{body}");
+    // "rep" for one reader, "admin" for a last-value-wins reader: refused.
+    let (status, body) = quarantine(hs256(SECRET, &claims(r#""role":"rep","role":"admin""#))).await;
+    assert_json_error("duplicated role", status, &body, 401, "unauthorized");
+    assert!(body["message"].as_str().unwrap_or_default().contains("role"), "{body}");
+    let (status, body) = quarantine(hs256(SECRET, &claims(r#""role":"admin","sub":"maria""#))).await;
+    assert_json_error("duplicated sub", status, &body, 401, "unauthorized");
+}
+
+// --- internal errors ---------------------------------------------------------------------------------
+
+/// A run of 16 or more hexadecimal digits (a hash, a key).
+fn has_hex_run(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c.is_ascii_hexdigit() { run + 1 } else { 0 };
+        if run >= 16 {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_500_names_a_request_id_and_nothing_of_the_storage_while_the_log_gets_the_detail() {
+    use fieldsync_core::storage::{KvBackend as _, KvOp};
+    let mut server = demo().await;
+    // 1. Corrupt a stored document's metadata while the server is stopped.
+    server.stop().await;
+    {
+        let kv = fieldsync_server::store::SledKv::open(&server.data_dir().join("db"), 1 << 20)
+            .or_else(|_| fieldsync_server::store::SledKv::open(server.data_dir(), 1 << 20))
+            .expect("open the store");
+        kv.apply(vec![KvOp::Put(
+            b"m/demo/cust-0001".to_vec(),
+            b"\xff\xfe d1a3c0ffee0123456789abcdef0123456789abcdef sled storage".to_vec(),
+        )])
+        .expect("corrupt");
+    }
+    server.restart().await;
+    let maria = server.add_device("maria-tablet", "demo", "maria", Role::Manager);
+    // 2. Reading it is a 500 with a typed code, a message for people and the request id.
+    let resp = maria
+        .http
+        .get(format!("{}/v1/docs/cust-0001", maria.url))
+        .bearer_auth(&maria.token)
+        .send()
+        .await
+        .expect("GET");
+    let status = resp.status().as_u16();
+    let header_id = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = String::from_utf8_lossy(&resp.bytes().await.unwrap_or_default()).to_string();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert_json_error("corrupt metadata", status, &body, 500, "internal");
+    let id = body["request_id"].as_str().expect("request id in the body");
+    assert_eq!(Some(id), header_id.as_deref(), "the same request id in the header");
+    assert!(body["message"].as_str().unwrap_or_default().contains(id), "{text}");
+    let lower = text.to_lowercase();
+    for leak in ["storage", "sled", "corrupt", "doc meta", "cust-0001", "/tmp", "syntax"] {
+        assert!(!lower.contains(leak), "{leak:?} leaked to the client: {text}");
+    }
+    assert!(!has_hex_run(&text), "a hash-like run leaked to the client: {text}");
+    // 3. Every other request is unaffected, and also carries a request id.
+    let resp = maria.http.get(format!("{}/healthz", maria.url)).send().await.expect("GET");
+    assert!(resp.headers().get("x-request-id").is_some());
+    let (status, _) = maria.get_json("/v1/docs/cust-0002").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn every_error_body_carries_the_request_id_of_its_x_request_id_header() {
+    let server = demo().await;
+    let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
+    for (what, req) in [
+        ("no token", alice.http.get(format!("{}/v1/quarantine", alice.url))),
+        ("unknown endpoint", alice.http.get(format!("{}/v1/nope", alice.url)).bearer_auth(&alice.token)),
+        (
+            "bad frame",
+            alice.http.post(format!("{}/v1/sync", alice.url)).bearer_auth(&alice.token).body("junk"),
+        ),
+        (
+            "rep reads quarantine",
+            alice.http.get(format!("{}/v1/quarantine", alice.url)).bearer_auth(&alice.token),
+        ),
+    ] {
+        let resp = req.send().await.expect("request");
+        let header_id = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body: Value =
+            serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null);
+        assert!(body["error"].as_str().is_some(), "{what}: {body}");
+        assert!(header_id.is_some(), "{what}: x-request-id");
+        assert_eq!(body["request_id"].as_str(), header_id.as_deref(), "{what}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_beyond_the_connection_cap_is_served_once_a_connection_frees_up() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_connections = 4;
+        c.limits.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // 1. The cap is held by four silent connections (the server has accepted them: a request
+    //    on each would be answered).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(server.addr()).await.expect("connect"));
+    }
+    // 2. A fifth client's complete request is not served while they hold the cap…
+    let mut fifth = TcpStream::connect(server.addr()).await.expect("connect");
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
+    let early = read_raw_response(&mut fifth, Duration::from_millis(1500)).await;
+    assert!(early.is_err(), "served beyond the connection cap: {early:?}");
+    // 3. …and is as soon as one of them goes.
+    drop(held.pop());
+    let resp = read_raw_response(&mut fifth, PATIENCE).await.expect("served once a slot is free");
+    assert_eq!(resp.status, 200);
+    assert!(resp.header("x-request-id").is_some());
 }
