@@ -333,7 +333,11 @@ async fn sync(
     let now = state.clock.now_ms();
     let encoded = blocking(move || {
         let req = SyncRequest::decode(&body)?;
-        let resp = state.engine.handle(&who, &req, now)?;
+        let mut resp = state.engine.handle(&who, &req, now)?;
+        // Reasons are for people: no hashes in them (the hashes are in their own field).
+        for r in &mut resp.rejected {
+            r.reason = scrub_hex(&r.reason);
+        }
         tracing::info!(
             team = %who.team, user = %who.user, device = %req.device_id,
             pushed = req.push.len(), accepted = resp.accepted.len(), rejected = resp.rejected.len(),
@@ -402,5 +406,21 @@ async fn document(
         }
         // Out of scope and absent look the same.
         _ => Err(ApiError::not_found("no such document")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_runs_are_scrubbed_from_messages_for_people() {
+        let automerge = "change d1a3c0ffee0123456789abcdef0123456789abcdef0123456789abcdef012345 is missing \
+                         dependencies [ChangeHash(00ff00ff00ff00ff00ff)]";
+        assert_eq!(scrub_hex(automerge), "change … is missing dependencies [ChangeHash(…)]");
+        // Ordinary words, ids and numbers are kept.
+        let ok = "visit v-0001 of customer cust-0139 (deadbeef, 2026) is 15 minutes late";
+        assert_eq!(scrub_hex(ok), ok);
+        assert_eq!(scrub_hex(""), "");
     }
 }

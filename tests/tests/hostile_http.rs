@@ -630,3 +630,58 @@ async fn a_client_beyond_the_connection_cap_is_served_once_a_connection_frees_up
     assert_eq!(resp.status, 200);
     assert!(resp.header("x-request-id").is_some());
 }
+
+#[tokio::test]
+async fn planning_beyond_its_job_cap_gets_503_with_retry_after_while_syncs_go_on() {
+    let server = TestServer::start_with(|c| c.limits.max_planning_jobs = 1).await;
+    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
+        .expect("seed")
+        .expect("seeded");
+    let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
+    // Batches of concurrent sub-area computations (each takes a while) against one slot: some
+    // are refused at once rather than queued. Bounded: at most 20 batches.
+    let mut refused = None;
+    for _ in 0..20 {
+        let batch: Vec<_> = (0..8)
+            .map(|_| {
+                let http = alice.http.clone();
+                let url = format!("{}/v1/plan/sub-areas", alice.url);
+                let token = alice.token.clone();
+                tokio::spawn(async move {
+                    let resp = http
+                        .post(url)
+                        .bearer_auth(token)
+                        .header("content-type", "application/json")
+                        .body(
+                            json!({ "n": 5, "config": area_config(|c| c["restarts"] = json!(32)) })
+                                .to_string(),
+                        )
+                        .send()
+                        .await
+                        .expect("POST");
+                    let status = resp.status().as_u16();
+                    let retry =
+                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap_or_default())
+                        .unwrap_or(Value::Null);
+                    (status, retry, body)
+                })
+            })
+            .collect();
+        for task in batch {
+            let (status, retry, body) = task.await.expect("task");
+            if status == 503 {
+                refused = Some((retry, body));
+            } else {
+                assert_eq!(status, 200, "{body}");
+            }
+        }
+        if refused.is_some() {
+            break;
+        }
+    }
+    let (retry, body) = refused.expect("a planning request beyond the cap is refused");
+    assert_json_error("planning cap", 503, &body, 503, "overloaded");
+    assert!(retry.is_some_and(|r| r.parse::<u32>().is_ok()));
+    others_are_still_served(&server, "bruno").await;
+}
