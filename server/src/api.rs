@@ -270,6 +270,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(limits.body_read_timeout, crate::http::body_deadline))
+        .layer(middleware::from_fn_with_state(
+            crate::http::BodyMemory::new(&limits),
+            crate::http::limit_body_memory,
+        ))
         .layer(middleware::from_fn_with_state(in_flight, crate::http::limit_in_flight))
         .layer(middleware::from_fn(crate::http::request_context))
         .with_state(state)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::{
     body::{Body, Bytes},
     extract::{Request, State},
-    http::HeaderValue,
+    http::{HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -41,6 +41,11 @@ pub struct HttpLimits {
     pub max_in_flight: usize,
     /// Planning computations (day, week, sub-areas, territories) at once; beyond, 503.
     pub max_planning_jobs: usize,
+    /// Memory that the request bodies being received and decoded may take at once, in bytes: each
+    /// request is charged its declared body length (the route's largest body when it declares
+    /// none), and a sync request also what decoding that many bytes may cost at most
+    /// ([`fieldsync_core::protocol::decode_memory_bound`]). Beyond, 503 with `Retry-After`.
+    pub max_body_memory: usize,
     /// Largest request head (request line and headers) in bytes; beyond, 431.
     pub max_header_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the server is at a limit.
@@ -55,6 +60,7 @@ impl Default for HttpLimits {
             max_connections: 1024,
             max_in_flight: 256,
             max_planning_jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_body_memory: 1024 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             retry_after_s: 2,
         }
@@ -115,6 +121,88 @@ pub async fn limit_in_flight(State(limit): State<InFlight>, req: Request, next: 
         Err(_) => {
             tracing::warn!("request refused: too many requests in flight");
             ApiError::busy("the server is handling as many requests as it can", limit.retry_after_s)
+                .into_response()
+        }
+    }
+}
+
+// --- memory for bodies ---------------------------------------------------------------------------
+
+/// What the body-memory middleware needs.
+#[derive(Debug, Clone)]
+pub struct BodyMemory {
+    /// One permit per KiB of [`HttpLimits::max_body_memory`].
+    pub kib: Arc<Semaphore>,
+    pub total_kib: u32,
+    pub retry_after_s: u32,
+}
+
+impl BodyMemory {
+    pub fn new(limits: &HttpLimits) -> Self {
+        let total_kib = u32::try_from(limits.max_body_memory.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        BodyMemory {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            retry_after_s: limits.retry_after_s,
+        }
+    }
+}
+
+/// What a request's body may cost in memory while it is handled, from its head alone, or Err
+/// when its declared length is over the route's limit.
+fn body_cost(req: &Request) -> Result<usize, ApiError> {
+    use axum::http::header;
+    let sync = req.uri().path() == "/v1/sync";
+    let route_max = if sync { crate::api::MAX_BODY_BYTES } else { crate::planning::MAX_PLANNING_BODY_BYTES };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let len = match declared {
+        Some(n) if n > route_max => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request body is larger than this endpoint accepts ({route_max} bytes)"),
+            ));
+        }
+        Some(n) => n,
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => route_max,
+        None => 0,
+    };
+    Ok(if len == 0 {
+        0
+    } else if sync {
+        len + fieldsync_core::protocol::decode_memory_bound(len)
+    } else {
+        // Parsing JSON into typed values takes about as much again.
+        2 * len
+    })
+}
+
+/// Requests whose bodies would take the server past [`HttpLimits::max_body_memory`] get 503 and
+/// `Retry-After` before a byte of the body is read; a body declared larger than its route accepts
+/// gets 413 at once.
+pub async fn limit_body_memory(State(budget): State<BodyMemory>, req: Request, next: Next) -> Response {
+    let cost = match body_cost(&req) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if cost == 0 {
+        return next.run(req).await;
+    }
+    // A request larger than the whole budget may still run, alone.
+    let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX).min(budget.total_kib);
+    match budget.kib.clone().try_acquire_many_owned(kib) {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => {
+            tracing::warn!(cost, "request refused: body memory budget exhausted");
+            ApiError::busy("the server is receiving as much data as it can hold", budget.retry_after_s)
                 .into_response()
         }
     }

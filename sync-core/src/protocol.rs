@@ -37,6 +37,17 @@ pub const MAX_PUSH_DOCS: usize = 5000;
 /// Most changes one push may carry, over all its documents; enforced while decoding too.
 pub const MAX_PUSH_CHANGES: usize = 200_000;
 
+/// What decoding a request frame of `frame_len` bytes may cost in memory at most, in bytes: the
+/// frame's own bytes once inflated (deflated frames are allowed to inflate to
+/// `max(64 × frame_len, 16 MiB)`, at most [`MAX_DECODED_BYTES`]) plus the bookkeeping of the
+/// largest push list the count limits allow. Servers budget concurrent decoding with it.
+pub fn decode_memory_bound(frame_len: usize) -> usize {
+    const PER_DOC: usize = 128;
+    const PER_CHANGE: usize = 32;
+    let inflated = frame_len.saturating_mul(MAX_RATIO).clamp(MIN_INFLATE_CAP, MAX_DECODED_BYTES);
+    inflated + MAX_PUSH_DOCS * PER_DOC + MAX_PUSH_CHANGES * PER_CHANGE
+}
+
 /// Marks the decode errors raised by the count limits, so they are reported as
 /// [`WireError::TooMany`] rather than as a malformed message.
 const TOO_MANY: &str = "too many entries: ";

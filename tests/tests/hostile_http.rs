@@ -685,3 +685,59 @@ async fn planning_beyond_its_job_cap_gets_503_with_retry_after_while_syncs_go_on
     assert!(retry.is_some_and(|r| r.parse::<u32>().is_ok()));
     others_are_still_served(&server, "bruno").await;
 }
+
+#[tokio::test]
+async fn bodies_beyond_the_memory_budget_get_503_before_they_are_read() {
+    // Each sync is charged its body and the worst its decoding may cost (about 23 MiB for a small
+    // frame): a 40 MiB budget holds one at a time.
+    let server = TestServer::start_with(|c| {
+        c.limits.max_body_memory = 40 * 1024 * 1024;
+        c.limits.body_read_timeout = Duration::from_secs(20);
+    })
+    .await;
+    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
+        .expect("seed")
+        .expect("seeded");
+    let token = server.token("demo", "alice", Role::Rep);
+    // 1. A sync whose body is still on its way holds its share of the budget.
+    let slow = start_slow_post(&server, &token, 100, b"FSYN").await;
+    // 2. Another sync is refused with 503 + Retry-After and the JSON error (bounded retries: the
+    //    slow one must first have been admitted).
+    let mut bruno = server.add_device("bruno-phone", "demo", "bruno", Role::Rep);
+    let mut refused = None;
+    for _ in 0..200 {
+        match bruno.sync().await {
+            Err(fieldsync_e2e::DeviceError::Http { status: 503, body }) => {
+                refused = Some(body);
+                break;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    let body = refused.expect("a sync beyond the budget is refused");
+    assert_json_error("body memory", 503, &body, 503, "overloaded");
+    // Requests without a body are not charged.
+    let (status, _) = bruno.get_json("/v1/plan/overdue").await;
+    assert_eq!(status, 200);
+    // 3. A body declared larger than the endpoint accepts is refused before it is sent.
+    let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        1u64 << 40
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let resp = read_raw_response(&mut s, PATIENCE).await.expect("an answer without the body");
+    assert_raw_json_error("1 TiB declared", &resp, 413, "too_large");
+    // 4. Once the slow client goes, syncs go through.
+    drop(slow);
+    let mut done = false;
+    for _ in 0..200 {
+        if bruno.sync().await.is_ok() {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(done, "syncs go through once the budget is free");
+}
