@@ -241,6 +241,10 @@ impl FromRequestParts<AppState> for Claims {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Verified already by the body-memory middleware (requests with a body).
+        if let Some(claims) = parts.extensions.get::<crate::http::Verified>() {
+            return Ok(claims.0.clone());
+        }
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         Ok(state.auth.verify_authorization_header(header)?)
     }
@@ -271,7 +275,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(middleware::from_fn_with_state(limits.body_read_timeout, crate::http::body_deadline))
         .layer(middleware::from_fn_with_state(
-            crate::http::BodyMemory::new(&limits),
+            crate::http::BodyMemory::new(&limits, state.auth.clone()),
             crate::http::limit_body_memory,
         ))
         .layer(middleware::from_fn_with_state(in_flight, crate::http::limit_in_flight))

@@ -5,9 +5,10 @@
 //! Every limit is a field of [`HttpLimits`] (in [`crate::ServerConfig`]), so tests can make them
 //! small.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::api::ApiError;
+use crate::auth::{Authenticator, Claims};
 
 /// How much of the server one client may hold, and for how long.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct HttpLimits {
     /// none), and a sync request also what decoding that many bytes may cost at most
     /// ([`fieldsync_core::protocol::decode_memory_bound`]). Beyond, 503 with `Retry-After`.
     pub max_body_memory: usize,
+    /// Requests with a body one user (team and subject) may have in flight at once; beyond, 429
+    /// with `Retry-After`. One rep cannot hold the whole body budget.
+    pub max_bodies_per_user: usize,
     /// Largest request head (request line and headers) in bytes; beyond, 431.
     pub max_header_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the server is at a limit.
@@ -61,6 +66,7 @@ impl Default for HttpLimits {
             max_in_flight: 256,
             max_planning_jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_body_memory: 1024 * 1024 * 1024,
+            max_bodies_per_user: 4,
             max_header_bytes: 64 * 1024,
             retry_after_s: 2,
         }
@@ -132,18 +138,59 @@ pub async fn limit_in_flight(State(limit): State<InFlight>, req: Request, next: 
 #[derive(Debug, Clone)]
 pub struct BodyMemory {
     /// One permit per KiB of [`HttpLimits::max_body_memory`].
-    pub kib: Arc<Semaphore>,
-    pub total_kib: u32,
-    pub retry_after_s: u32,
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+    retry_after_s: u32,
+    auth: Arc<Authenticator>,
+    /// Requests with a body in flight, per user.
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    max_per_user: usize,
 }
 
 impl BodyMemory {
-    pub fn new(limits: &HttpLimits) -> Self {
+    pub fn new(limits: &HttpLimits, auth: Arc<Authenticator>) -> Self {
         let total_kib = u32::try_from(limits.max_body_memory.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
         BodyMemory {
             kib: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
             retry_after_s: limits.retry_after_s,
+            auth,
+            per_user: Arc::default(),
+            max_per_user: limits.max_bodies_per_user.max(1),
+        }
+    }
+}
+
+/// Claims the body-memory middleware verified, handed on to the `Claims` extractor.
+#[derive(Debug, Clone)]
+pub struct Verified(pub Claims);
+
+/// One of a user's body slots; given back when dropped.
+struct UserSlot {
+    map: Arc<Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl UserSlot {
+    fn take(map: &Arc<Mutex<HashMap<String, usize>>>, user: String, max: usize) -> Option<UserSlot> {
+        let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(user.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot { map: map.clone(), user })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.user);
+            }
         }
     }
 }
@@ -183,8 +230,11 @@ fn body_cost(req: &Request) -> Result<usize, ApiError> {
 
 /// Requests whose bodies would take the server past [`HttpLimits::max_body_memory`] get 503 and
 /// `Retry-After` before a byte of the body is read; a body declared larger than its route accepts
-/// gets 413 at once.
-pub async fn limit_body_memory(State(budget): State<BodyMemory>, req: Request, next: Next) -> Response {
+/// gets 413 at once; a user with [`HttpLimits::max_bodies_per_user`] bodies in flight gets 429.
+///
+/// Only authenticated requests are charged: a request whose token does not verify is refused by
+/// its handler without its body ever being read, so strangers cannot spend the budget.
+pub async fn limit_body_memory(State(budget): State<BodyMemory>, mut req: Request, next: Next) -> Response {
     let cost = match body_cost(&req) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
@@ -192,6 +242,24 @@ pub async fn limit_body_memory(State(budget): State<BodyMemory>, req: Request, n
     if cost == 0 {
         return next.run(req).await;
     }
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Ok(claims) = budget.auth.verify_authorization_header(header) else {
+        return next.run(req).await;
+    };
+    let user = format!("{}/{}", claims.team, claims.sub);
+    let Some(_slot) = UserSlot::take(&budget.per_user, user, budget.max_per_user) else {
+        tracing::warn!(team = %claims.team, user = %claims.sub, "request refused: too many bodies in flight for one user");
+        return ApiError {
+            retry_after: Some(budget.retry_after_s),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "you have as many uploads in progress as allowed; wait for one to finish",
+            )
+        }
+        .into_response();
+    };
+    req.extensions_mut().insert(Verified(claims));
     // A request larger than the whole budget may still run, alone.
     let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX).min(budget.total_kib);
     match budget.kib.clone().try_acquire_many_owned(kib) {

@@ -741,3 +741,47 @@ async fn bodies_beyond_the_memory_budget_get_503_before_they_are_read() {
     }
     assert!(done, "syncs go through once the budget is free");
 }
+
+#[tokio::test]
+async fn strangers_slow_bodies_cost_nothing_and_one_rep_cannot_hold_the_body_budget() {
+    // A 60 MiB budget holds two small syncs at once (about 23 MiB each).
+    let server = TestServer::start_with(|c| {
+        c.limits.max_body_memory = 60 * 1024 * 1024;
+        c.limits.max_bodies_per_user = 1;
+        c.limits.body_read_timeout = Duration::from_secs(20);
+    })
+    .await;
+    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
+        .expect("seed")
+        .expect("seeded");
+    // 1. Strangers with bad tokens and bodies that never arrive: refused (401) without their
+    //    bodies being read or charged.
+    let mut strangers = Vec::new();
+    for i in 0..10 {
+        let mut s = start_slow_post(&server, &format!("not-a-token-{i}"), 1000, b"FSYN").await;
+        let resp = read_raw_response(&mut s, PATIENCE).await.expect("an answer before the body");
+        assert_raw_json_error("stranger", &resp, 401, "unauthorized");
+        strangers.push(s);
+    }
+    // 2. Alice holds one upload; her second is refused with 429 + Retry-After (bounded retries:
+    //    the first must first have been admitted)…
+    let alice_token = server.token("demo", "alice", Role::Rep);
+    let _held = start_slow_post(&server, &alice_token, 1000, b"FSYN").await;
+    let mut alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
+    let mut refused = None;
+    for _ in 0..200 {
+        match alice.sync().await {
+            Err(fieldsync_e2e::DeviceError::Http { status: 429, body }) => {
+                refused = Some(body);
+                break;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    let body = refused.expect("alice's second upload is refused");
+    assert_json_error("per-user bodies", 429, &body, 429, "too_many_requests");
+    // 3. …while bruno, whose share the strangers did not take, syncs.
+    let mut bruno = server.add_device("bruno-phone", "demo", "bruno", Role::Rep);
+    bruno.sync().await.expect("bruno syncs while alice and the strangers hold connections");
+}
