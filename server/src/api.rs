@@ -147,13 +147,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = crate::http::current_request_id().unwrap_or_else(crate::http::new_request_id);
         let message = if self.status.is_server_error() {
-            tracing::error!(
-                request_id = %request_id, status = self.status.as_u16(), code = self.code,
-                detail = %self.message, doc_id = ?self.doc_id, "request failed"
-            );
             if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                // A limit reached or a transient conflict: worth a warning, not an alert.
+                tracing::warn!(
+                    request_id = %request_id, code = self.code, detail = %self.message, doc_id = ?self.doc_id,
+                    "request not served now"
+                );
                 format!("{}; retry shortly (request id {request_id})", self.public_unavailable_reason())
             } else {
+                tracing::error!(
+                    request_id = %request_id, status = self.status.as_u16(), code = self.code,
+                    detail = %self.message, doc_id = ?self.doc_id, "request failed"
+                );
                 format!("something went wrong on the server; quote request id {request_id} when reporting it")
             }
         } else {
@@ -162,7 +167,8 @@ impl IntoResponse for ApiError {
         };
         let code = if self.status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.code };
         let mut body = json!({ "error": code, "message": message, "request_id": request_id });
-        if let Some(doc) = self.doc_id {
+        // The document a refusal is about; a server error names nothing (it is in the log).
+        if let Some(doc) = self.doc_id.filter(|_| !self.status.is_server_error()) {
             body["doc_id"] = json!(doc);
         }
         let mut resp = (self.status, Json(body)).into_response();
@@ -420,6 +426,50 @@ async fn document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log output captured into memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_500_tells_the_client_a_request_id_and_the_log_the_detail() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let detail = "storage backend failed: reconcile cust-0139: the data to be reconciled is stale, \
+                      expected heads were [d1a3c0ffee0123456789abcdef0123456789abcdef0123456789abcdef012345]";
+        let resp = tracing::subscriber::with_default(subscriber, || {
+            crate::http::REQUEST_ID.sync_scope("req-under-test".to_string(), || {
+                ApiError::from(SyncError::Storage(StorageError::Backend(detail.into()))).into_response()
+            })
+        });
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("req-under-test"));
+        let body = futures_body(resp);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["error"], "internal");
+        assert_eq!(json["request_id"], "req-under-test");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("storage") && !text.contains("d1a3") && !text.contains("cust-0139"), "{text}");
+        let logged = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf8");
+        assert!(logged.contains("req-under-test") && logged.contains(detail), "{logged}");
+    }
+
+    fn futures_body(resp: Response) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(axum::body::to_bytes(resp.into_body(), 1 << 20)).expect("body").to_vec()
+    }
 
     #[test]
     fn hex_runs_are_scrubbed_from_messages_for_people() {

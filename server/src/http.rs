@@ -76,7 +76,7 @@ impl Default for HttpLimits {
 // --- request ids ---------------------------------------------------------------------------------
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    pub(crate) static REQUEST_ID: String;
 }
 
 /// A fresh request id (a UUID, hyphenated).

@@ -534,8 +534,10 @@ fn has_hex_run(text: &str) -> bool {
     false
 }
 
+/// (That the detail reaches the log with the same request id is checked by the server's unit test
+/// `api::tests::a_500_tells_the_client_a_request_id_and_the_log_the_detail`.)
 #[tokio::test]
-async fn a_500_names_a_request_id_and_nothing_of_the_storage_while_the_log_gets_the_detail() {
+async fn a_500_names_a_request_id_and_nothing_of_the_storage() {
     use fieldsync_core::storage::{KvBackend as _, KvOp};
     let mut server = demo().await;
     // 1. Corrupt a stored document's metadata while the server is stopped.
