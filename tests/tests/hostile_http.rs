@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fieldsync_core::Role;
-use fieldsync_core::planning::areas::{AreaConfig, TerritoryConfig};
+use fieldsync_core::planning::areas::AreaConfig;
 use fieldsync_e2e::{Device, MORNING_MS, RawResponse, TestServer, read_raw_response};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -102,8 +102,26 @@ async fn every_planning_knob_out_of_bounds_gets_a_typed_4xx_before_any_work() {
     let many_bases: Vec<Value> = (0..5000)
         .map(|i| json!({ "rep": format!("rep-{i}"), "home": { "lat": 45.76, "lon": 4.83 } }))
         .collect();
-    let mut territory_cfg = serde_json::to_value(TerritoryConfig::default()).expect("json");
-    territory_cfg["restarts"] = json!(u32::MAX);
+    // A territory design as `/v1/plan/territories` returns it, of `n` territories with hulls of
+    // `hull` points each.
+    let design = |n: usize, hull: usize| {
+        let point = json!({ "lat": 45.76, "lon": 4.83 });
+        let territories: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "rep": format!("rep-{i}"), "territory_id": format!("territory-rep-{i}"),
+                    "customer_ids": [], "workload_min": 0.0, "travel_min": 0.0, "visits": 0.0,
+                    "potential": 0.0, "centroid": point, "hull": vec![point.clone(); hull],
+                    "home_distance_km": 0.0,
+                })
+            })
+            .collect();
+        json!({
+            "territories": territories, "workload_balance": 1.0, "potential_balance": 1.0,
+            "moves": [], "within_tolerance": true, "compactness_km": 0.0,
+            "nearest_centroid_share": 1.0, "unplaced": [],
+        })
+    };
     let posts: Vec<(&str, &str, &Device, Value)> = vec![
         (
             "sub-areas max_iterations",
@@ -164,6 +182,8 @@ async fn every_planning_knob_out_of_bounds_gets_a_typed_4xx_before_any_work() {
         ),
         ("territories reps list", "/v1/plan/territories", &maria, json!({ "reps": many_bases })),
         ("territories tolerance", "/v1/plan/territories", &maria, json!({ "tolerance": 1e300 })),
+        ("applied design of 5000 territories", "/v1/plan/territories/apply", &maria, design(5000, 3)),
+        ("applied design with a 20 000 point hull", "/v1/plan/territories/apply", &maria, design(1, 20_000)),
     ];
     // Every case is tried before failing, so a failure lists all the knobs still unbounded.
     let mut unbounded = Vec::new();
@@ -196,6 +216,16 @@ async fn every_planning_knob_out_of_bounds_gets_a_typed_4xx_before_any_work() {
     let (status, body) =
         alice.get_json("/v1/plan/time-share?from_ms=1795000000000&to_ms=1796029200000").await;
     assert_eq!(status, 200, "{body}");
+    // A planning body declared over its 8 MiB limit is refused before it is read.
+    let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+    let head = format!(
+        "POST /v1/plan/day HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        alice.token,
+        9 * 1024 * 1024
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let resp = read_raw_response(&mut s, PATIENCE).await.expect("an answer without the body");
+    assert_raw_json_error("9 MiB planning body", &resp, 413, "too_large");
     let (status, body) = maria.get_json("/v1/quarantine?limit=1000").await;
     assert_eq!(status, 200, "{body}");
     others_are_still_served(&server, "bruno").await;
