@@ -573,9 +573,18 @@ async fn a_500_names_a_request_id_and_nothing_of_the_storage() {
     // 1. Corrupt a stored document's metadata while the server is stopped.
     server.stop().await;
     {
-        let kv = fieldsync_server::store::SledKv::open(&server.data_dir().join("db"), 1 << 20)
-            .or_else(|_| fieldsync_server::store::SledKv::open(server.data_dir(), 1 << 20))
-            .expect("open the store");
+        // sled lets go of its lock file shortly after the store is dropped: a bounded wait.
+        let mut opened = None;
+        for _ in 0..100 {
+            match fieldsync_server::store::SledKv::open(server.data_dir(), 1 << 20) {
+                Ok(kv) => {
+                    opened = Some(kv);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let kv = opened.expect("open the store");
         kv.apply(vec![KvOp::Put(
             b"m/demo/cust-0001".to_vec(),
             b"\xff\xfe d1a3c0ffee0123456789abcdef0123456789abcdef sled storage".to_vec(),
