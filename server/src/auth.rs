@@ -318,6 +318,12 @@ impl Authenticator {
         // no team) is reported as InvalidClaims instead of as an unreadable token.
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding_key, &self.validation)
             .map_err(map_jwt_error)?;
+        // A JSON object may repeat a name, and serde_json keeps the last value: a token whose
+        // `role` says "rep" to one reader and "admin" to another is refused outright. The
+        // signature is good at this point, so the payload segment is the signed one.
+        for segment in token.split('.').take(2) {
+            reject_duplicate_names(&base64url_decode(segment).ok_or(AuthError::Malformed)?)?;
+        }
         let claims: Claims =
             serde_json::from_value(data.claims).map_err(|e| AuthError::InvalidClaims(e.to_string()))?;
         check_identifier("sub", &claims.sub)?;
@@ -377,6 +383,69 @@ impl Authenticator {
             Some(alg) if alg != algorithm_name(self.algorithm) => AuthError::AlgorithmNotAllowed,
             _ => AuthError::Malformed,
         }
+    }
+}
+
+/// Refuses a JSON text in which any object (at any depth) names a member twice.
+fn reject_duplicate_names(json: &[u8]) -> Result<(), AuthError> {
+    serde_json::from_slice::<NoDuplicateNames>(json).map(|_| ()).map_err(|e| {
+        AuthError::InvalidClaims(if e.is_data() {
+            e.to_string()
+        } else {
+            "the claims are not JSON".to_owned()
+        })
+    })
+}
+
+/// Any JSON value, checked for repeated member names as it is read.
+struct NoDuplicateNames;
+
+impl<'de> Deserialize<'de> for NoDuplicateNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateNames)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateNames {
+    type Value = NoDuplicateNames;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !seen.insert(name.clone()) {
+                return Err(serde::de::Error::custom(format_args!("claim {name:?} appears more than once")));
+            }
+            map.next_value::<NoDuplicateNames>()?;
+        }
+        Ok(NoDuplicateNames)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateNames>()?.is_some() {}
+        Ok(NoDuplicateNames)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateNames)
     }
 }
 
@@ -920,6 +989,37 @@ pWsY9sGrnCHAKM7nC+Mg90cwBfkk2Fap
         // Small clock skew is tolerated.
         let token = auth.issue("t", "u", Role::Rep, HOUR, now() + 5).unwrap();
         assert!(auth.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_well_signed_token_repeating_a_claim_is_refused() {
+        let auth = dev_auth(SECRET);
+        let t = now();
+        let sign = |header: &str, payload: &str| {
+            let message = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+            let key = EncodingKey::from_secret(SECRET).unwrap();
+            let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+            format!("{message}.{sig}")
+        };
+        let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let claims = |role: &str| {
+            format!(
+                r#"{{"sub":"u","team":"t",{role},"exp":{},"iat":{t},"iss":"fieldsync","aud":"fieldsync"}}"#,
+                t + 3600
+            )
+        };
+        // The token is otherwise good: with one role it verifies.
+        let once = sign(header, &claims(r#""role":"rep""#));
+        assert_eq!(auth.verify(&once).map(|c| c.role).ok(), Some(Role::Rep));
+        let twice = sign(header, &claims(r#""role":"rep","role":"admin""#));
+        match auth.verify(&twice) {
+            Err(AuthError::InvalidClaims(why)) => assert!(why.contains("role"), "{why}"),
+            other => panic!("a repeated role must be refused, got {other:?}"),
+        }
+        let nested = sign(header, &claims(r#""role":"rep","x":{"a":1,"a":2}"#));
+        assert!(matches!(auth.verify(&nested), Err(AuthError::InvalidClaims(_))));
+        let header_twice = sign(r#"{"alg":"HS256","alg":"HS256","typ":"JWT"}"#, &claims(r#""role":"rep""#));
+        assert!(auth.verify(&header_twice).is_err(), "a repeated header name is refused too");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod http;
 pub mod planning;
 pub mod seed;
 pub mod store;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use fieldsync_core::engine::{EngineConfig, SyncEngine, server_actor};
 
 pub use api::{ApiError, AppState, Clock, SystemClock, app};
+pub use http::HttpLimits;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub cache_bytes: u64,
     /// Documents kept loaded.
     pub cache_docs: usize,
+    /// Timeouts and caps of the HTTP server.
+    pub limits: HttpLimits,
 }
 
 impl ServerConfig {
@@ -60,6 +64,7 @@ impl ServerConfig {
             auth: None,
             cache_bytes: 64 * 1024 * 1024,
             cache_docs: 2048,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -87,7 +92,8 @@ impl Server {
         let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;
         let engine = SyncEngine::new(storage, engine_config);
-        Ok(Server { state: AppState { engine: Arc::new(engine), auth: Arc::new(authenticator), clock } })
+        let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits);
+        Ok(Server { state })
     }
 
     pub fn state(&self) -> AppState {
@@ -104,12 +110,15 @@ impl Server {
 }
 
 /// Serves the application on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// The limits of `state` ([`HttpLimits`]) apply: header and body read timeouts, connection and
+/// in-flight caps.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let limits = state.limits.clone();
+    http::serve(listener, app(state), &limits, shutdown).await
 }
 
 /// Compaction of the feed: every `period`, keeps the newest `retain` entries of each team.

@@ -23,7 +23,10 @@ use fieldsync_core::planning::route::{
 };
 use fieldsync_core::planning::segmentation::{effective_tier, pareto_for_plan, segment};
 use fieldsync_core::planning::targeting::targets;
-use fieldsync_core::planning::{TravelModel, areas::AreaError};
+use fieldsync_core::planning::{
+    MAX_AREAS, MAX_REPS, OutOfBounds, TravelModel, areas::AreaError, check_id_len, check_instant,
+    check_minute_of_day, check_window,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -64,8 +67,19 @@ async fn team_docs(state: &AppState, team: &str) -> Result<TeamDocs, ApiError> {
         Ok(docs)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?
 }
+
+/// A slot for a planning computation ([`crate::http::HttpLimits::max_planning_jobs`]): planning
+/// keeps a core busy for up to seconds, so a burst of it must not starve everyone's syncs.
+fn planning_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.planning_jobs.clone().try_acquire_owned().map_err(|_| {
+        ApiError::busy("the server is computing as many plans as it can", state.limits.retry_after_s)
+    })
+}
+
+/// Largest JSON body of a planning request (a territory design of a large team fits).
+pub const MAX_PLANNING_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 fn manager_only(claims: &Claims) -> Result<(), ApiError> {
     if claims.role.sees_whole_team() {
@@ -91,6 +105,17 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
 }
 
+/// A query parameter out of its bound: 400, as for any other unusable query.
+fn bad_query(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+}
+
+impl From<OutOfBounds> for ApiError {
+    fn from(e: OutOfBounds) -> Self {
+        bad(e)
+    }
+}
+
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         bad(e)
@@ -105,14 +130,15 @@ impl From<AreaError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if let Some(timeout) = crate::api::body_timeout_error(&e) {
+            return timeout;
+        }
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
     }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v)
-        .map(Json)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
@@ -122,7 +148,8 @@ fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
     };
     let parsed = (y.parse::<i16>(), m.parse::<u8>(), d.parse::<u8>());
     match parsed {
-        (Ok(y), Ok(m), Ok(d)) => Ok(LocalDate::new(y, m, d)),
+        (Ok(y), Ok(m), Ok(d)) if (2000..=2199).contains(&y) => Ok(LocalDate::new(y, m, d)),
+        (Ok(_), Ok(_), Ok(_)) => Err(bad(format!("date {s:?} is not between the years 2000 and 2199"))),
         _ => Err(bad(format!("date {s:?} is not YYYY-MM-DD"))),
     }
 }
@@ -142,6 +169,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/plan/sub-areas", post(areas))
         .route("/v1/plan/territories", post(territories))
         .route("/v1/plan/territories/apply", post(apply_territories))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_PLANNING_BODY_BYTES))
 }
 
 async fn segmentation(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
@@ -178,8 +206,9 @@ async fn overdue_list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let rep = if claims.role == Role::Rep { Some(subject(&claims, q.rep)?) } else { q.rep };
-    let docs = team_docs(&state, &claims.team).await?;
     let now = q.now_ms.unwrap_or_else(|| state.clock.now_ms());
+    check_instant("now_ms", now).map_err(bad_query)?;
+    let docs = team_docs(&state, &claims.team).await?;
     let mut list = overdue(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), now);
     if let Some(r) = rep {
         list.retain(|o| o.owner_rep.as_deref() == Some(r.as_str()));
@@ -194,7 +223,9 @@ async fn time_shares(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q?;
     let now = state.clock.now_ms();
-    let (from, to) = (q.from_ms.unwrap_or(now - 28 * 86_400_000), q.to_ms.unwrap_or(now));
+    let to = q.to_ms.unwrap_or(now);
+    let from = q.from_ms.unwrap_or(to.saturating_sub(28 * 86_400_000));
+    check_window(from, to).map_err(bad_query)?;
     let docs = team_docs(&state, &claims.team).await?;
     let mut shares =
         time_share(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), from, to);
@@ -244,6 +275,7 @@ async fn day(
     body: Result<Json<DayRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(r) = body?;
+    check_id_len("timezone", &r.timezone)?;
     let rep = subject(&claims, r.rep)?;
     let start = point(r.start_lat, r.start_lon, "start")?;
     let end = point(r.end_lat.unwrap_or(r.start_lat), r.end_lon.unwrap_or(r.start_lon), "end")?;
@@ -256,17 +288,20 @@ async fn day(
         work_start_min: r.work_start_min,
         work_end_min: r.work_end_min,
         travel: r.travel.unwrap_or_default(),
-        max_optional: r.max_optional.min(60),
+        max_optional: r.max_optional,
         seed: 7,
         time_limit_ms: 1_000,
     };
+    input.validate()?;
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
     let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         plan_rep_day(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input)
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&result)
 }
 
@@ -307,6 +342,21 @@ async fn week(
     if r.days == 0 || r.days > 14 {
         return Err(bad("days must be within 1..=14"));
     }
+    check_id_len("timezone", &r.timezone)?;
+    check_minute_of_day("work_start_min", r.work_start_min)?;
+    check_minute_of_day("work_end_min", r.work_end_min)?;
+    if r.work_end_min <= r.work_start_min {
+        return Err(bad("work_end_min must be after work_start_min"));
+    }
+    if r.reps.len() > MAX_REPS {
+        return Err(bad(format!("at most {MAX_REPS} reps")));
+    }
+    for rep in &r.reps {
+        check_id_len("reps[].rep", &rep.rep)?;
+    }
+    if let Some(t) = &r.travel {
+        t.validate()?;
+    }
     let first = parse_date(&r.date)?;
     let mut day_bounds = Vec::new();
     let mut date = first;
@@ -322,6 +372,7 @@ async fn week(
         let home = point(rep.lat, rep.lon, &rep.rep)?;
         reps.push(RepWeek { rep: rep.rep.clone(), start: home, end: home, days: day_bounds.clone() });
     }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
     let cfg = AllocationConfig::default();
@@ -346,9 +397,12 @@ async fn week(
     }
     let req =
         WeekPlanRequest { reps, stops, travel: r.travel.unwrap_or_default(), seed: 7, time_limit_ms: 5_000 };
-    let plan = tokio::task::spawn_blocking(move || plan_week(&req))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let plan = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        plan_week(&req)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&plan)
 }
 
@@ -369,13 +423,22 @@ async fn areas(
 ) -> Result<Json<Value>, ApiError> {
     let Json(r) = body?;
     let rep = subject(&claims, r.rep)?;
+    // Bounds first: nothing is loaded for a request that will be refused.
+    let cfg = r.config.unwrap_or_default();
+    cfg.validate()?;
+    if r.n == 0 || r.n > MAX_AREAS {
+        return Err(bad(format!("n must be within 1..={MAX_AREAS}")));
+    }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let mine: Vec<Customer> =
         docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
-    let cfg = r.config.unwrap_or_default();
-    let result = tokio::task::spawn_blocking(move || sub_areas(&mine, r.n, &cfg, r.seed))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let result = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        sub_areas(&mine, r.n, &cfg, r.seed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&result)
 }
 
@@ -409,6 +472,20 @@ async fn territories(
 ) -> Result<Json<Value>, ApiError> {
     manager_only(&claims)?;
     let Json(r) = body?;
+    let mut cfg = TerritoryConfig::default();
+    if let Some(t) = r.tolerance {
+        cfg.tolerance = t;
+    }
+    cfg.validate()?;
+    if let Some(reps) = &r.reps {
+        if reps.len() > MAX_REPS {
+            return Err(bad(format!("at most {MAX_REPS} reps")));
+        }
+        for rep in reps {
+            check_id_len("reps[].rep", &rep.rep)?;
+        }
+    }
+    let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let reps = match r.reps {
         Some(reps) => reps,
@@ -429,14 +506,13 @@ async fn territories(
                 .collect()
         }
     };
-    let mut cfg = TerritoryConfig::default();
-    if let Some(t) = r.tolerance {
-        cfg.tolerance = t;
-    }
     let customers = docs.customers;
-    let design = tokio::task::spawn_blocking(move || design_territories(&customers, &reps, &cfg, r.seed))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let design = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        design_territories(&customers, &reps, &cfg, r.seed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     to_json(&design)
 }
 
@@ -447,6 +523,7 @@ async fn apply_territories(
 ) -> Result<Json<Value>, ApiError> {
     manager_only(&claims)?;
     let Json(design) = body?;
+    design.validate()?;
     let docs = team_docs(&state, &claims.team).await?;
     let changed = apply_design(&design, &docs.customers);
     let mut writes: Vec<ServerWrite> =
@@ -468,7 +545,7 @@ async fn apply_territories(
     let n = writes.len();
     tokio::task::spawn_blocking(move || engine.apply_server_writes(&team, &writes, now))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     tracing::info!(team = %claims.team, manager = %claims.sub, moved = changed.len(), documents = n, "territory design applied");
     Ok(Json(json!({ "moved_customers": changed.len(), "territories": design.territories.len() })))
 }

@@ -6,11 +6,14 @@
 //!
 //! On the wire a message is a small frame — magic `FSYN`, a version byte, a flags byte — followed by
 //! CBOR (what the Automerge ecosystem uses), deflated when that pays. Decoding never trusts its input:
-//! sizes are bounded before anything is allocated.
+//! sizes are bounded before anything is allocated, a deflated message is decoded as it inflates (no
+//! inflated copy is held), and the push list is counted while it is decoded ([`MAX_PUSH_DOCS`],
+//! [`MAX_PUSH_CHANGES`]).
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::docs::DocKind;
@@ -27,6 +30,27 @@ pub const MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
 /// Inflation allowed per compressed byte, and the floor below which that is not applied.
 const MAX_RATIO: usize = 64;
 const MIN_INFLATE_CAP: usize = 16 * 1024 * 1024;
+
+/// Most documents one push may carry. Enforced while decoding: the entry past the limit is refused
+/// before it is decoded, so a frame of millions of tiny entries costs no more than this many.
+pub const MAX_PUSH_DOCS: usize = 5000;
+/// Most changes one push may carry, over all its documents; enforced while decoding too.
+pub const MAX_PUSH_CHANGES: usize = 200_000;
+
+/// What decoding a request frame of `frame_len` bytes may cost in memory at most, in bytes: the
+/// frame's own bytes once inflated (deflated frames are allowed to inflate to
+/// `max(64 × frame_len, 16 MiB)`, at most [`MAX_DECODED_BYTES`]) plus the bookkeeping of the
+/// largest push list the count limits allow. Servers budget concurrent decoding with it.
+pub fn decode_memory_bound(frame_len: usize) -> usize {
+    const PER_DOC: usize = 128;
+    const PER_CHANGE: usize = 32;
+    let inflated = frame_len.saturating_mul(MAX_RATIO).clamp(MIN_INFLATE_CAP, MAX_DECODED_BYTES);
+    inflated + MAX_PUSH_DOCS * PER_DOC + MAX_PUSH_CHANGES * PER_CHANGE
+}
+
+/// Marks the decode errors raised by the count limits, so they are reported as
+/// [`WireError::TooMany`] rather than as a malformed message.
+const TOO_MANY: &str = "too many entries: ";
 
 /// Media type of framed protocol messages over HTTP.
 pub const CONTENT_TYPE: &str = "application/x-fieldsync";
@@ -56,7 +80,158 @@ pub struct DocPush {
 pub struct SyncRequest {
     pub device_id: String,
     pub cursor: Cursor,
+    /// At most [`MAX_PUSH_DOCS`] documents and [`MAX_PUSH_CHANGES`] changes in all, counted while
+    /// decoding (the wire format is that of a plain list).
+    #[serde(deserialize_with = "bounded_push")]
     pub push: Vec<DocPush>,
+}
+
+// --- count-limited decoding of the push list ------------------------------------------------------
+
+/// Preallocation from a declared length is capped: the length is the sender's word.
+const MAX_PREALLOC: usize = 1024;
+
+fn too_many<E: de::Error>(what: &str, max: usize) -> E {
+    E::custom(format!("{TOO_MANY}more than {max} {what} in one push"))
+}
+
+fn bounded_push<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DocPush>, D::Error> {
+    struct PushList;
+    impl<'de> Visitor<'de> for PushList {
+        type Value = Vec<DocPush>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of document pushes")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_PREALLOC));
+            let mut changes_left = MAX_PUSH_CHANGES;
+            loop {
+                if out.len() == MAX_PUSH_DOCS {
+                    // One more entry, whatever it is, is one too many: refused undecoded.
+                    return match seq.size_hint() {
+                        Some(0) => Ok(out),
+                        Some(_) => Err(too_many("documents", MAX_PUSH_DOCS)),
+                        None => match seq.next_element::<IgnoredAny>()? {
+                            None => Ok(out),
+                            Some(_) => Err(too_many("documents", MAX_PUSH_DOCS)),
+                        },
+                    };
+                }
+                match seq.next_element_seed(DocPushSeed { changes_left: &mut changes_left })? {
+                    Some(p) => out.push(p),
+                    None => return Ok(out),
+                }
+            }
+        }
+    }
+    d.deserialize_seq(PushList)
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum PushField {
+    DocId,
+    Kind,
+    Changes,
+    #[serde(other)]
+    Other,
+}
+
+const PUSH_FIELDS: &[&str] = &["doc_id", "kind", "changes"];
+
+/// One [`DocPush`], its changes drawn from the budget of the whole push.
+struct DocPushSeed<'a> {
+    changes_left: &'a mut usize,
+}
+
+impl<'de> DeserializeSeed<'de> for DocPushSeed<'_> {
+    type Value = DocPush;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DocPush, D::Error> {
+        d.deserialize_struct("DocPush", PUSH_FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocPushSeed<'_> {
+    type Value = DocPush;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a document push")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DocPush, A::Error> {
+        let (mut doc_id, mut kind, mut changes) = (None, None, None);
+        while let Some(field) = map.next_key::<PushField>()? {
+            match field {
+                PushField::DocId if doc_id.is_none() => doc_id = Some(map.next_value()?),
+                PushField::Kind if kind.is_none() => kind = Some(map.next_value()?),
+                PushField::Changes if changes.is_none() => {
+                    changes = Some(map.next_value_seed(ChangesSeed { left: &mut *self.changes_left })?)
+                }
+                PushField::DocId => return Err(de::Error::duplicate_field("doc_id")),
+                PushField::Kind => return Err(de::Error::duplicate_field("kind")),
+                PushField::Changes => return Err(de::Error::duplicate_field("changes")),
+                PushField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(DocPush {
+            doc_id: doc_id.ok_or_else(|| de::Error::missing_field("doc_id"))?,
+            kind: kind.ok_or_else(|| de::Error::missing_field("kind"))?,
+            changes: changes.ok_or_else(|| de::Error::missing_field("changes"))?,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DocPush, A::Error> {
+        let missing = |i| de::Error::invalid_length(i, &"a document push of 3 fields");
+        let doc_id = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let kind = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let changes = seq
+            .next_element_seed(ChangesSeed { left: &mut *self.changes_left })?
+            .ok_or_else(|| missing(2))?;
+        Ok(DocPush { doc_id, kind, changes })
+    }
+}
+
+/// The change list of one document, each change taken from the push's remaining budget.
+struct ChangesSeed<'a> {
+    left: &'a mut usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ChangesSeed<'_> {
+    type Value = Vec<ByteBuf>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<ByteBuf>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ChangesSeed<'_> {
+    type Value = Vec<ByteBuf>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of change chunks")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<ByteBuf>, A::Error> {
+        let hint = seq.size_hint().unwrap_or(0);
+        if hint > *self.left {
+            return Err(too_many("changes", MAX_PUSH_CHANGES));
+        }
+        let mut out = Vec::with_capacity(hint.min(MAX_PREALLOC));
+        loop {
+            if *self.left == 0 {
+                return match seq.next_element::<IgnoredAny>()? {
+                    None => Ok(out),
+                    Some(_) => Err(too_many("changes", MAX_PUSH_CHANGES)),
+                };
+            }
+            match seq.next_element::<ByteBuf>()? {
+                Some(c) => {
+                    *self.left -= 1;
+                    out.push(c);
+                }
+                None => return Ok(out),
+            }
+        }
+    }
 }
 
 /// The changes of a document the server holds (new or already known: pushing twice is harmless).
@@ -137,6 +312,51 @@ pub enum WireError {
     Compression(String),
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// More entries than the protocol's count limits allow ([`MAX_PUSH_DOCS`],
+    /// [`MAX_PUSH_CHANGES`]); found while decoding, before the rest was decoded.
+    #[error("{0}")]
+    TooMany(String),
+}
+
+/// Inflates at most `cap` bytes; one byte more is an error ([`LimitedReader::exceeded`]).
+struct LimitedReader<R> {
+    inner: R,
+    left: usize,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.exceeded = true;
+            return Err(std::io::Error::other("message inflates past its size limit"));
+        }
+        let n = buf.len().min(self.left);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got;
+        Ok(got)
+    }
+}
+
+/// `deflated`: the input was a deflate stream (an I/O error is then a corrupt stream, otherwise
+/// the message ended early). `exceeded`: the inflate limit was hit.
+fn wire_error<E: std::fmt::Debug>(e: ciborium::de::Error<E>, deflated: bool, exceeded: bool) -> WireError {
+    match e {
+        _ if exceeded => WireError::TooLarge,
+        ciborium::de::Error::Semantic(_, msg) if msg.starts_with(TOO_MANY) => {
+            WireError::TooMany(msg[TOO_MANY.len()..].to_string())
+        }
+        ciborium::de::Error::Io(e) if deflated => WireError::Compression(format!("{e:?}")),
+        ciborium::de::Error::Io(_) => WireError::Truncated,
+        other => WireError::Malformed(other.to_string()),
+    }
 }
 
 fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -182,25 +402,20 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
     }
     let flags = bytes[5];
     let body = &bytes[6..];
-    let inflated;
-    let cbor: &[u8] = match flags {
-        0 => body,
+    match flags {
+        0 => ciborium::from_reader(body).map_err(|e| wire_error(e, false, false)),
         FLAG_DEFLATE => {
-            // Real payloads deflate a few times at most; a far higher ratio is a bomb, refused
-            // before it costs more memory than the compressed size justifies.
+            // Decoded as it inflates: no inflated copy of the message is ever held. Real payloads
+            // deflate a few times at most; a far higher ratio is a bomb, refused before it costs
+            // more than the compressed size justifies.
             let cap = body.len().saturating_mul(MAX_RATIO).clamp(MIN_INFLATE_CAP, MAX_DECODED_BYTES);
-            let mut out = Vec::new();
-            let mut dec = flate2::read::DeflateDecoder::new(body).take(cap as u64 + 1);
-            dec.read_to_end(&mut out).map_err(|e| WireError::Compression(e.to_string()))?;
-            if out.len() > cap {
-                return Err(WireError::TooLarge);
-            }
-            inflated = out;
-            &inflated
+            let mut limited =
+                LimitedReader { inner: flate2::read::DeflateDecoder::new(body), left: cap, exceeded: false };
+            let decoded = ciborium::from_reader(BufReader::with_capacity(64 * 1024, &mut limited));
+            decoded.map_err(|e| wire_error(e, true, limited.exceeded))
         }
-        other => return Err(WireError::UnknownFlags(other)),
-    };
-    ciborium::from_reader(cbor).map_err(|e| WireError::Malformed(e.to_string()))
+        other => Err(WireError::UnknownFlags(other)),
+    }
 }
 
 impl SyncRequest {
@@ -329,6 +544,119 @@ mod tests {
         for (name, bytes) in cases {
             assert!(SyncRequest::decode(&bytes).is_err(), "{name} must not decode");
         }
+    }
+
+    /// A request frame whose push list declares `declared` entries and holds `entries` copies of
+    /// `entry` (CBOR), followed by `tail`; deflated when `deflate`.
+    fn push_frame(
+        declared: Option<u64>,
+        entry: &[u8],
+        entries: usize,
+        tail: &[u8],
+        deflate: bool,
+    ) -> Vec<u8> {
+        let mut cbor = Vec::new();
+        cbor.push(0xa3);
+        for (key, value) in [("device_id", &b"\x61d"[..]), ("cursor", &b"\x65Start"[..])] {
+            cbor.push(0x60 + key.len() as u8);
+            cbor.extend_from_slice(key.as_bytes());
+            cbor.extend_from_slice(value);
+        }
+        cbor.extend_from_slice(b"\x64push");
+        match declared {
+            Some(n) => {
+                cbor.push(0x9b);
+                cbor.extend_from_slice(&n.to_be_bytes());
+            }
+            None => cbor.push(0x9f),
+        }
+        for _ in 0..entries {
+            cbor.extend_from_slice(entry);
+        }
+        cbor.extend_from_slice(tail);
+        let mut out = b"FSYN\x01".to_vec();
+        if deflate {
+            out.push(FLAG_DEFLATE);
+            let mut enc = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
+            enc.write_all(&cbor).unwrap();
+            enc.finish().unwrap()
+        } else {
+            out.push(0);
+            out.extend_from_slice(&cbor);
+            out
+        }
+    }
+
+    fn cbor_of<T: Serialize>(v: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).unwrap();
+        out
+    }
+
+    fn empty_push() -> Vec<u8> {
+        cbor_of(&DocPush { doc_id: String::new(), kind: DocKind::Visit, changes: vec![] })
+    }
+
+    #[test]
+    fn the_frame_builder_speaks_the_real_wire_format() {
+        let real = SyncRequest {
+            device_id: "d".into(),
+            cursor: Cursor::Start,
+            push: vec![DocPush { doc_id: String::new(), kind: DocKind::Visit, changes: vec![] }; 3],
+        };
+        let built = push_frame(Some(3), &empty_push(), 3, &[], false);
+        assert_eq!(SyncRequest::decode(&built).unwrap(), real);
+        let built = push_frame(None, &empty_push(), 3, &[0xff], true);
+        assert_eq!(SyncRequest::decode(&built).unwrap(), real);
+    }
+
+    #[test]
+    fn a_push_of_more_documents_than_the_limit_is_refused_while_decoding() {
+        // Millions of empty entries declared (the 6 million entry attack), only the first
+        // MAX_PUSH_DOCS present and then garbage: the decoder stops at the limit, never reaching
+        // the garbage (which would be `Malformed`) nor building the rest.
+        let entry = empty_push();
+        for deflate in [false, true] {
+            let frame = push_frame(Some(6_000_000), &entry, MAX_PUSH_DOCS, &[0xff, 0xff, 0xff], deflate);
+            assert!(
+                matches!(SyncRequest::decode(&frame), Err(WireError::TooMany(_))),
+                "{:?}",
+                SyncRequest::decode(&frame)
+            );
+            // Indefinite length: the entry past the limit is skipped over, not built.
+            let frame = push_frame(None, &entry, MAX_PUSH_DOCS + 1, &[0xff, 0xff, 0xff], deflate);
+            assert!(matches!(SyncRequest::decode(&frame), Err(WireError::TooMany(_))));
+        }
+        // Exactly at the limit is fine.
+        let frame = push_frame(None, &entry, MAX_PUSH_DOCS, &[0xff], true);
+        assert_eq!(SyncRequest::decode(&frame).unwrap().push.len(), MAX_PUSH_DOCS);
+    }
+
+    #[test]
+    fn a_push_of_more_changes_than_the_limit_over_all_documents_is_refused_while_decoding() {
+        let half = MAX_PUSH_CHANGES / 2 + 1;
+        let doc = DocPush { doc_id: "x".into(), kind: DocKind::Visit, changes: vec![ByteBuf::new(); half] };
+        let two = SyncRequest {
+            device_id: "d".into(),
+            cursor: Cursor::Start,
+            push: vec![doc.clone(), doc.clone()],
+        };
+        assert!(matches!(SyncRequest::decode(&two.encode()), Err(WireError::TooMany(_))));
+        // A change list declaring more than the budget is refused at its header.
+        let mut entry = cbor_of(&DocPush { doc_id: "x".into(), kind: DocKind::Visit, changes: vec![] });
+        let empty_list = entry.pop();
+        assert_eq!(empty_list, Some(0x80));
+        entry.push(0x9b);
+        entry.extend_from_slice(&u64::MAX.to_be_bytes());
+        let frame = push_frame(Some(1), &entry, 1, &[], false);
+        assert!(matches!(SyncRequest::decode(&frame), Err(WireError::TooMany(_))));
+        // One document at the budget decodes.
+        let one = SyncRequest {
+            device_id: "d".into(),
+            cursor: Cursor::Start,
+            push: vec![DocPush { changes: vec![ByteBuf::new(); MAX_PUSH_CHANGES], ..doc }],
+        };
+        assert_eq!(SyncRequest::decode(&one.encode()).unwrap(), one);
     }
 
     #[test]

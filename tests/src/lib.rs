@@ -432,3 +432,93 @@ pub mod fixtures {
         }
     }
 }
+
+impl TestServer {
+    /// Like [`TestServer::start`] with a configuration adjusted by `tune` (small limits, a known
+    /// secret). A [`TestServer::restart`] comes back with the default configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let clock = Arc::new(TestClock(AtomicI64::new(MORNING_MS)));
+        let mut config = ServerConfig::dev(dir.path());
+        tune(&mut config);
+        let server = Server::open_with_clock(config, clock.clone()).expect("open server");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(fieldsync_server::run(listener, server.state(), async {
+            let _ = stopped.await;
+        }));
+        TestServer { dir, clock, running: Some(Running { server, addr, stop, task }), port: addr.port() }
+    }
+
+    /// The server's data directory (its sled store lives in `db/` inside).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// An HTTP/1.1 response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Reads one response (head, then a `content-length` body) from a raw connection, waiting at most
+/// `within` in all. Errors if the connection closes first or nothing complete arrives in time.
+pub async fn read_raw_response(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> Result<RawResponse, String> {
+    use tokio::io::AsyncReadExt as _;
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let mut lines = head.split("\r\n");
+                let status = lines
+                    .next()
+                    .and_then(|l| l.split(' ').nth(1))
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .ok_or_else(|| format!("not a status line: {head:?}"))?;
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                let len = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("connection closed inside the body".to_string());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok(RawResponse { status, headers, body: buf[end + 4..end + 4 + len].to_vec() });
+            }
+            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("connection closed after {} bytes", buf.len()));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(within, read).await.map_err(|_| format!("no complete response within {within:?}"))?
+}

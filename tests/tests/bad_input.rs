@@ -202,8 +202,11 @@ async fn garbage_empty_future_version_truncated_and_unknown_flag_frames_get_400_
 
 #[tokio::test]
 async fn a_payload_deflating_past_the_limit_is_refused_with_413_without_taking_the_server_down() {
-    // 1. A hand-made deflate stream (one fixed-Huffman block: a zero, then "copy 258 bytes from 1
-    //    back" over and over) of about 1.7 MB that inflates to just over the 256 MiB decode limit.
+    // 1. A hand-made deflate stream (one fixed-Huffman block: the start of a request whose
+    //    device id is a 4 GiB text string, then "copy 258 bytes from 1 back" over and over, i.e.
+    //    NUL characters) of about 1.7 MB that inflates to just over the 256 MiB decode limit. The
+    //    server decodes as it inflates, so the prefix is valid CBOR: the limit, not a type error,
+    //    is what stops it.
     let server = team_with_a_customer().await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     let limit = fieldsync_core::protocol::MAX_DECODED_BYTES;
@@ -211,7 +214,16 @@ async fn a_payload_deflating_past_the_limit_is_refused_with_413_without_taking_t
     let mut bits = BitWriter::default();
     bits.lsb_first(1, 1); // BFINAL
     bits.lsb_first(1, 2); // BTYPE = 01, fixed Huffman
-    bits.huffman(0b0011_0000, 8); // literal 0
+    let mut prefix = vec![0xa3, 0x69];
+    prefix.extend_from_slice(b"device_id");
+    prefix.push(0x7b); // text string, 8-byte length
+    prefix.extend_from_slice(&(1u64 << 32).to_be_bytes()); // ends in a 0, which is repeated
+    for byte in prefix {
+        match byte {
+            0..=143 => bits.huffman(0x30 + u32::from(byte), 8),
+            _ => bits.huffman(0x190 + u32::from(byte) - 144, 9),
+        }
+    }
     for _ in 0..repeats {
         bits.huffman(0b1100_0101, 8); // length symbol 285: 258 bytes
         bits.huffman(0, 5); // distance symbol 0: 1 byte back

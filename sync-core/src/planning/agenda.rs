@@ -5,12 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::TravelModel;
 use super::allocation::{AllocationConfig, due_visits};
 use super::route::{
     DayRoute, DayRouteRequest, LocalDate, RouteError, RouteStop, local_time_ms, opening_windows, plan_day,
 };
 use super::segmentation::effective_tier;
+use super::{
+    MAX_OPTIONAL_STOPS, MAX_TIME_LIMIT_MS, OutOfBounds, TravelModel, check_id_len, check_minute_of_day,
+};
 use crate::docs::{Customer, Plan, Visit, VisitState};
 use crate::geo::{LatLon, to_wgs84};
 
@@ -53,6 +55,32 @@ pub struct RepDayPlan {
     pub day_end_ms: i64,
 }
 
+impl RepDayInput {
+    /// Every knob within its bound (see [`crate::planning`]'s constants), checked by
+    /// [`plan_rep_day`] before any work is done.
+    pub fn validate(&self) -> Result<(), RouteError> {
+        check_id_len("rep", &self.rep)?;
+        check_id_len("timezone", &self.timezone)?;
+        check_minute_of_day("work_start_min", self.work_start_min)?;
+        check_minute_of_day("work_end_min", self.work_end_min)?;
+        if self.work_end_min <= self.work_start_min {
+            return Err(OutOfBounds::new("work_end_min", "must be after work_start_min").into());
+        }
+        if self.max_optional > MAX_OPTIONAL_STOPS {
+            return Err(
+                OutOfBounds::new("max_optional", format!("must be at most {MAX_OPTIONAL_STOPS}")).into()
+            );
+        }
+        if self.time_limit_ms > MAX_TIME_LIMIT_MS {
+            return Err(
+                OutOfBounds::new("time_limit_ms", format!("must be at most {MAX_TIME_LIMIT_MS}")).into()
+            );
+        }
+        self.travel.validate()?;
+        Ok(())
+    }
+}
+
 fn location(c: &Customer) -> Option<LatLon> {
     c.location.parsed("location").ok().map(|(p, d)| to_wgs84(p, d))
 }
@@ -75,6 +103,7 @@ pub fn plan_rep_day(
     cfg: &AllocationConfig,
     input: &RepDayInput,
 ) -> Result<RepDayPlan, RouteError> {
+    input.validate()?;
     let day_start_ms = local_time_ms(&input.timezone, input.date, input.work_start_min)?;
     let day_end_ms = local_time_ms(&input.timezone, input.date, input.work_end_min)?;
     let by_id: std::collections::HashMap<&str, &Customer> =

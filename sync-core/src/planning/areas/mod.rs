@@ -59,7 +59,10 @@ use serde::{Deserialize, Serialize};
 
 use self::engine::{Engine, Item, Problem, Solution, Weights};
 use self::geom::{Projection, SplitMix64, convex_hull};
-use super::TravelModel;
+use super::{
+    MAX_AREAS, MAX_ITERATIONS, MAX_MOVE_PENALTY_KM, MAX_REPS, MAX_RESTARTS, MAX_TOLERANCE, MAX_WEIGHT,
+    OutOfBounds, TravelModel,
+};
 use crate::docs::{Cadence, Customer, LatLonPoint, SCHEMA_VERSION, SubArea, Territory, Tier};
 use crate::geo::{LatLon, distance_m, to_wgs84};
 
@@ -150,13 +153,7 @@ impl WorkloadModel {
         if [v.a, v.b, v.c].iter().any(|m| !(m.is_finite() && (0.0..=1440.0).contains(m))) {
             return Err(invalid("visit_minutes", "must be within 0..=1440"));
         }
-        let t = &self.travel;
-        if !(t.speed_kmh.is_finite() && t.speed_kmh > 0.0 && t.speed_kmh <= 1000.0) {
-            return Err(invalid("travel.speed_kmh", "must be within (0, 1000]"));
-        }
-        if !(t.detour_factor.is_finite() && (0.0..=10.0).contains(&t.detour_factor)) {
-            return Err(invalid("travel.detour_factor", "must be within 0..=10"));
-        }
+        self.travel.validate()?;
         Ok(())
     }
 }
@@ -185,6 +182,17 @@ pub struct AreaConfig {
     /// Number of k-means++ seedings tried; the best result is kept.
     pub restarts: u32,
     pub naming: AreaNaming,
+}
+
+impl AreaConfig {
+    /// Every knob within its bound (see [`crate::planning`]'s constants): what a request may ask of
+    /// [`sub_areas`] before any work is done. `sub_areas` checks it too.
+    pub fn validate(&self) -> Result<(), AreaError> {
+        self.workload.validate()?;
+        check_bounded("tolerance", self.tolerance, MAX_TOLERANCE)?;
+        check_bounded("compactness_weight", self.compactness_weight, MAX_WEIGHT)?;
+        check_effort(self.max_iterations, self.restarts)
+    }
 }
 
 impl Default for AreaConfig {
@@ -236,6 +244,25 @@ pub struct TerritoryConfig {
     /// In the rep assignment, one customer changing rep costs as much as this many km between the
     /// rep's home and the territory centroid.
     pub move_penalty_km: f64,
+}
+
+impl TerritoryConfig {
+    /// Every knob within its bound, checked by [`design_territories`] before any work is done.
+    pub fn validate(&self) -> Result<(), AreaError> {
+        self.workload.validate()?;
+        check_bounded("tolerance", self.tolerance, MAX_TOLERANCE)?;
+        check_bounded("move_penalty_km", self.move_penalty_km, MAX_MOVE_PENALTY_KM)?;
+        let w = &self.weights;
+        for (field, v) in [
+            ("weights.workload", w.workload),
+            ("weights.potential", w.potential),
+            ("weights.compactness", w.compactness),
+            ("weights.continuity", w.continuity),
+        ] {
+            check_bounded(field, v, MAX_WEIGHT)?;
+        }
+        check_effort(self.max_iterations, self.restarts)
+    }
 }
 
 impl Default for TerritoryConfig {
@@ -377,8 +404,37 @@ fn invalid(field: &str, reason: &str) -> AreaError {
     AreaError::InvalidConfig { field: field.to_string(), reason: reason.to_string() }
 }
 
-fn check_non_negative(field: &str, v: f64) -> Result<(), AreaError> {
-    if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(invalid(field, "must be a finite number >= 0")) }
+impl From<OutOfBounds> for AreaError {
+    fn from(e: OutOfBounds) -> Self {
+        AreaError::InvalidConfig { field: e.field, reason: e.reason }
+    }
+}
+
+fn check_bounded(field: &str, v: f64, max: f64) -> Result<(), AreaError> {
+    if v.is_finite() && (0.0..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(AreaError::InvalidConfig {
+            field: field.to_string(),
+            reason: format!("must be within 0..={max}"),
+        })
+    }
+}
+
+fn check_effort(max_iterations: u32, restarts: u32) -> Result<(), AreaError> {
+    if max_iterations > MAX_ITERATIONS {
+        return Err(AreaError::InvalidConfig {
+            field: "max_iterations".into(),
+            reason: format!("must be at most {MAX_ITERATIONS}"),
+        });
+    }
+    if restarts > MAX_RESTARTS {
+        return Err(AreaError::InvalidConfig {
+            field: "restarts".into(),
+            reason: format!("must be at most {MAX_RESTARTS}"),
+        });
+    }
+    Ok(())
 }
 
 // --- shared preparation --------------------------------------------------------------------------
@@ -488,11 +544,15 @@ pub fn sub_areas(
     cfg: &AreaConfig,
     seed: u64,
 ) -> Result<SubAreaPlan, AreaError> {
-    cfg.workload.validate()?;
-    check_non_negative("tolerance", cfg.tolerance)?;
-    check_non_negative("compactness_weight", cfg.compactness_weight)?;
+    cfg.validate()?;
     if n == 0 {
         return Err(AreaError::NoAreas);
+    }
+    if n > MAX_AREAS {
+        return Err(AreaError::InvalidConfig {
+            field: "n".into(),
+            reason: format!("at most {MAX_AREAS} areas"),
+        });
     }
     let prep = prepare(customers, &cfg.workload, |_| None)?;
     if n > prep.items.len() {
@@ -606,23 +666,20 @@ pub fn design_territories(
     cfg: &TerritoryConfig,
     seed: u64,
 ) -> Result<TerritoryDesign, AreaError> {
-    cfg.workload.validate()?;
-    check_non_negative("tolerance", cfg.tolerance)?;
-    check_non_negative("move_penalty_km", cfg.move_penalty_km)?;
+    cfg.validate()?;
     let w = &cfg.weights;
-    for (field, v) in [
-        ("weights.workload", w.workload),
-        ("weights.potential", w.potential),
-        ("weights.compactness", w.compactness),
-        ("weights.continuity", w.continuity),
-    ] {
-        check_non_negative(field, v)?;
-    }
     if reps.is_empty() {
         return Err(AreaError::NoReps);
     }
+    if reps.len() > MAX_REPS {
+        return Err(AreaError::InvalidConfig {
+            field: "reps".into(),
+            reason: format!("at most {MAX_REPS} reps"),
+        });
+    }
     let mut rep_index = BTreeMap::new();
     for (r, rep) in reps.iter().enumerate() {
+        super::check_id_len("reps[].rep", &rep.rep)?;
         if rep_index.insert(rep.rep.as_str(), r).is_some() {
             return Err(AreaError::DuplicateRep(rep.rep.clone()));
         }
@@ -733,6 +790,30 @@ fn ratio_of(values: impl Iterator<Item = f64>) -> f64 {
 /// The customers whose `owner_rep` or `territory` the design changes, with both set (owner: the
 /// territory's rep; territory: its `territory_id`), ready to be written back. Customers the design
 /// does not place are left alone.
+impl TerritoryDesign {
+    /// Most hull points per territory accepted from a caller.
+    pub const MAX_HULL_POINTS: usize = 10_000;
+
+    /// A design sent back by a caller (to be applied) is of a plausible size: at most
+    /// [`MAX_REPS`] territories, short ids, hulls of at most [`Self::MAX_HULL_POINTS`] points.
+    pub fn validate(&self) -> Result<(), AreaError> {
+        if self.territories.len() > MAX_REPS {
+            return Err(invalid("territories", "too many territories"));
+        }
+        for t in &self.territories {
+            super::check_id_len("territories[].rep", &t.rep)?;
+            super::check_id_len("territories[].territory_id", &t.territory_id)?;
+            if t.hull.len() > Self::MAX_HULL_POINTS {
+                return Err(invalid("territories[].hull", "too many points"));
+            }
+            for id in &t.customer_ids {
+                super::check_id_len("territories[].customer_ids[]", id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn apply_design(design: &TerritoryDesign, customers: &[Customer]) -> Vec<Customer> {
     let mut target: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for t in &design.territories {

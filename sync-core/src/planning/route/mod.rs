@@ -58,7 +58,7 @@ pub use tz::{LocalDate, local_time_ms, opening_windows, opening_windows_for_days
 use self::rng::Rng;
 use self::search::{Budget, Params, anneal, eval_seq, local_search, recreate};
 use self::vrp::{Job, NONE, Problem, Sol, Vehicle, normalise_windows, service_start};
-use super::TravelModel;
+use super::{MAX_REP_DAYS, MAX_REPS, MAX_TIME_LIMIT_MS, OutOfBounds, TravelModel};
 use crate::geo::LatLon;
 
 /// Most nodes (stops plus distinct rep locations) in one request: the matrices are n² doubles.
@@ -78,6 +78,19 @@ pub enum RouteError {
     TooLarge { nodes: usize, max: usize },
     #[error("line {line}: {reason}")]
     Parse { line: usize, reason: String },
+}
+
+impl From<OutOfBounds> for RouteError {
+    fn from(e: OutOfBounds) -> Self {
+        RouteError::InvalidRequest { field: e.field, reason: e.reason }
+    }
+}
+
+fn check_time_limit(ms: u64) -> Result<(), RouteError> {
+    if ms > MAX_TIME_LIMIT_MS {
+        return Err(invalid("time_limit_ms", format!("must be at most {MAX_TIME_LIMIT_MS}")));
+    }
+    Ok(())
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> RouteError {
@@ -504,6 +517,8 @@ fn day_inputs(req: &DayRouteRequest) -> Vec<StopIn<'_>> {
 fn check_day(req: &DayRouteRequest) -> Result<(), RouteError> {
     check_point("start", req.start)?;
     check_point("end", req.end)?;
+    req.travel.validate()?;
+    check_time_limit(req.time_limit_ms)?;
     if req.day_end_ms < req.day_start_ms {
         return Err(invalid("day_end_ms", "is before day_start_ms"));
     }
@@ -577,6 +592,15 @@ pub fn replan(
 /// Plans the team's week: due visits spread over reps and their working days (a VRPTW with one
 /// vehicle per rep-day, each from the rep's own start location).
 pub fn plan_week(req: &WeekPlanRequest) -> Result<WeekPlan, RouteError> {
+    req.travel.validate()?;
+    check_time_limit(req.time_limit_ms)?;
+    if req.reps.len() > MAX_REPS {
+        return Err(invalid("reps", format!("at most {MAX_REPS} reps")));
+    }
+    let rep_days: usize = req.reps.iter().map(|r| r.days.len()).sum();
+    if rep_days > MAX_REP_DAYS {
+        return Err(invalid("reps[].days", format!("at most {MAX_REP_DAYS} rep-days in all")));
+    }
     let mut vehicles = Vec::new();
     let mut owners = Vec::new();
     for (r, rep) in req.reps.iter().enumerate() {
