@@ -395,7 +395,8 @@ async fn quarantine(
             json!({
                 "doc_id": e.doc_id, "kind": e.kind, "device": e.device, "user": e.user,
                 "received_at_ms": e.received_at_ms, "code": e.code, "reason": e.reason,
-                "hashes": e.hashes, "changes": e.changes.len(),
+                "hashes": e.hashes, "changes": e.change_count.max(e.changes.len() as u64),
+                "bytes": e.bytes, "digest_only": e.digest_only,
             })
         })
         .collect();

@@ -22,13 +22,23 @@ fn backend(e: sled::Error) -> StorageError {
 impl SledKv {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(backend)?;
-        Ok(SledKv { db })
+            .mode(sled::Mode::HighThroughput);
+        // A store just closed in this process (a restart) is released by sled's background threads
+        // a moment after the last handle drops: wait for its file lock a little, never forever.
+        let mut attempts = 0;
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(SledKv { db }),
+                Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
     }
 
     /// A store that lives only as long as the process (tests of the conformance suite).

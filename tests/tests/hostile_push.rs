@@ -261,6 +261,14 @@ async fn the_quarantine_keeps_a_bounded_digest_of_what_it_cannot_keep() {
     assert!(usage.bytes <= quota.bytes_per_user, "{usage:?}");
     assert_eq!(usage.entries, 8);
     assert_eq!(customer_of(server.doc(TEAM, "c-alice")).notes.as_str(), "");
+
+    // 3. The manager sees them as digests in the quarantine list.
+    let maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
+    let (status, body) = maria.get_json("/v1/quarantine").await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 8);
+    assert!(items.iter().all(|i| i["digest_only"] == true && i["changes"] == 1), "{body}");
 }
 
 #[tokio::test]
@@ -272,7 +280,8 @@ async fn more_changes_for_one_document_than_the_limit_are_refused_before_any_wor
     let changes = many_notes_then_a_tier_change(&server, limit);
     assert_eq!(changes.len(), limit + 1);
     let head = server.server().engine().storage().feed_head(TEAM).expect("head");
-    let req = push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+    let req =
+        push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
 
     // 2. Refused as too large, typed, and nothing is stored.
     match alice.exchange(&req).await {
