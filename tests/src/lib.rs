@@ -333,6 +333,34 @@ pub fn tampered_changes(doc: &Automerge, actor: &str, edit: impl FnOnce(&mut Doc
     new.iter().map(|c| c.raw_bytes().to_vec()).collect()
 }
 
+/// A customer as stored, with `n` one-letter note edits and then one tier change on top (which a
+/// rep may not make), as raw changes by `alice-phone`: what a phone offline for a long time, or a
+/// hostile one, pushes in one go.
+pub fn notes_then_a_tier_change(server: &TestServer, team: &str, customer: &str, n: usize) -> Vec<Vec<u8>> {
+    use automerge::ReadDoc as _;
+    use automerge::transaction::Transactable as _;
+    use fieldsync_core::storage::Storage as _;
+    let bytes = server.server().engine().storage().load_doc(team, customer).expect("load").expect("doc");
+    let mut doc = Automerge::load(&bytes).expect("load").with_actor(ActorId::from(b"alice-phone".as_slice()));
+    let before = doc.get_heads();
+    let notes = match doc.get(automerge::ROOT, "notes").expect("notes") {
+        Some((_, id)) => id,
+        None => panic!("the customer has notes"),
+    };
+    for i in 0..n {
+        doc.transact(|tx| tx.splice_text(&notes, 0, 0, if i % 2 == 0 { "a" } else { "b" })).expect("note");
+    }
+    doc.transact(|tx| -> Result<(), String> {
+        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
+        if let Document::Customer(c) = &mut d {
+            c.tier = Some(fieldsync_core::docs::Tier::A);
+        }
+        d.reconcile_into(tx).map_err(|e| e.to_string())
+    })
+    .expect("tier");
+    doc.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect()
+}
+
 /// Every document a device holds has the same heads on the server.
 pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     for d in devices {

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use automerge::ActorId;
 use automerge::transaction::Transactable;
-use automerge::{ActorId, Automerge, ReadDoc};
 use fieldsync_core::Role;
 use fieldsync_core::docs::{Checkin, DocKind, Document, Tier};
 use fieldsync_core::engine::{QuarantineQuota, is_server_actor};
 use fieldsync_core::storage::Storage as _;
 use fieldsync_e2e::fixtures::{LYON, customer, territory, visit};
-use fieldsync_e2e::{MORNING_MS, TestServer, customer_of, push_request, tampered_changes, visit_of};
+use fieldsync_e2e::{
+    MORNING_MS, TestServer, customer_of, notes_then_a_tier_change, push_request, tampered_changes, visit_of,
+};
 
 const TEAM: &str = "acme";
 
@@ -30,37 +32,13 @@ async fn team() -> TestServer {
     server
 }
 
-/// Alice's customer as stored, with `n` one-letter note edits and then one tier change on top,
-/// as raw changes: what a phone offline for a long time (or a hostile one) pushes in one go.
-fn many_notes_then_a_tier_change(server: &TestServer, n: usize) -> Vec<Vec<u8>> {
-    let bytes = server.server().engine().storage().load_doc(TEAM, "c-alice").expect("load").expect("doc");
-    let mut doc = Automerge::load(&bytes).expect("load").with_actor(ActorId::from(b"alice-phone".as_slice()));
-    let before = doc.get_heads();
-    let notes = match doc.get(automerge::ROOT, "notes").expect("notes") {
-        Some((_, id)) => id,
-        None => panic!("the customer has notes"),
-    };
-    for i in 0..n {
-        doc.transact(|tx| tx.splice_text(&notes, 0, 0, if i % 2 == 0 { "a" } else { "b" })).expect("note");
-    }
-    doc.transact(|tx| -> Result<(), String> {
-        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
-        if let Document::Customer(c) = &mut d {
-            c.tier = Some(Tier::A);
-        }
-        d.reconcile_into(tx).map_err(|e| e.to_string())
-    })
-    .expect("tier");
-    doc.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_of_sixteen_thousand_changes_with_one_refused_is_decided_without_stalling_the_team() {
     // 1. Alice pushes 16 000 small note edits of her customer and then one tier change (not hers
     //    to make), in one request.
     let server = team().await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let changes = many_notes_then_a_tier_change(&server, 16_000);
+    let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", 16_000);
     assert_eq!(changes.len(), 16_001);
     let req =
         push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
@@ -277,7 +255,7 @@ async fn more_changes_for_one_document_than_the_limit_are_refused_before_any_wor
     let server = team().await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     let limit = server.server().engine().config().max_doc_changes;
-    let changes = many_notes_then_a_tier_change(&server, limit);
+    let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", limit);
     assert_eq!(changes.len(), limit + 1);
     let head = server.server().engine().storage().feed_head(TEAM).expect("head");
     let req =
