@@ -205,12 +205,7 @@ pub fn is_trusting<'a>(status: VerificationStatus, reason_codes: impl IntoIterat
 
 /// [`is_trusting`] for a verdict as stored in a visit.
 pub fn is_reference(stored: &CheckinVerification) -> bool {
-    let status = match stored.status.as_str() {
-        "verified" => VerificationStatus::Verified,
-        "flagged" => VerificationStatus::Flagged,
-        _ => return false,
-    };
-    is_trusting(status, stored.reasons.iter().map(|r| r.code.as_str()))
+    is_trusting(stored.status, stored.reasons.iter().map(|r| r.code.as_str()))
 }
 
 /// The fix recorded in a check-in.
@@ -286,7 +281,7 @@ impl CheckinVerification {
     /// The stored form of a verification (what the server writes into the visit).
     pub fn from_verification(v: &Verification, received_at_ms: i64) -> Self {
         CheckinVerification {
-            status: v.status.as_str().into(),
+            status: v.status,
             // -1 marks "not measured" in the stored form, which must stay JSON-safe.
             distance_m: if v.distance_m.is_finite() { v.distance_m } else { -1.0 },
             reasons: v
@@ -533,7 +528,7 @@ mod tests {
             mock_location: false,
         };
         let verdict = |status: &str, code: Option<&str>| CheckinVerification {
-            status: status.into(),
+            status: status.parse().expect("a status"),
             distance_m: 0.0,
             reasons: code
                 .map(|c| FlagReason { code: c.into(), message: String::new() })

@@ -12,7 +12,7 @@ use automerge::{Automerge, ObjId, ObjType, ReadDoc, ValueRef};
 use autosurgeon::{Hydrate, Reconcile, Text};
 use serde::{Deserialize, Serialize};
 
-use crate::geo::{Datum, LatLon};
+use crate::geo::{Datum, LatLon, VerificationStatus};
 
 /// The schema version this build writes. Readers accept this and every older version.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -241,8 +241,8 @@ pub struct FlagReason {
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct CheckinVerification {
-    /// "verified" | "flagged" | "invalid"
-    pub status: String,
+    /// Stored as "verified" | "flagged" | "invalid".
+    pub status: VerificationStatus,
     pub distance_m: f64,
     pub reasons: Vec<FlagReason>,
     pub received_at_ms: i64,
@@ -537,12 +537,6 @@ impl Document {
                 for (id, verdict) in &v.verification {
                     // The key itself may be huge: validate_id does not echo it.
                     validate_id("verification", id)?;
-                    if !["verified", "flagged", "invalid"].contains(&verdict.status.as_str()) {
-                        return Err(DocError::invalid(
-                            format!("verification[{id}].status"),
-                            "must be verified, flagged or invalid",
-                        ));
-                    }
                     max_count(
                         &format!("verification[{id}].reasons"),
                         verdict.reasons.len(),
@@ -902,7 +896,7 @@ mod tests {
         v.verification.insert(
             "ci-1".into(),
             CheckinVerification {
-                status: "flagged".into(),
+                status: VerificationStatus::Flagged,
                 distance_m: 600.0,
                 reasons: vec![FlagReason { code: "outside_fence".into(), message: "600 m".into() }],
                 received_at_ms: 10,
@@ -1140,9 +1134,18 @@ mod tests {
         }
         assert_eq!(field_of(Document::Visit(v).validate()), "verification");
 
-        let mut v = full_visit();
-        v.verification.get_mut("ci-1").unwrap().status = "trusted".into();
-        assert_eq!(field_of(Document::Visit(v).validate()), "verification[ci-1].status");
+        // A status outside the three does not even hydrate.
+        let mut doc = automerge::AutoCommit::new();
+        autosurgeon::reconcile_prop(&mut doc, automerge::ROOT, "status", "trusted").unwrap();
+        let status: Result<VerificationStatus, _> =
+            autosurgeon::hydrate_prop(&doc, automerge::ROOT, "status");
+        assert!(status.is_err());
+        autosurgeon::reconcile_prop(&mut doc, automerge::ROOT, "status", VerificationStatus::Flagged)
+            .unwrap();
+        let status: VerificationStatus = autosurgeon::hydrate_prop(&doc, automerge::ROOT, "status").unwrap();
+        assert_eq!(status, VerificationStatus::Flagged);
+        let stored: String = autosurgeon::hydrate_prop(&doc, automerge::ROOT, "status").unwrap();
+        assert_eq!(stored, "flagged", "stored as its name, as before");
 
         let mut v = full_visit();
         v.verification.get_mut("ci-1").unwrap().reasons =

@@ -302,6 +302,9 @@ pub enum VerificationStatus {
 }
 
 impl VerificationStatus {
+    pub const ALL: [VerificationStatus; 3] =
+        [VerificationStatus::Verified, VerificationStatus::Flagged, VerificationStatus::Invalid];
+
     /// The serde name, which is also the stored form in `docs::CheckinVerification`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -309,6 +312,43 @@ impl VerificationStatus {
             VerificationStatus::Flagged => "flagged",
             VerificationStatus::Invalid => "invalid",
         }
+    }
+}
+
+impl std::fmt::Display for VerificationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for VerificationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        VerificationStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| "a verification status is verified, flagged or invalid".to_string())
+    }
+}
+
+impl PartialEq<&str> for VerificationStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+// Stored in documents as its name, as it always was ("verified", …): older documents read the same.
+impl autosurgeon::Reconcile for VerificationStatus {
+    type Key<'a> = autosurgeon::reconcile::NoKey;
+    fn reconcile<R: autosurgeon::Reconciler>(&self, mut reconciler: R) -> Result<(), R::Error> {
+        reconciler.str(self.as_str())
+    }
+}
+
+impl autosurgeon::Hydrate for VerificationStatus {
+    fn hydrate_string(s: &'_ str) -> Result<Self, autosurgeon::HydrateError> {
+        s.parse()
+            .map_err(|_| autosurgeon::HydrateError::unexpected("verified, flagged or invalid", s.to_string()))
     }
 }
 

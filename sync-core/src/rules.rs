@@ -60,20 +60,86 @@ pub struct Principal {
 use crate::docs::{Document, Visit, VisitState};
 use crate::planning::allocation::is_remote_contact;
 
+/// Why an edit is not allowed, as a machine-readable code (serialized and sent as its snake_case
+/// name: `forbidden_field`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationCode {
+    /// A rep creating or changing a territory or a plan.
+    ForbiddenKind,
+    /// A document of another rep's.
+    NotAssigned,
+    /// A field the author's role may not change.
+    ForbiddenField,
+    /// Check-ins are evidence: never changed or removed.
+    AppendOnly,
+    /// A field only the server writes (`verification`).
+    ServerField,
+    /// `id`, `kind`, `created_by`.
+    ImmutableField,
+    /// A state change a visit cannot make.
+    BadTransition,
+    /// Created for, or in the name of, somebody else.
+    WrongOwner,
+    /// The document does not exist, or is outside the author's scope: the same answer for both.
+    NotFound,
+    /// The change does not fit the server's history: resync the document and retry.
+    OutOfSync,
+    /// A change authored with a server actor.
+    ServerActor,
+    /// Builds on a refused change.
+    DependsOnRejected,
+    /// Not checked: too many refused changes in one push (kept for review).
+    NotChecked,
+    /// The result is not a valid document.
+    InvalidDocument,
+}
+
+impl ViolationCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationCode::ForbiddenKind => "forbidden_kind",
+            ViolationCode::NotAssigned => "not_assigned",
+            ViolationCode::ForbiddenField => "forbidden_field",
+            ViolationCode::AppendOnly => "append_only",
+            ViolationCode::ServerField => "server_field",
+            ViolationCode::ImmutableField => "immutable_field",
+            ViolationCode::BadTransition => "bad_transition",
+            ViolationCode::WrongOwner => "wrong_owner",
+            ViolationCode::NotFound => "not_found",
+            ViolationCode::OutOfSync => "out_of_sync",
+            ViolationCode::ServerActor => "server_actor",
+            ViolationCode::DependsOnRejected => "depends_on_rejected",
+            ViolationCode::NotChecked => "not_checked",
+            ViolationCode::InvalidDocument => "invalid_document",
+        }
+    }
+}
+
+impl std::fmt::Display for ViolationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ViolationCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Why an edit is not allowed. Kept with the refused changes and shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{message}")]
 pub struct Violation {
-    /// Machine-readable: `forbidden_kind`, `not_assigned`, `forbidden_field`, `append_only`,
-    /// `server_field`, `immutable_field`, `bad_transition`, `wrong_owner`.
-    pub code: String,
+    pub code: ViolationCode,
     pub field: Option<String>,
     pub message: String,
 }
 
 impl Violation {
-    fn new(code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
-        Violation { code: code.to_string(), field: field.map(str::to_string), message: message.into() }
+    pub fn new(code: ViolationCode, field: Option<&str>, message: impl Into<String>) -> Self {
+        Violation { code, field: field.map(str::to_string), message: message.into() }
     }
 }
 
@@ -108,13 +174,17 @@ pub fn check_edit(
     if let Some(before) = before {
         if before.kind() != after.kind() {
             return Err(Violation::new(
-                "immutable_field",
+                ViolationCode::ImmutableField,
                 Some("kind"),
                 "the kind of a document never changes",
             ));
         }
         if before.id() != after.id() {
-            return Err(Violation::new("immutable_field", Some("id"), "the id of a document never changes"));
+            return Err(Violation::new(
+                ViolationCode::ImmutableField,
+                Some("id"),
+                "the id of a document never changes",
+            ));
         }
     }
     if who.role == Role::Admin {
@@ -128,7 +198,7 @@ pub fn check_edit(
                 && created_by != who.user
             {
                 return Err(Violation::new(
-                    "wrong_owner",
+                    ViolationCode::WrongOwner,
                     Some("created_by"),
                     "created_by must be your own user id",
                 ));
@@ -137,7 +207,7 @@ pub fn check_edit(
         Some(before) => {
             if created_by(before) != created_by(after) {
                 return Err(Violation::new(
-                    "immutable_field",
+                    ViolationCode::ImmutableField,
                     Some("created_by"),
                     "the author of a document never changes",
                 ));
@@ -148,14 +218,14 @@ pub fn check_edit(
     if let (Some(Document::Visit(b)), Document::Visit(a)) = (before, after) {
         if a.checkins.len() < b.checkins.len() || a.checkins[..b.checkins.len()] != b.checkins[..] {
             return Err(Violation::new(
-                "append_only",
+                ViolationCode::AppendOnly,
                 Some("checkins"),
                 "check-ins are append-only: an existing check-in was changed or removed",
             ));
         }
         if a.verification != b.verification {
             return Err(Violation::new(
-                "server_field",
+                ViolationCode::ServerField,
                 Some("verification"),
                 "check-in verification is written by the server only",
             ));
@@ -165,7 +235,7 @@ pub fn check_edit(
         && !a.verification.is_empty()
     {
         return Err(Violation::new(
-            "server_field",
+            ViolationCode::ServerField,
             Some("verification"),
             "check-in verification is written by the server only",
         ));
@@ -177,7 +247,7 @@ pub fn check_edit(
         };
         if tier_changed && who.role == Role::Manager && a.tier_set_by.as_deref() != Some(who.user.as_str()) {
             return Err(Violation::new(
-                "forbidden_field",
+                ViolationCode::ForbiddenField,
                 Some("tier_set_by"),
                 "a tier override records who set it: tier_set_by must be you",
             ));
@@ -197,23 +267,29 @@ fn check_rep(
 ) -> Result<(), Violation> {
     let me = who.user.as_str();
     match (before, after) {
-        (_, Document::Territory(_)) | (_, Document::Plan(_)) => {
-            Err(Violation::new("forbidden_kind", None, format!("a rep may not change a {}", after.kind())))
-        }
+        (_, Document::Territory(_)) | (_, Document::Plan(_)) => Err(Violation::new(
+            ViolationCode::ForbiddenKind,
+            None,
+            format!("a rep may not change a {}", after.kind()),
+        )),
         (None, Document::Customer(c)) => {
             if c.owner_rep.as_deref() != Some(me) {
                 return Err(Violation::new(
-                    "wrong_owner",
+                    ViolationCode::WrongOwner,
                     Some("owner_rep"),
                     "a prospect a rep creates is owned by that rep",
                 ));
             }
             if c.tier.is_some() || c.tier_set_by.is_some() {
-                return Err(Violation::new("forbidden_field", Some("tier"), "a rep may not set a tier"));
+                return Err(Violation::new(
+                    ViolationCode::ForbiddenField,
+                    Some("tier"),
+                    "a rep may not set a tier",
+                ));
             }
             if c.territory.is_some() {
                 return Err(Violation::new(
-                    "forbidden_field",
+                    ViolationCode::ForbiddenField,
                     Some("territory"),
                     "a rep may not set a territory",
                 ));
@@ -221,7 +297,7 @@ fn check_rep(
             // The fence decides whether the rep's own check-ins pass.
             if c.geofence_m.is_some() {
                 return Err(Violation::new(
-                    "forbidden_field",
+                    ViolationCode::ForbiddenField,
                     Some("geofence_m"),
                     "a rep may not set a customer's geofence",
                 ));
@@ -230,14 +306,18 @@ fn check_rep(
         }
         (Some(b), Document::Customer(_)) => {
             if !assigned {
-                return Err(Violation::new("not_assigned", None, "this customer is not assigned to you"));
+                return Err(Violation::new(
+                    ViolationCode::NotAssigned,
+                    None,
+                    "this customer is not assigned to you",
+                ));
             }
             only_fields(b, after, &["follow_up_status", "opportunity_stage", "notes"])
         }
         (None, Document::Visit(v)) => {
             if v.rep != me {
                 return Err(Violation::new(
-                    "wrong_owner",
+                    ViolationCode::WrongOwner,
                     Some("rep"),
                     "a rep plans visits for themself only",
                 ));
@@ -246,7 +326,11 @@ fn check_rep(
         }
         (Some(b @ Document::Visit(bv)), Document::Visit(av)) => {
             if bv.rep != me {
-                return Err(Violation::new("not_assigned", None, "this visit belongs to another rep"));
+                return Err(Violation::new(
+                    ViolationCode::NotAssigned,
+                    None,
+                    "this visit belongs to another rep",
+                ));
             }
             only_fields(
                 b,
@@ -258,7 +342,7 @@ fn check_rep(
             };
             if bv.state != av.state && terminal(bv.state) {
                 return Err(Violation::new(
-                    "bad_transition",
+                    ViolationCode::BadTransition,
                     Some("state"),
                     format!("a {:?} visit cannot become {:?}", bv.state, av.state).to_lowercase(),
                 ));
@@ -268,9 +352,11 @@ fn check_rep(
             }
             Ok(())
         }
-        (Some(_), _) => {
-            Err(Violation::new("immutable_field", Some("kind"), "the kind of a document never changes"))
-        }
+        (Some(_), _) => Err(Violation::new(
+            ViolationCode::ImmutableField,
+            Some("kind"),
+            "the kind of a document never changes",
+        )),
     }
 }
 
@@ -294,7 +380,7 @@ fn visited_before_done(v: &Visit) -> Result<(), Violation> {
     };
     if needs_checkin && v.checkins.is_empty() {
         return Err(Violation::new(
-            "bad_transition",
+            ViolationCode::BadTransition,
             Some("state"),
             format!(
                 "a visit without a check-in cannot be {} (a remote contact is completed with an outcome starting with \"remote\")",
@@ -309,7 +395,7 @@ fn only_fields(before: &Document, after: &Document, allowed: &[&str]) -> Result<
     match changed_fields(before, after).into_iter().find(|f| !allowed.contains(&f.as_str())) {
         None => Ok(()),
         Some(field) => Err(Violation::new(
-            "forbidden_field",
+            ViolationCode::ForbiddenField,
             Some(&field),
             format!("a rep may not change {field} of a {}", after.kind()),
         )),
@@ -387,7 +473,7 @@ mod tests {
     }
 
     fn code(r: Result<(), Violation>) -> Option<(String, Option<String>)> {
-        r.err().map(|v| (v.code, v.field))
+        r.err().map(|v| (v.code.as_str().to_string(), v.field))
     }
 
     fn violation(code: &str, field: &str) -> Option<(String, Option<String>)> {

@@ -455,10 +455,10 @@ async fn a_rep_cannot_locate_a_customer_outside_their_scope_through_check_in_ver
     assert_eq!(
         probe
             .as_ref()
-            .map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+            .map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
         unknown
             .as_ref()
-            .map(|p| (p.status.clone(), p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+            .map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
         "an out-of-scope customer and an unknown one get the same verdict"
     );
 }
@@ -602,7 +602,7 @@ async fn a_rep_overwriting_the_servers_verification_of_their_own_checkin_is_reje
         .update_unchecked("visit-1", MORNING_MS, |d| {
             if let Document::Visit(v) = d {
                 let mut ok = v.verification["ci-1"].clone();
-                ok.status = "verified".into();
+                ok.status = fieldsync_core::geo::VerificationStatus::Verified;
                 ok.reasons.clear();
                 ok.distance_m = 3.0;
                 v.verification.insert("ci-1".into(), ok.clone());

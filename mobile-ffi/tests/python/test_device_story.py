@@ -120,7 +120,7 @@ def test_offline_plan_check_in_and_note_reach_a_second_device(server):
     maria.sync(None)
     seen = maria.get_visit(visit.id)
     assert seen.notes == "Owner wants the spring catalogue."
-    assert seen.verification[seen.checkins[0].id].status == "verified"
+    assert seen.verification[seen.checkins[0].id].status == core.VerificationStatus.VERIFIED
 
 
 def test_a_far_check_in_is_flagged_on_the_spot(server):

@@ -222,7 +222,7 @@ impl<S: Storage> SyncEngine<S> {
             device: device.into(),
             user: who.user.clone(),
             received_at_ms: now_ms,
-            code: first.code.clone(),
+            code: first.code.as_str().to_string(),
             reason: first.message.clone(),
             hashes: rejected.iter().take(quota.hashes_per_entry).map(|(c, _)| c.hash().to_string()).collect(),
             changes: if keep_whole {
@@ -257,7 +257,7 @@ fn rejection(doc_id: &str, rejected: &[(Change, Violation)], server_doc: Option<
     Rejected {
         doc_id: doc_id.into(),
         hashes: rejected.iter().map(|(c, _)| ByteBuf::from(c.hash().0.to_vec())).collect(),
-        code: first.code.clone(),
+        code: first.code.as_str().to_string(),
         reason: first.message.clone(),
         server_doc,
     }

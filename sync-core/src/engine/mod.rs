@@ -39,7 +39,7 @@ pub use write::ServerWrite;
 use crate::docs::{DocError, DocKind, Document, validate_id};
 use crate::geo::VerifyConfig;
 use crate::protocol::{DocPush, SyncRequest, SyncResponse};
-use crate::rules::{Principal, Violation};
+use crate::rules::{Principal, Violation, ViolationCode};
 use crate::storage::{DocMeta, SERVER_ORIGIN, Storage, StorageError};
 
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
@@ -206,13 +206,16 @@ pub(crate) enum Outcome {
     OutOfScope { held: Vec<ChangeHash>, rejected: Vec<(Change, Violation)> },
 }
 
-pub(crate) fn violation(code: &str, message: &str) -> Violation {
-    Violation { code: code.into(), field: None, message: message.into() }
+pub(crate) fn violation(code: ViolationCode, message: &str) -> Violation {
+    Violation::new(code, None, message)
 }
 
 /// The answer for a document that is missing or out of the author's scope: the same either way.
 pub(crate) fn not_found() -> Violation {
-    violation("not_found", "no such document among yours: it does not exist or is not assigned to you")
+    violation(
+        ViolationCode::NotFound,
+        "no such document among yours: it does not exist or is not assigned to you",
+    )
 }
 
 impl<S: Storage> SyncEngine<S> {

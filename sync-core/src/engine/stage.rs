@@ -15,7 +15,7 @@ use automerge::{Automerge, Change, ChangeHash};
 
 use super::{Result, SyncError, violation};
 use crate::docs::{DocError, DocKind, Document};
-use crate::rules::{self, Principal, Violation};
+use crate::rules::{self, Principal, Violation, ViolationCode};
 
 /// Refusals searched for one by one in one document of one push; the rest is refused unchecked.
 pub const MAX_REFUSALS_CHECKED: usize = 16;
@@ -55,14 +55,14 @@ impl Failure {
     fn into_violation(self) -> Violation {
         match self {
             Failure::Refused(v) => v,
-            Failure::Invalid(e) => violation("invalid_document", &e.to_string()),
+            Failure::Invalid(e) => violation(ViolationCode::InvalidDocument, &e.to_string()),
         }
     }
 }
 
 fn out_of_sync() -> Violation {
     violation(
-        "out_of_sync",
+        ViolationCode::OutOfSync,
         "this edit does not fit the server's version of the document: resync the document and retry",
     )
 }
@@ -117,7 +117,7 @@ pub(crate) fn stage(base: &Base<'_>, changes: Vec<Change>) -> Result<Staged> {
                 rejected.push((
                     c,
                     violation(
-                        "not_checked",
+                        ViolationCode::NotChecked,
                         "too many refused edits in one push: kept for review, not applied",
                     ),
                 ));
@@ -154,7 +154,10 @@ pub(crate) fn stage(base: &Base<'_>, changes: Vec<Change>) -> Result<Staged> {
         for c in remaining.drain(..) {
             if c.deps().iter().any(|d| refused.contains(d)) {
                 refused.insert(c.hash());
-                rejected.push((c, violation("depends_on_rejected", "builds on an edit that was refused")));
+                rejected.push((
+                    c,
+                    violation(ViolationCode::DependsOnRejected, "builds on an edit that was refused"),
+                ));
             } else {
                 keep.push(c);
             }
@@ -211,9 +214,9 @@ fn causal_order(base: &Base<'_>, fresh: Vec<Change>) -> (Vec<Change>, Vec<(Chang
             Some(missing_violation())
         } else if super::is_server_actor(c.actor_id()) {
             // Nobody but the server writes as the server, whatever the role.
-            Some(violation("server_actor", "only the server writes as the server"))
+            Some(violation(ViolationCode::ServerActor, "only the server writes as the server"))
         } else if c.deps().iter().any(|d| refused.contains(d)) {
-            Some(violation("depends_on_rejected", "builds on an edit that was refused"))
+            Some(violation(ViolationCode::DependsOnRejected, "builds on an edit that was refused"))
         } else {
             None
         };
