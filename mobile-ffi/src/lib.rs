@@ -21,164 +21,31 @@
 //! println!("{:?}", result.verification.status);
 //! ```
 
+mod error;
 pub mod planning;
+mod records;
 pub mod store;
+mod transport;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use automerge::ActorId;
-use fieldsync_core::checkin::{self, CheckinHistory, CustomerSite};
-use fieldsync_core::client::{ApplyReport, ClientError, RejectedEdit, Replica};
-use fieldsync_core::docs::{
-    Checkin, Checkout, Customer, DocKind, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
-};
-use fieldsync_core::geo::{self, CheckinFix, LatLon, Verification, VerifyConfig};
-use fieldsync_core::protocol::{CONTENT_TYPE, SyncResponse};
-use fieldsync_core::{Principal, Role};
+use fieldsync_core::client::{ApplyReport, Replica};
+use fieldsync_core::docs::{Customer, Tier, Visit};
+use fieldsync_core::geo::{LatLon, VerifyConfig};
+use fieldsync_core::protocol::SyncResponse;
 
-use crate::store::{DeviceStore, StoreError};
+use crate::store::DeviceStore;
 
 uniffi::setup_scaffolding!();
 
 pub use fieldsync_core;
 
-/// Errors, typed by what the app will do about them.
-#[derive(Debug, thiserror::Error, uniffi::Error)]
-pub enum FieldsyncError {
-    /// The server could not be reached: try later; everything stays in the outbox.
-    #[error("offline: {message}")]
-    Offline { message: String },
-    /// The token is missing, expired or refused: refresh it and call `set_token`.
-    #[error("unauthorized: {message}")]
-    Unauthorized { message: String },
-    /// The server refused a document (a broken document, or one this user may not write).
-    #[error("rejected {doc}: {reason}")]
-    Rejected { doc: String, reason: String },
-    /// Bad input from the app: fix the call.
-    #[error("invalid {field}: {reason}")]
-    InvalidInput { field: String, reason: String },
-    /// The local store failed (disk full, corrupt files).
-    #[error("storage: {message}")]
-    Storage { message: String },
-    /// `cancel_sync` was called; the sync stopped between two rounds and can be resumed.
-    #[error("sync cancelled")]
-    Cancelled,
-    #[error("internal error: {message}")]
-    Internal { message: String },
-}
-
-pub type Result<T, E = FieldsyncError> = std::result::Result<T, E>;
-
-impl From<StoreError> for FieldsyncError {
-    fn from(e: StoreError) -> Self {
-        FieldsyncError::Storage { message: e.to_string() }
-    }
-}
-
-impl From<ClientError> for FieldsyncError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::InvalidInput { field, reason } => FieldsyncError::InvalidInput { field, reason },
-            ClientError::NotFound(id) => FieldsyncError::InvalidInput {
-                field: "id".into(),
-                reason: format!("no document {id} on this device"),
-            },
-            ClientError::AlreadyExists(id) => {
-                FieldsyncError::InvalidInput { field: "id".into(), reason: format!("{id} exists already") }
-            }
-            ClientError::Forbidden(v) => FieldsyncError::InvalidInput {
-                field: v.field.unwrap_or_else(|| "document".into()),
-                reason: v.message,
-            },
-            ClientError::Corrupt(m) => FieldsyncError::Internal { message: m },
-        }
-    }
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> FieldsyncError {
-    FieldsyncError::InvalidInput { field: field.into(), reason: reason.into() }
-}
-
-/// A GPS fix from the phone (WGS-84).
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct GpsFix {
-    pub lat: f64,
-    pub lon: f64,
-    pub accuracy_m: f64,
-    pub device_time_ms: i64,
-    pub mock_location: bool,
-}
-
-/// A check-in as recorded, with the verification computed on the spot by the same rules as the
-/// server's (the server's verdict arrives with the next sync).
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct CheckInResult {
-    pub visit: Visit,
-    pub verification: Verification,
-}
-
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct CustomerNear {
-    pub customer: Customer,
-    pub distance_m: f64,
-}
-
-/// An edit the server refused (or that left this user's scope), kept for the user.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct RejectedEditRecord {
-    pub doc_id: String,
-    pub code: String,
-    pub reason: String,
-    /// The document as the user had it, with the refused edit, as JSON.
-    pub attempted_json: Option<String>,
-    pub changes: u32,
-}
-
-impl From<&RejectedEdit> for RejectedEditRecord {
-    fn from(r: &RejectedEdit) -> Self {
-        RejectedEditRecord {
-            doc_id: r.doc_id.clone(),
-            code: r.code.clone(),
-            reason: r.reason.clone(),
-            attempted_json: r.attempted.as_ref().map(|v| v.to_string()),
-            changes: r.changes.len() as u32,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Default, uniffi::Record)]
-pub struct SyncSummary {
-    pub rounds: u32,
-    pub accepted_docs: u32,
-    pub rejected: Vec<RejectedEditRecord>,
-    pub pulled_changes: u32,
-    pub pulled_docs: u32,
-    pub revoked: u32,
-    pub more: bool,
-    pub outbox_size: u32,
-}
-
-impl SyncSummary {
-    fn add(&mut self, r: &ApplyReport) {
-        self.accepted_docs += r.accepted_docs as u32;
-        self.rejected.extend(r.rejected.iter().map(RejectedEditRecord::from));
-        self.pulled_changes += r.pulled_changes as u32;
-        self.pulled_docs += r.pulled_docs as u32;
-        self.revoked += r.revoked as u32;
-        self.more = r.more;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
-pub struct SyncStatus {
-    pub device_id: String,
-    pub outbox_size: u32,
-    pub last_sync_ms: Option<i64>,
-    pub syncing: bool,
-    pub documents: u32,
-}
+pub(crate) use error::invalid;
+pub use error::{FieldsyncError, Result};
+pub use records::{CheckInResult, CustomerNear, GpsFix, RejectedEditRecord, SyncStatus, SyncSummary};
 
 /// Progress of a long sync (a first bootstrap of thousands of documents).
 #[uniffi::export(with_foreign)]
@@ -228,24 +95,6 @@ fn new_id(prefix: &str) -> String {
 /// local writes waiting for more than a few milliseconds.
 const APPLY_SLICE: usize = 32;
 
-/// The claims the library reads from a token, unverified: the server verifies; the device only needs
-/// to know whose store this is and which rules to apply locally.
-fn principal_from_token(token: &str) -> Result<Principal> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).ok_or_else(|| invalid("token", "not a JWT"))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| invalid("token", "payload is not base64url"))?;
-    #[derive(serde::Deserialize)]
-    struct Claims {
-        sub: String,
-        team: String,
-        role: Role,
-    }
-    let c: Claims = serde_json::from_slice(&bytes).map_err(|e| invalid("token", format!("claims: {e}")))?;
-    Ok(Principal { team: c.team, user: c.sub, role: c.role })
-}
-
 impl FieldsyncClient {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -269,74 +118,10 @@ impl FieldsyncClient {
         f(state.replica.as_ref().ok_or_else(no_identity)?)
     }
 
-    fn visit(replica: &Replica, id: &str) -> Result<Visit> {
-        match replica.get(id) {
-            Some(Document::Visit(v)) => Ok(v),
-            _ => Err(invalid("visit_id", format!("no visit {id} on this device"))),
-        }
-    }
-
-    fn customer_of(replica: &Replica, id: &str) -> Result<Customer> {
-        match replica.get(id) {
-            Some(Document::Customer(c)) => Ok(c),
-            _ => Err(invalid("customer_id", format!("no customer {id} on this device"))),
-        }
-    }
-
-    fn edit_visit(&self, id: &str, edit: impl FnOnce(&mut Visit)) -> Result<Visit> {
-        self.write(|r| {
-            Self::visit(r, id)?;
-            match r.update(id, now_ms(), |d| {
-                if let Document::Visit(v) = d {
-                    edit(v)
-                }
-            })? {
-                Document::Visit(v) => Ok(v),
-                _ => Err(invalid("visit_id", "not a visit")),
-            }
-        })
-    }
-
     fn post(&self, body: Vec<u8>) -> Result<Vec<u8>> {
-        let token = self
-            .token
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| FieldsyncError::Unauthorized { message: "no token: call set_token".into() })?;
-        let url = format!(
-            "{}/v1/sync",
-            self.server_url.read().unwrap_or_else(|p| p.into_inner()).trim_end_matches('/')
-        );
-        let mut resp = self
-            .http
-            .post(&url)
-            .header("authorization", &format!("Bearer {token}"))
-            .header("content-type", CONTENT_TYPE)
-            .send(&body[..])
-            .map_err(|e| FieldsyncError::Offline { message: e.to_string() })?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(512 * 1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| FieldsyncError::Offline { message: e.to_string() })?;
-        if status == 200 {
-            return Ok(bytes);
-        }
-        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let message = body["message"].as_str().unwrap_or("no message").to_string();
-        Err(match status {
-            401 => FieldsyncError::Unauthorized { message },
-            404 | 409 | 422 => FieldsyncError::Rejected {
-                doc: body["doc_id"].as_str().unwrap_or_default().to_string(),
-                reason: message,
-            },
-            400 | 403 | 413 => FieldsyncError::InvalidInput { field: "request".into(), reason: message },
-            502..=504 => FieldsyncError::Offline { message },
-            _ => FieldsyncError::Internal { message: format!("HTTP {status}: {message}") },
-        })
+        let token = self.token.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let url = self.server_url.read().unwrap_or_else(|p| p.into_inner()).clone();
+        transport::post_sync(&self.http, &url, token, body)
     }
 
     /// Applies a response in slices, persisting after each, so local writes interleave.
@@ -476,7 +261,7 @@ impl FieldsyncClient {
     /// Sets or replaces the token. The store belongs to the first user who signs in; a token of
     /// another user or team is refused.
     pub fn set_token(&self, token: String) -> Result<()> {
-        let who = principal_from_token(&token)?;
+        let who = transport::principal_from_token(&token)?;
         let mut state = self.lock();
         match &mut state.replica {
             Some(r) if r.principal().team != who.team || r.principal().user != who.user => {
@@ -510,139 +295,47 @@ impl FieldsyncClient {
     /// Visits planned to start in `[from_ms, to_ms)`, in time order (today's plan: pass the local
     /// day's bounds).
     pub fn visits_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Visit>> {
-        self.read(|r| {
-            let mut v: Vec<Visit> = r
-                .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Visit))
-                .filter_map(|id| match r.get(id) {
-                    Some(Document::Visit(v))
-                        if v.planned_start_ms >= from_ms && v.planned_start_ms < to_ms =>
-                    {
-                        Some(v)
-                    }
-                    _ => None,
-                })
-                .collect();
-            v.sort_by(|a, b| a.planned_start_ms.cmp(&b.planned_start_ms).then_with(|| a.id.cmp(&b.id)));
-            Ok(v)
-        })
+        self.read(|r| Ok(r.visits_between(from_ms, to_ms)))
     }
 
     pub fn get_visit(&self, visit_id: String) -> Result<Visit> {
-        self.read(|r| Self::visit(r, &visit_id))
+        self.read(|r| Ok(r.visit(&visit_id)?))
     }
 
     pub fn get_customer(&self, customer_id: String) -> Result<Customer> {
-        self.read(|r| Self::customer_of(r, &customer_id))
+        self.read(|r| Ok(r.customer(&customer_id)?))
     }
 
     /// Plans a visit for the signed-in rep.
     pub fn plan_visit(&self, customer_id: String, start_ms: i64, end_ms: i64) -> Result<Visit> {
-        if customer_id.trim().is_empty() {
-            return Err(invalid("customer_id", "must not be empty"));
-        }
-        if end_ms < start_ms {
-            return Err(invalid("end_ms", "ends before it starts"));
-        }
-        self.write(|r| {
-            Self::customer_of(r, &customer_id)?;
-            let me = r.principal().user.clone();
-            let v = Visit {
-                kind: "visit".into(),
-                schema: SCHEMA_VERSION,
-                id: new_id("visit"),
-                customer_id: customer_id.clone(),
-                rep: me.clone(),
-                planned_start_ms: start_ms,
-                planned_end_ms: end_ms,
-                state: VisitState::Planned,
-                checkins: vec![],
-                checkout: None,
-                notes: "".into(),
-                verification: Default::default(),
-                created_by: me,
-            };
-            r.create(Document::Visit(v.clone()), now_ms())?;
-            Ok(v)
-        })
+        self.write(|r| Ok(r.plan_visit(&new_id("visit"), &customer_id, start_ms, end_ms, now_ms())?))
     }
 
     pub fn reschedule_visit(&self, visit_id: String, start_ms: i64, end_ms: i64) -> Result<Visit> {
-        if end_ms < start_ms {
-            return Err(invalid("end_ms", "ends before it starts"));
-        }
-        self.edit_visit(&visit_id, |v| {
-            v.planned_start_ms = start_ms;
-            v.planned_end_ms = end_ms;
-        })
+        self.write(|r| Ok(r.reschedule_visit(&visit_id, start_ms, end_ms, now_ms())?))
     }
 
     pub fn cancel_visit(&self, visit_id: String) -> Result<Visit> {
-        self.edit_visit(&visit_id, |v| v.state = VisitState::Cancelled)
+        self.write(|r| Ok(r.cancel_visit(&visit_id, now_ms())?))
     }
 
-    /// Checks in at the visit's customer. The verification is computed here and now, from the same
-    /// rules the server applies.
+    /// Checks in at the visit's customer. The verification is computed here and now, by the same
+    /// policy as the server's.
     pub fn check_in(&self, visit_id: String, fix: GpsFix) -> Result<CheckInResult> {
-        let point = LatLon::new(fix.lat, fix.lon).map_err(|e| invalid("fix", e.to_string()))?;
-        if !(fix.accuracy_m.is_finite() && fix.accuracy_m >= 0.0) {
-            return Err(invalid("fix.accuracy_m", "must be a finite number >= 0"));
-        }
+        let config = VerifyConfig::default();
+        // Arguments are checked before the store is touched (even a store with no user yet).
+        let fix = fieldsync_core::geo::CheckinFix::from(&fix);
+        fix.point.validate().map_err(|e| invalid("fix", e.to_string()))?;
         self.write(|r| {
-            let visit = Self::visit(r, &visit_id)?;
-            let customer = Self::customer_of(r, &visit.customer_id)?;
-            let site = CustomerSite::of(&customer)
-                .ok_or_else(|| invalid("customer", "the customer's location is not usable"))?;
-            // The same policy as the server: neighbours in time on both sides, only trusted fixes
-            // as references.
-            let visits: Vec<Visit> = r
-                .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Visit))
-                .filter_map(|id| match r.get(id) {
-                    Some(Document::Visit(v)) => Some(v),
-                    _ => None,
-                })
-                .collect();
-            let refs: Vec<&Visit> = visits.iter().collect();
-            let me = r.principal().user.clone();
-            let config = VerifyConfig::default();
-            let now = now_ms();
-            let site_of = |id: &str| Self::customer_of(r, id).ok().and_then(|c| CustomerSite::of(&c));
-            let history = CheckinHistory::on_device(&me, &refs, site_of, now, &config);
-            let gps = CheckinFix {
-                point,
-                accuracy_m: fix.accuracy_m,
-                device_time_ms: fix.device_time_ms,
-                mock_location: fix.mock_location,
-            };
-            let verification = checkin::judge(&history, &gps, Some(&site), now, &config).verification;
-            let checkin = Checkin {
-                id: new_id("ci"),
-                lat: fix.lat,
-                lon: fix.lon,
-                accuracy_m: fix.accuracy_m,
-                device_time_ms: fix.device_time_ms,
-                mock_location: fix.mock_location,
-            };
-            let updated = r.update(&visit_id, now_ms(), |d| {
-                if let Document::Visit(v) = d {
-                    v.checkins.push(checkin);
-                    if v.state == VisitState::Planned {
-                        v.state = VisitState::CheckedIn;
-                    }
-                }
-            })?;
-            match updated {
-                Document::Visit(visit) => Ok(CheckInResult { visit, verification }),
-                _ => Err(invalid("visit_id", "not a visit")),
-            }
+            let (visit, verification) = r.check_in(&visit_id, &new_id("ci"), fix, now_ms(), &config)?;
+            Ok(CheckInResult { visit, verification })
         })
     }
 
     /// Replaces the visit's notes; the change is diffed into the shared text so that concurrent
     /// edits by others merge.
     pub fn set_visit_notes(&self, visit_id: String, notes: String) -> Result<Visit> {
-        self.edit_visit(&visit_id, |v| v.notes.update(&notes))
+        self.write(|r| Ok(r.set_visit_notes(&visit_id, &notes, now_ms())?))
     }
 
     pub fn check_out(
@@ -652,13 +345,7 @@ impl FieldsyncClient {
         next_step: String,
         device_time_ms: i64,
     ) -> Result<Visit> {
-        if outcome.trim().is_empty() {
-            return Err(invalid("outcome", "must not be empty"));
-        }
-        self.edit_visit(&visit_id, |v| {
-            v.checkout = Some(Checkout { device_time_ms, outcome, next_step });
-            v.state = VisitState::Completed;
-        })
+        self.write(|r| Ok(r.check_out(&visit_id, &outcome, &next_step, device_time_ms, now_ms())?))
     }
 
     /// Updates a customer's follow-up status and/or opportunity stage.
@@ -669,35 +356,12 @@ impl FieldsyncClient {
         opportunity_stage: Option<String>,
     ) -> Result<Customer> {
         self.write(|r| {
-            Self::customer_of(r, &customer_id)?;
-            match r.update(&customer_id, now_ms(), |d| {
-                if let Document::Customer(c) = d {
-                    if let Some(s) = follow_up_status {
-                        c.follow_up_status = s;
-                    }
-                    if let Some(s) = opportunity_stage {
-                        c.opportunity_stage = s;
-                    }
-                }
-            })? {
-                Document::Customer(c) => Ok(c),
-                _ => Err(invalid("customer_id", "not a customer")),
-            }
+            Ok(r.update_customer_status(&customer_id, follow_up_status, opportunity_stage, now_ms())?)
         })
     }
 
     pub fn set_customer_notes(&self, customer_id: String, notes: String) -> Result<Customer> {
-        self.write(|r| {
-            Self::customer_of(r, &customer_id)?;
-            match r.update(&customer_id, now_ms(), |d| {
-                if let Document::Customer(c) = d {
-                    c.notes.update(&notes)
-                }
-            })? {
-                Document::Customer(c) => Ok(c),
-                _ => Err(invalid("customer_id", "not a customer")),
-            }
-        })
+        self.write(|r| Ok(r.set_customer_notes(&customer_id, &notes, now_ms())?))
     }
 
     /// A manager gives a customer to another rep (and, when given, moves it to another territory);
@@ -708,60 +372,13 @@ impl FieldsyncClient {
         new_owner: String,
         territory: Option<String>,
     ) -> Result<Customer> {
-        fieldsync_core::docs::validate_id("new_owner", &new_owner).map_err(ClientError::from)?;
-        if let Some(t) = &territory {
-            fieldsync_core::docs::validate_id("territory", t).map_err(ClientError::from)?;
-        }
-        self.write(|r| {
-            Self::customer_of(r, &customer_id)?;
-            match r.update(&customer_id, now_ms(), |d| {
-                if let Document::Customer(c) = d {
-                    c.owner_rep = Some(new_owner);
-                    if territory.is_some() {
-                        c.territory = territory;
-                    }
-                }
-            })? {
-                Document::Customer(c) => Ok(c),
-                _ => Err(invalid("customer_id", "not a customer")),
-            }
-        })
+        self.write(|r| Ok(r.reassign_customer(&customer_id, &new_owner, territory, now_ms())?))
     }
 
     /// A prospect found on the road, owned by the signed-in rep.
     pub fn create_prospect(&self, name: String, lat: f64, lon: f64, address: String) -> Result<Customer> {
-        if name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
-        }
-        LatLon::new(lat, lon).map_err(|e| invalid("location", e.to_string()))?;
-        self.write(|r| {
-            let me = r.principal().user.clone();
-            let c = Customer {
-                kind: "customer".into(),
-                schema: SCHEMA_VERSION,
-                id: new_id("cust"),
-                name: name.clone(),
-                location: GeoPoint::wgs84(lat, lon),
-                address: address.clone(),
-                timezone: String::new(),
-                opening_hours: vec![],
-                potential_value: 0.0,
-                close_probability: 0.1,
-                tier: None,
-                tier_set_by: None,
-                tier_set_at_ms: None,
-                follow_up_status: "none".into(),
-                opportunity_stage: "prospecting".into(),
-                owner_rep: Some(me.clone()),
-                territory: None,
-                tags: vec!["prospect".into()],
-                notes: "".into(),
-                geofence_m: None,
-                created_by: me,
-            };
-            r.create(Document::Customer(c.clone()), now_ms())?;
-            Ok(c)
-        })
+        let at = LatLon::new(lat, lon).map_err(|e| invalid("location", e.to_string()))?;
+        self.write(|r| Ok(r.create_prospect(&new_id("cust"), &name, at, &address, now_ms())?))
     }
 
     /// Customers within `radius_m` of a point, nearest first, optionally filtered by tier and
@@ -775,27 +392,8 @@ impl FieldsyncClient {
         statuses: Vec<String>,
     ) -> Result<Vec<CustomerNear>> {
         let here = LatLon::new(lat, lon).map_err(|e| invalid("location", e.to_string()))?;
-        if !(radius_m.is_finite() && radius_m >= 0.0) {
-            return Err(invalid("radius_m", "must be a finite number >= 0"));
-        }
         self.read(|r| {
-            let mut out: Vec<CustomerNear> = r
-                .doc_ids()
-                .filter(|id| r.local(id).is_some_and(|d| d.kind() == DocKind::Customer))
-                .filter_map(|id| match r.get(id) {
-                    Some(Document::Customer(c)) => Some(c),
-                    _ => None,
-                })
-                .filter(|c| tiers.is_empty() || c.tier.is_some_and(|t| tiers.contains(&t)))
-                .filter(|c| statuses.is_empty() || statuses.contains(&c.follow_up_status))
-                .filter_map(|c| {
-                    let (p, datum) = c.location.parsed("location").ok()?;
-                    let d = geo::distance_m(here, geo::to_wgs84(p, datum));
-                    (d <= radius_m).then_some(CustomerNear { customer: c, distance_m: d })
-                })
-                .collect();
-            out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
-            Ok(out)
+            Ok(r.customers_near(here, radius_m, &tiers, &statuses)?.into_iter().map(Into::into).collect())
         })
     }
 

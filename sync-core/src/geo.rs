@@ -93,7 +93,8 @@ impl LatLon {
         Ok(LatLon { lat, lon })
     }
 
-    fn validate(self) -> Result<LatLon, GeoError> {
+    /// The point itself, if its coordinates are finite and in range.
+    pub fn validate(self) -> Result<LatLon, GeoError> {
         LatLon::new(self.lat, self.lon)
     }
 

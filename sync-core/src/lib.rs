@@ -8,6 +8,7 @@
 //! - [`protocol`]: the one-round-trip change-feed sync protocol as versioned binary messages;
 //! - [`engine`]: the server side of that protocol over a [`storage::Storage`];
 //! - [`client`]: the device side, a [`client::Replica`] that prepares requests and applies responses;
+//! - [`device`]: what a rep does on the phone, as operations on a `Replica` (plan, check in, notes…);
 //! - [`rules`]: who may change what, decided by comparing a document before and after;
 //! - [`geo`]: check-in verification as a pure function (time passed in);
 //! - [`checkin`]: the check-in policy both sides apply: neighbours in the rep's trail, verdict, and
@@ -45,6 +46,7 @@
 
 pub mod checkin;
 pub mod client;
+pub mod device;
 pub mod docs;
 pub mod engine;
 pub mod geo;

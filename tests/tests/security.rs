@@ -453,12 +453,8 @@ async fn a_rep_cannot_locate_a_customer_outside_their_scope_through_check_in_ver
         assert!(p.distance_m < 0.0, "bob learns he is {:.0} m from alice's customer: {p:?}", p.distance_m);
     }
     assert_eq!(
-        probe
-            .as_ref()
-            .map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
-        unknown
-            .as_ref()
-            .map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+        probe.as_ref().map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
+        unknown.as_ref().map(|p| (p.status, p.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>())),
         "an out-of-scope customer and an unknown one get the same verdict"
     );
 }

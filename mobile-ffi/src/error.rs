@@ -1,0 +1,62 @@
+//! The errors an app sees, typed by what it will do about them, and every conversion into them.
+
+use fieldsync_core::client::ClientError;
+
+use crate::store::StoreError;
+
+/// Errors, typed by what the app will do about them.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum FieldsyncError {
+    /// The server could not be reached: try later; everything stays in the outbox.
+    #[error("offline: {message}")]
+    Offline { message: String },
+    /// The token is missing, expired or refused: refresh it and call `set_token`.
+    #[error("unauthorized: {message}")]
+    Unauthorized { message: String },
+    /// The server refused a document (a broken document, or one this user may not write).
+    #[error("rejected {doc}: {reason}")]
+    Rejected { doc: String, reason: String },
+    /// Bad input from the app: fix the call.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+    /// The local store failed (disk full, corrupt files).
+    #[error("storage: {message}")]
+    Storage { message: String },
+    /// `cancel_sync` was called; the sync stopped between two rounds and can be resumed.
+    #[error("sync cancelled")]
+    Cancelled,
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+pub type Result<T, E = FieldsyncError> = std::result::Result<T, E>;
+
+impl From<StoreError> for FieldsyncError {
+    fn from(e: StoreError) -> Self {
+        FieldsyncError::Storage { message: e.to_string() }
+    }
+}
+
+impl From<ClientError> for FieldsyncError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::InvalidInput { field, reason } => FieldsyncError::InvalidInput { field, reason },
+            ClientError::NotFound(id) => FieldsyncError::InvalidInput {
+                field: "id".into(),
+                reason: format!("no document {id} on this device"),
+            },
+            ClientError::AlreadyExists(id) => {
+                FieldsyncError::InvalidInput { field: "id".into(), reason: format!("{id} exists already") }
+            }
+            ClientError::Forbidden(v) => FieldsyncError::InvalidInput {
+                field: v.field.unwrap_or_else(|| "document".into()),
+                reason: v.message,
+            },
+            ClientError::Corrupt(m) => FieldsyncError::Internal { message: m },
+        }
+    }
+}
+
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> FieldsyncError {
+    FieldsyncError::InvalidInput { field: field.into(), reason: reason.into() }
+}
