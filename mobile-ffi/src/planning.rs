@@ -1,12 +1,14 @@
 //! The rep's own planning, offline: the day route and the overdue list, computed on the phone from
-//! the documents it holds, with the same functions the server uses.
+//! the documents it holds, with the same functions the server uses (`fieldsync-planning`). The
+//! search's wall-clock cap is built here, over the device's monotonic clock: the planning crate
+//! reads none.
 
 use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Visit};
 use fieldsync_core::geo::LatLon;
-use fieldsync_core::planning::TravelModel;
-use fieldsync_core::planning::agenda::{RepDayInput, plan_rep_day};
-use fieldsync_core::planning::allocation::{AllocationConfig, overdue};
-use fieldsync_core::planning::route::LocalDate;
+use fieldsync_planning::agenda::{RepDayInput, plan_rep_day_until};
+use fieldsync_planning::allocation::{AllocationConfig, overdue};
+use fieldsync_planning::route::LocalDate;
+use fieldsync_planning::{Deadline, TravelModel};
 
 use crate::{FieldsyncClient, FieldsyncError, Result, invalid};
 
@@ -128,8 +130,18 @@ impl FieldsyncClient {
             seed: 7,
             time_limit_ms: 500,
         };
-        let day = plan_rep_day(&held.customers, &held.visits, &plan, &AllocationConfig::default(), &input)
-            .map_err(|e| invalid("day", e.to_string()))?;
+        let origin = std::time::Instant::now();
+        let clock = move || origin.elapsed();
+        let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
+        let day = plan_rep_day_until(
+            &held.customers,
+            &held.visits,
+            &plan,
+            &AllocationConfig::default(),
+            &input,
+            deadline,
+        )
+        .map_err(|e| invalid("day", e.to_string()))?;
         let info: std::collections::HashMap<&str, _> = day.stops.iter().map(|s| (s.id.as_str(), s)).collect();
         Ok(DayPlan {
             leave_ms: day.route.leave_ms,

@@ -1,5 +1,6 @@
-//! S.T.A.R. planning over HTTP: the core's pure planning functions, fed with the team's documents
-//! and checked against the caller's role. Reps see and plan their own; managers the whole team.
+//! S.T.A.R. planning over HTTP: `fieldsync-planning`'s pure functions, fed with the team's documents
+//! and checked against the caller's role. Reps see and plan their own; managers the whole team. The
+//! searches' wall-clock caps are built here, over the server's monotonic clock ([`deadline_clock`]).
 
 use axum::{
     Json, Router,
@@ -11,19 +12,19 @@ use fieldsync_core::Role;
 use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Territory, Visit};
 use fieldsync_core::engine::ServerWrite;
 use fieldsync_core::geo::LatLon;
-use fieldsync_core::planning::agenda::{RepDayInput, plan_rep_day};
-use fieldsync_core::planning::allocation::{AllocationConfig, due_visits, overdue, time_share};
-use fieldsync_core::planning::areas::{
+use fieldsync_planning::Deadline;
+use fieldsync_planning::agenda::{
+    RepDayInput, TeamWeekInput, TeamWeekRep, plan_rep_day_until, plan_team_week_until,
+};
+use fieldsync_planning::allocation::{AllocationConfig, overdue, time_share};
+use fieldsync_planning::areas::{
     AreaConfig, RepBase, TerritoryConfig, TerritoryDesign, apply_design, design_territories, sub_areas,
     to_territory,
 };
-use fieldsync_core::planning::route::{
-    LocalDate, RepWeek, RouteError, WeekPlanRequest, WeekStop, local_time_ms, opening_windows_for_days,
-    plan_week,
-};
-use fieldsync_core::planning::segmentation::{effective_tier, pareto_for_plan, segment};
-use fieldsync_core::planning::targeting::targets;
-use fieldsync_core::planning::{
+use fieldsync_planning::route::{LocalDate, RouteError};
+use fieldsync_planning::segmentation::{pareto_for_plan, segment};
+use fieldsync_planning::targeting::targets;
+use fieldsync_planning::{
     MAX_AREAS, MAX_REPS, OutOfBounds, TravelModel, areas::AreaError, check_id_len, check_instant,
     check_minute_of_day, check_window,
 };
@@ -135,6 +136,12 @@ impl From<JsonRejection> for ApiError {
         }
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
     }
+}
+
+/// The monotonic clock a search's [`Deadline`] is read on: time since this call.
+fn deadline_clock() -> impl Fn() -> std::time::Duration {
+    let origin = std::time::Instant::now();
+    move || origin.elapsed()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
@@ -298,7 +305,16 @@ async fn day(
     let plan = docs.plan()?.clone();
     let result = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        plan_rep_day(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input)
+        let clock = deadline_clock();
+        let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
+        plan_rep_day_until(
+            &docs.customers,
+            &docs.visits,
+            &plan,
+            &AllocationConfig::default(),
+            &input,
+            deadline,
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -357,49 +373,37 @@ async fn week(
     if let Some(t) = &r.travel {
         t.validate()?;
     }
-    let first = parse_date(&r.date)?;
-    let mut day_bounds = Vec::new();
-    let mut date = first;
-    for _ in 0..r.days {
-        day_bounds.push((
-            local_time_ms(&r.timezone, date, r.work_start_min)?,
-            local_time_ms(&r.timezone, date, r.work_end_min)?,
-        ));
-        date = date.next()?;
-    }
-    let mut reps = Vec::new();
+    let mut input = TeamWeekInput {
+        date: parse_date(&r.date)?,
+        days: r.days,
+        timezone: r.timezone,
+        reps: Vec::new(),
+        work_start_min: r.work_start_min,
+        work_end_min: r.work_end_min,
+        travel: r.travel.unwrap_or_default(),
+        seed: 7,
+        time_limit_ms: 5_000,
+    };
+    // The days resolve in the time zone before the reps' points are looked at, as they always have.
+    input.validate()?;
     for rep in &r.reps {
-        let home = point(rep.lat, rep.lon, &rep.rep)?;
-        reps.push(RepWeek { rep: rep.rep.clone(), start: home, end: home, days: day_bounds.clone() });
+        input.reps.push(TeamWeekRep { rep: rep.rep.clone(), home: point(rep.lat, rep.lon, &rep.rep)? });
     }
     let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
-    let cfg = AllocationConfig::default();
-    let (from, to) = (day_bounds[0].0, day_bounds[day_bounds.len() - 1].1);
-    let due = due_visits(&docs.customers, &docs.visits, &plan, &cfg, from, to);
-    let by_id: std::collections::HashMap<&str, &Customer> =
-        docs.customers.iter().map(|c| (c.id.as_str(), c)).collect();
-    let mut stops = Vec::new();
-    for d in due.iter().filter(|d| !d.remote) {
-        let Some(c) = by_id.get(d.customer_id.as_str()) else { continue };
-        let Ok((p, datum)) = c.location.parsed("location") else { continue };
-        let windows = opening_windows_for_days(c, first, r.days).unwrap_or_default();
-        stops.push(WeekStop {
-            id: c.id.clone(),
-            location: fieldsync_core::geo::to_wgs84(p, datum),
-            windows,
-            service_s: (cfg.visit_minutes.get(effective_tier(c, &plan.thresholds)) * 60.0) as u32,
-            must: false,
-            priority: if d.priority.is_finite() { d.priority.max(0.0) } else { 0.0 },
-            reps: c.owner_rep.iter().cloned().collect(),
-        });
-    }
-    let req =
-        WeekPlanRequest { reps, stops, travel: r.travel.unwrap_or_default(), seed: 7, time_limit_ms: 5_000 };
     let plan = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        plan_week(&req)
+        let clock = deadline_clock();
+        let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
+        plan_team_week_until(
+            &docs.customers,
+            &docs.visits,
+            &plan,
+            &AllocationConfig::default(),
+            &input,
+            deadline,
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;

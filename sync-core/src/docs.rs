@@ -268,6 +268,17 @@ pub struct Visit {
     pub created_by: String,
 }
 
+impl Visit {
+    /// Whether the visit was checked out as a remote contact (a far customer served by phone): the
+    /// check-out outcome starts with "remote", in any case. The rules let such a visit be completed
+    /// without a check-in, and the planning (`fieldsync-planning`) counts it as a contact.
+    pub fn is_remote_contact(&self) -> bool {
+        self.checkout.as_ref().is_some_and(|co| {
+            co.outcome.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("remote"))
+        })
+    }
+}
+
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct LatLonPoint {

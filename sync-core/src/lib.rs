@@ -18,6 +18,10 @@
 //! The server (`fieldsync-server`) and the device library (`fieldsync-mobile`) each own a small loop
 //! around these that performs the IO.
 //!
+//! Planning (tiers, visit cadence, day and week routes, territories) is a crate of its own,
+//! `fieldsync-planning`, over these documents and [`geo`]: the sync path does not build it, and the
+//! server and the device library depend on it explicitly.
+//!
 //! ```
 //! use fieldsync_core::{client::Replica, engine::{EngineConfig, SyncEngine}, storage::MemoryStorage};
 //! use fieldsync_core::{Principal, Role, docs::*};
@@ -50,7 +54,6 @@ pub mod device;
 pub mod docs;
 pub mod engine;
 pub mod geo;
-pub mod planning;
 pub mod protocol;
 pub mod rules;
 pub mod storage;

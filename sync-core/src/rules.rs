@@ -58,7 +58,6 @@ pub struct Principal {
 }
 
 use crate::docs::{Document, Visit, VisitState};
-use crate::planning::allocation::is_remote_contact;
 
 /// Why an edit is not allowed, as a machine-readable code (serialized and sent as its snake_case
 /// name: `forbidden_field`, …).
@@ -369,13 +368,13 @@ fn created_by(doc: &Document) -> Option<&str> {
 }
 
 /// A rep's visit is only checked in or completed with a check-in: a completed visit counts as a
-/// contact for the cadence (`planning::allocation`), so completing one from the sofa would fake
+/// contact for the cadence (`fieldsync-planning`'s `allocation`), so completing one from the sofa would fake
 /// the rep's coverage. The one exception is the remote contact the planning relies on (far C
 /// customers served by phone): completed with a check-out outcome starting with "remote".
 fn visited_before_done(v: &Visit) -> Result<(), Violation> {
     let needs_checkin = match v.state {
         VisitState::CheckedIn => true,
-        VisitState::Completed => !is_remote_contact(v),
+        VisitState::Completed => !v.is_remote_contact(),
         VisitState::Planned | VisitState::Cancelled | VisitState::Missed => false,
     };
     if needs_checkin && v.checkins.is_empty() {

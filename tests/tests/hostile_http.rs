@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use fieldsync_core::Role;
-use fieldsync_core::planning::areas::AreaConfig;
 use fieldsync_e2e::{Device, MORNING_MS, RawResponse, TestServer, read_raw_response};
+use fieldsync_planning::areas::AreaConfig;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;

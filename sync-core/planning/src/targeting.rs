@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::segmentation::{PerTier, TIERS, effective_tier, potential, score};
-use crate::docs::{Customer, Plan, Tier};
+use fieldsync_core::docs::{Customer, Plan, Tier};
 
 /// Where an opportunity stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,7 +201,7 @@ mod tests {
     use super::super::segmentation::apply_override;
     use super::super::segmentation::fixtures::{customer, plan};
     use super::*;
-    use crate::docs::Quota;
+    use fieldsync_core::docs::Quota;
 
     fn owned(id: &str, rep: Option<&str>, potential: f64, probability: f64, stage: &str) -> Customer {
         let mut c = customer(id, potential, probability);

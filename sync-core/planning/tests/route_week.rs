@@ -1,12 +1,12 @@
 //! The manager's week plan: due visits spread over several reps and days.
 
-// In a module so that `cargo test -p fieldsync-core route` selects these tests.
+// In a module so that `cargo test -p fieldsync-planning route` selects these tests.
 mod route_week {
     use std::collections::HashSet;
 
     use fieldsync_core::geo::LatLon;
-    use fieldsync_core::planning::TravelModel;
-    use fieldsync_core::planning::route::*;
+    use fieldsync_planning::TravelModel;
+    use fieldsync_planning::route::*;
 
     const MON: i64 = 1_783_324_800_000; // 08:00 on the first day
     const H: i64 = 3_600_000;

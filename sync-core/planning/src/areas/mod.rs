@@ -58,13 +58,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use self::engine::{Engine, Item, Problem, Solution, Weights};
-use self::geom::{Projection, SplitMix64, convex_hull};
+use self::geom::{Projection, convex_hull};
 use super::{
     MAX_AREAS, MAX_ITERATIONS, MAX_MOVE_PENALTY_KM, MAX_REPS, MAX_RESTARTS, MAX_TOLERANCE, MAX_WEIGHT,
     OutOfBounds, TravelModel,
 };
-use crate::docs::{Cadence, Customer, LatLonPoint, SCHEMA_VERSION, SubArea, Territory, Tier};
-use crate::geo::{LatLon, distance_m, to_wgs84};
+use crate::rng::Rng;
+use fieldsync_core::docs::{Cadence, Customer, LatLonPoint, SCHEMA_VERSION, SubArea, Territory, Tier};
+use fieldsync_core::geo::{LatLon, distance_m, to_wgs84};
 
 // --- configuration -------------------------------------------------------------------------------
 
@@ -185,7 +186,7 @@ pub struct AreaConfig {
 }
 
 impl AreaConfig {
-    /// Every knob within its bound (see [`crate::planning`]'s constants): what a request may ask of
+    /// Every knob within its bound (see [`crate`]'s constants): what a request may ask of
     /// [`sub_areas`] before any work is done. `sub_areas` checks it too.
     pub fn validate(&self) -> Result<(), AreaError> {
         self.workload.validate()?;
@@ -573,10 +574,10 @@ pub fn sub_areas(
         tolerance: cfg.tolerance,
         max_sweeps: cfg.max_iterations as usize,
     });
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     let candidates = (0..cfg.restarts.max(1))
         .map(|_| {
-            let mut start = SplitMix64::new(rng.next_u64());
+            let mut start = Rng::new(rng.next_u64());
             let mut sol = engine.cold_start(&mut start);
             engine.optimise(&mut sol);
             sol
@@ -721,9 +722,9 @@ pub fn design_territories(
         to_reps(&mut sol);
         candidates.push(sol);
     }
-    let mut rng = SplitMix64::new(seed);
+    let mut rng = Rng::new(seed);
     for _ in 0..cfg.restarts.max(1) {
-        let mut start = SplitMix64::new(rng.next_u64());
+        let mut start = Rng::new(rng.next_u64());
         let mut sol = engine.cold_start(&mut start);
         // Give groups to reps before the search, so that continuity means something during it.
         to_reps(&mut sol);

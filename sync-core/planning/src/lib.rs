@@ -1,13 +1,45 @@
-//! S.T.A.R. territory management, as pure functions: time and seeds are passed in, nothing reads a
-//! clock or the network, so the same code runs offline on the phone and on the server.
+//! # fieldsync-planning
+//!
+//! S.T.A.R. territory management for fieldsync, as pure functions over the documents of
+//! [`fieldsync_core::docs`]: time and seeds are passed in, nothing reads a clock or the network, so
+//! the same code runs offline on the phone (`fieldsync-mobile`) and on the server
+//! (`fieldsync-server`); a search's wall-clock cap is a [`Deadline`] the caller builds over its own
+//! clock. The sync path (`fieldsync-core`) does not depend on this crate.
 //!
 //! - [`segmentation`], [`targeting`], [`allocation`]: tiers, quotas and attainment, visit cadence;
 //! - [`route`]: a rep's day route under opening hours, and the team's week plan;
-//! - [`areas`]: compact sub-areas of a rep's customers and balanced territory design.
+//! - [`agenda`]: both composed from the documents (the rep's day, the team's week);
+//! - [`areas`]: compact sub-areas of a rep's customers and balanced territory design;
+//! - [`Deadline`]: the caller's wall-clock cap on a search (see [`deadline`]).
+//!
+//! ```
+//! use fieldsync_core::docs::{Cadence, Customer, GeoPoint, Plan, SCHEMA_VERSION, Tier, TierThresholds};
+//! use fieldsync_planning::segmentation::segment;
+//!
+//! let customer = |id: &str, potential_value: f64, close_probability: f64| Customer {
+//!     kind: "customer".into(), schema: SCHEMA_VERSION, id: id.into(), name: id.into(),
+//!     location: GeoPoint::wgs84(45.76, 4.83), address: String::new(), timezone: "Europe/Paris".into(),
+//!     opening_hours: vec![], potential_value, close_probability, tier: None, tier_set_by: None,
+//!     tier_set_at_ms: None, follow_up_status: String::new(), opportunity_stage: "prospecting".into(),
+//!     owner_rep: Some("alice".into()), territory: None, tags: vec![], notes: "".into(),
+//!     geofence_m: None, created_by: "admin".into(),
+//! };
+//! let plan = Plan {
+//!     kind: "plan".into(), schema: SCHEMA_VERSION, id: "plan-1".into(), quarter: "2026-Q4".into(),
+//!     quotas: vec![], cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
+//!     thresholds: TierThresholds { a_min_score: 100.0, b_min_score: 40.0 }, focus_share: 0.8,
+//! };
+//!
+//! // Score = potential × close probability: 180 is an A, 25 a C.
+//! let tiers = segment(&[customer("big", 200.0, 0.9), customer("small", 50.0, 0.5)], &plan);
+//! assert_eq!(tiers[0].effective, Tier::A);
+//! assert_eq!(tiers[1].effective, Tier::C);
+//! ```
 
 use serde::{Deserialize, Serialize};
 
-use crate::geo::{LatLon, distance_m};
+pub use deadline::Deadline;
+use fieldsync_core::geo::{LatLon, distance_m};
 
 /// How travel time is estimated without a road network: great-circle distance × a detour factor,
 /// at a constant speed.
@@ -145,6 +177,8 @@ pub fn check_id_len(field: &str, id: &str) -> Result<(), OutOfBounds> {
 pub mod agenda;
 pub mod allocation;
 pub mod areas;
+pub mod deadline;
+mod rng;
 pub mod route;
 pub mod segmentation;
 pub mod targeting;

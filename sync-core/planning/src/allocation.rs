@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::segmentation::{PerTier, effective_tier, score};
-use crate::docs::{Customer, Plan, Tier, Visit, VisitState};
-use crate::geo::{LatLon, distance_m, to_wgs84};
+use fieldsync_core::docs::{Customer, Plan, Tier, Visit, VisitState};
+use fieldsync_core::geo::{LatLon, distance_m, to_wgs84};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -117,11 +117,10 @@ pub fn cadence_days(plan: &Plan, tier: Tier) -> u32 {
     .max(1)
 }
 
-/// Whether a visit was checked out as a remote contact.
+/// Whether a visit was checked out as a remote contact (see [`Visit::is_remote_contact`], which the
+/// sync rules apply too).
 pub fn is_remote_contact(v: &Visit) -> bool {
-    v.checkout
-        .as_ref()
-        .is_some_and(|co| co.outcome.trim_start().get(..6).is_some_and(|p| p.eq_ignore_ascii_case("remote")))
+    v.is_remote_contact()
 }
 
 /// Whether a visit counts as contact with the customer.
@@ -407,7 +406,7 @@ mod tests {
     use super::super::segmentation::apply_override;
     use super::super::segmentation::fixtures::{customer, plan, visit};
     use super::*;
-    use crate::docs::{Checkin, Checkout, GeoPoint};
+    use fieldsync_core::docs::{Checkin, Checkout, GeoPoint};
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -713,7 +712,7 @@ mod tests {
         assert!(focus_customers(&[], &p, &cfg).is_empty());
 
         let mut broken = p.clone();
-        broken.cadence = crate::docs::Cadence { a_days: 0, b_days: 0, c_days: 0 };
+        broken.cadence = fieldsync_core::docs::Cadence { a_days: 0, b_days: 0, c_days: 0 };
         broken.focus_share = f64::NAN;
         let bad_cfg = AllocationConfig {
             remote_c_km: f64::NAN,

@@ -1,4 +1,6 @@
-//! Solomon VRPTW instances (the files in `shared/data/solomon`): parser, solver, feasibility check.
+//! Solomon VRPTW instances (the files in `shared/data/solomon`): parser, feasibility check, and the
+//! library's solver ([`fieldsync_planning::route::vrptw`]) run on them. Not part of the library: the
+//! `solomon` example and the `route_solomon` test include this file (`#[path = ...] mod solomon;`).
 //!
 //! Conventions (from that folder's README): the first line is the vehicle capacity; then one row per
 //! node `id x y demand ready due service`, node 0 the depot whose due time is the horizon. Distance is
@@ -6,15 +8,15 @@
 //! max(arrival, ready) and must start by due; vehicles leave after the service time and are back at
 //! the depot by its due time; load ≤ capacity. Node ids are the files' (not Solomon's originals).
 
+#![allow(dead_code)] // each includer uses a part
+
+use std::time::Instant;
+
+use fieldsync_planning::Deadline;
+use fieldsync_planning::route::RouteError;
+use fieldsync_planning::route::vrptw::{self, Customer, Vrptw};
+pub use fieldsync_planning::route::vrptw::{MAX_NODES, Objective};
 use serde::{Deserialize, Serialize};
-
-use super::RouteError;
-use super::rng::Rng;
-use super::search::{Budget, Params, anneal, minimise_fleet, recreate};
-use super::vrp::{Job, Problem, Sol, Vehicle};
-
-/// The largest instance accepted (nodes, depot included): the matrices are n² doubles.
-pub const MAX_NODES: usize = 1501;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -44,6 +46,25 @@ impl Instance {
         let (dx, dy) = (p.x - q.x, p.y - q.y);
         (dx * dx + dy * dy).sqrt()
     }
+
+    /// The instance as the library's matrix VRPTW.
+    pub fn vrptw(&self) -> Vrptw {
+        let n = self.nodes.len();
+        let mut dist = vec![0.0; n * n];
+        for a in 0..n {
+            for b in 0..n {
+                dist[a * n + b] = self.dist(a, b);
+            }
+        }
+        let depot = self.nodes.first().map_or((0.0, 0.0), |d| (d.ready, d.due));
+        let customers = self
+            .nodes
+            .iter()
+            .skip(1)
+            .map(|c| Customer { demand: c.demand, ready: c.ready, due: c.due, service: c.service })
+            .collect();
+        Vrptw { capacity: self.capacity, depot_window: depot, customers, dist }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,20 +79,12 @@ pub struct Solution {
     pub unserved: Vec<usize>,
 }
 
-/// What to minimise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Objective {
-    /// Fewest vehicles, then least distance: how the best-known solutions are ranked.
-    VehiclesThenDistance,
-    /// Least distance, whatever the number of vehicles.
-    Distance,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SolveOptions {
     pub seed: u64,
     /// Wall-clock limit; 0 = none (then `max_iterations` alone decides and the result is a pure
-    /// function of the instance and the seed).
+    /// function of the instance and the seed). Turned into a [`Deadline`] here, by the caller of the
+    /// library.
     pub time_limit_ms: u64,
     /// Ruin-and-recreate iterations at most.
     pub max_iterations: u64,
@@ -143,86 +156,28 @@ pub fn parse(text: &str) -> Result<Instance, RouteError> {
     Ok(Instance { capacity, nodes })
 }
 
-fn problem(inst: &Instance, objective: Objective) -> Problem {
-    let n = inst.nodes.len();
-    let mut dist = vec![0.0; n * n];
-    for a in 0..n {
-        for b in 0..n {
-            dist[a * n + b] = inst.dist(a, b);
-        }
-    }
-    let jobs: Vec<Job> = inst.nodes[1..]
-        .iter()
-        .enumerate()
-        .map(|(k, c)| Job {
-            node: (k + 1) as u32,
-            windows: if c.ready <= c.due { vec![(c.ready, c.due)] } else { Vec::new() },
-            service: c.service,
-            demand: c.demand,
-            must: true,
-            value: 1.0,
-            allowed: None,
-        })
-        .collect();
-    let depot = &inst.nodes[0];
-    // One vehicle per customer: Solomon's fleet (25) is never binding.
-    let vehicles = (0..jobs.len().max(1))
-        .map(|_| Vehicle {
-            start: 0,
-            end: 0,
-            shift: (depot.ready, depot.due),
-            capacity: inst.capacity,
-            class: 0,
-        })
-        .collect();
-    let hierarchical = objective == Objective::VehiclesThenDistance;
-    Problem::new(n, dist.clone(), dist, jobs, vehicles, hierarchical, !hierarchical)
-}
-
 /// Solves with the hierarchical objective (vehicles, then distance).
 pub fn solve(inst: &Instance, seed: u64, time_limit_ms: u64) -> Solution {
     solve_with(inst, &SolveOptions::new(seed, time_limit_ms))
 }
 
 pub fn solve_with(inst: &Instance, opts: &SolveOptions) -> Solution {
-    if inst.nodes.len() <= 1 || inst.nodes.len() > MAX_NODES {
-        // Nothing to do, or too large to hold the matrices (only reachable by building an
-        // `Instance` by hand: `parse` refuses it).
-        let unserved = (1..inst.nodes.len()).collect();
-        return Solution { vehicles: 0, distance: 0.0, routes: vec![], unserved };
-    }
-    let p = problem(inst, opts.objective);
-    let mut rng = Rng::new(opts.seed);
-    let budget = Budget::new(opts.max_iterations, opts.time_limit_ms);
-    let prm = Params::default();
-    let mut sol = Sol::empty(&p);
-    recreate(&p, &mut sol, &mut rng, 0.0, true);
-    let best = match opts.objective {
-        Objective::Distance => anneal(&p, sol, &mut rng, &budget, &prm).0,
-        Objective::VehiclesThenDistance => {
-            let demand: i128 = inst.nodes[1..].iter().map(|c| i128::from(c.demand.max(0))).sum();
-            let cap = i128::from(inst.capacity);
-            let lb =
-                if cap > 0 { usize::try_from((demand + cap - 1) / cap).unwrap_or(usize::MAX) } else { 1 };
-            let fleet_budget = budget.part(0, opts.fleet_share.clamp(0.0, 1.0));
-            let (sol, used) = minimise_fleet(&p, sol, &mut rng, &fleet_budget, &prm, lb.max(1));
-            let rest = budget.part(used, 1.0);
-            anneal(&p, sol, &mut rng, &rest, &prm).0
-        }
+    let origin = Instant::now();
+    let clock = move || origin.elapsed();
+    let deadline = Deadline::after_ms(&clock, opts.time_limit_ms);
+    let lib = vrptw::SolveOptions {
+        seed: opts.seed,
+        max_iterations: opts.max_iterations,
+        objective: opts.objective,
+        fleet_share: opts.fleet_share,
     };
-    to_solution(inst, &p, &best)
-}
-
-fn to_solution(inst: &Instance, p: &Problem, s: &Sol) -> Solution {
-    let routes: Vec<Vec<usize>> = s
-        .routes
-        .iter()
-        .filter(|r| !r.jobs.is_empty())
-        .map(|r| r.jobs.iter().map(|&j| p.jobs[j as usize].node as usize).collect())
-        .collect();
-    let mut unserved: Vec<usize> = s.unassigned.iter().map(|&j| p.jobs[j as usize].node as usize).collect();
-    unserved.sort_unstable();
-    Solution { vehicles: routes.len(), distance: distance(inst, &routes), routes, unserved }
+    let r = vrptw::solve(&inst.vrptw(), &lib, deadline);
+    Solution {
+        vehicles: r.routes.len(),
+        distance: distance(inst, &r.routes),
+        routes: r.routes,
+        unserved: r.unserved,
+    }
 }
 
 /// Total distance of routes (each from and back to the depot), summed in route order.

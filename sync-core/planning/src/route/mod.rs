@@ -1,5 +1,6 @@
 //! Routing (the R of S.T.A.R.): a rep's ordered day route under opening hours, visit durations and day
-//! length; re-planning in the middle of the day; the team's week plan; and Solomon's VRPTW benchmark.
+//! length; re-planning in the middle of the day; the team's week plan; and a plain VRPTW entry ([`vrptw`])
+//! so benchmarks (Solomon's, in `examples/solomon.rs`) can measure the same solver.
 //!
 //! # The solver, and why this one
 //!
@@ -39,15 +40,16 @@
 //! deterministic for a seed (callers may run seeds in parallel, as `examples/solomon.rs` does), and
 //! never panics on input.
 //!
-//! Time limits: every search runs for an iteration budget; `time_limit_ms > 0` adds a wall-clock cap
-//! (read with `std::time::Instant`, the only clock read here). With `time_limit_ms = 0`, or when the
-//! cap is not reached, results are a pure function of the request and its seed.
+//! Time limits: every search runs for an iteration budget. A request's `time_limit_ms > 0` asks for a
+//! wall-clock cap on top, which the *caller* builds as a [`Deadline`] over its own clock and passes
+//! to the `*_until` form ([`plan_day_until`], [`replan_until`], [`plan_week_until`]); nothing here
+//! reads a clock. The plain forms ([`plan_day`], [`replan`], [`plan_week`]) take no deadline. With no
+//! deadline, or when it is not reached, results are a pure function of the request and its seed.
 
-mod rng;
 mod search;
-pub mod solomon;
 mod tz;
 mod vrp;
+pub mod vrptw;
 
 use std::collections::{HashMap, HashSet};
 
@@ -55,11 +57,12 @@ use serde::{Deserialize, Serialize};
 
 pub use tz::{LocalDate, local_time_ms, opening_windows, opening_windows_for_days};
 
-use self::rng::Rng;
 use self::search::{Budget, Params, anneal, eval_seq, local_search, recreate};
 use self::vrp::{Job, NONE, Problem, Sol, Vehicle, normalise_windows, service_start};
 use super::{MAX_REP_DAYS, MAX_REPS, MAX_TIME_LIMIT_MS, OutOfBounds, TravelModel};
-use crate::geo::LatLon;
+use crate::deadline::Deadline;
+use crate::rng::Rng;
+use fieldsync_core::geo::LatLon;
 
 /// Most nodes (stops plus distinct rep locations) in one request: the matrices are n² doubles.
 pub const MAX_NODES: usize = 1500;
@@ -125,6 +128,7 @@ pub struct DayRouteRequest {
     pub travel: TravelModel,
     pub seed: u64,
     /// Wall-clock cap on the search; 0 = none (the iteration budget alone, fully deterministic).
+    /// Validated here; the caller turns it into a [`Deadline`] (see the module docs).
     pub time_limit_ms: u64,
 }
 
@@ -207,7 +211,7 @@ pub struct WeekPlanRequest {
     pub stops: Vec<WeekStop>,
     pub travel: TravelModel,
     pub seed: u64,
-    /// Wall-clock cap; 0 = none.
+    /// Wall-clock cap; 0 = none. Validated here; the caller turns it into a [`Deadline`].
     pub time_limit_ms: u64,
 }
 
@@ -483,15 +487,20 @@ fn iterations(n: usize) -> u64 {
     (1_000 + 120 * n as u64).min(200_000)
 }
 
-fn solve_model(m: &Model, seed: u64, time_limit_ms: u64) -> Sol {
+/// The routing searches' generator for a seed (the salt keeps their streams apart from the areas').
+pub(crate) fn route_rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x5DEE_CE66_D1CE_5EED)
+}
+
+fn solve_model(m: &Model, seed: u64, deadline: Option<Deadline<'_>>) -> Sol {
     let p = &m.p;
-    let mut rng = Rng::new(seed);
+    let mut rng = route_rng(seed);
     let mut sol = Sol::empty(p);
     recreate(p, &mut sol, &mut rng, 0.0, true);
     if p.jobs.is_empty() {
         return sol;
     }
-    let budget = Budget::new(iterations(p.jobs.len()), time_limit_ms);
+    let budget = Budget::new(iterations(p.jobs.len()), deadline);
     let (mut best, _) = anneal(p, sol, &mut rng, &budget, &Params::default());
     if p.jobs.len() <= 60 {
         local_search(p, &mut best, &mut rng, 20);
@@ -525,13 +534,19 @@ fn check_day(req: &DayRouteRequest) -> Result<(), RouteError> {
     Ok(())
 }
 
-/// Plans a rep's day: which stops, in which order, at what times.
+/// Plans a rep's day: which stops, in which order, at what times. No deadline: the iteration budget
+/// alone (see [`plan_day_until`]).
 pub fn plan_day(req: &DayRouteRequest) -> Result<DayRoute, RouteError> {
+    plan_day_until(req, None)
+}
+
+/// [`plan_day`], stopping early at `deadline` (the caller builds it from `req.time_limit_ms`).
+pub fn plan_day_until(req: &DayRouteRequest, deadline: Option<Deadline<'_>>) -> Result<DayRoute, RouteError> {
     check_day(req)?;
     let stops = day_inputs(req);
     let vehicle = VehicleIn { start: req.start, end: req.end, shift: (req.day_start_ms, req.day_end_ms) };
     let m = build(&[vehicle], &stops, req.travel)?;
-    let sol = solve_model(&m, req.seed, req.time_limit_ms);
+    let sol = solve_model(&m, req.seed, deadline);
     let mut route = m.day_route(&sol, 0, &stops);
     route.dropped = m.dropped(&sol, &stops);
     Ok(route)
@@ -548,6 +563,18 @@ pub fn replan(
     done: &[String],
     req: &DayRouteRequest,
 ) -> Result<DayRoute, RouteError> {
+    replan_until(route, now_ms, position, done, req, None)
+}
+
+/// [`replan`], stopping early at `deadline` (the caller builds it from `req.time_limit_ms`).
+pub fn replan_until(
+    route: &DayRoute,
+    now_ms: i64,
+    position: LatLon,
+    done: &[String],
+    req: &DayRouteRequest,
+    deadline: Option<Deadline<'_>>,
+) -> Result<DayRoute, RouteError> {
     check_day(req)?;
     check_point("position", position)?;
     let done: HashSet<&str> = done.iter().map(String::as_str).collect();
@@ -560,7 +587,7 @@ pub fn replan(
     let vehicle = VehicleIn { start: position, end: req.end, shift };
     let m = build(&[vehicle], &stops, req.travel)?;
     let p = &m.p;
-    let mut rng = Rng::new(req.seed ^ 0x7265_706c_616e);
+    let mut rng = route_rng(req.seed ^ 0x7265_706c_616e);
     // Keep the planned order for what still fits.
     let job_of: HashMap<&str, u32> =
         m.job_stop.iter().enumerate().map(|(j, &i)| (stops[i].id, j as u32)).collect();
@@ -581,7 +608,7 @@ pub fn replan(
         }
     }
     local_search(p, &mut sol, &mut rng, 20);
-    let budget = Budget::new(150 + 6 * p.jobs.len() as u64, req.time_limit_ms);
+    let budget = Budget::new(150 + 6 * p.jobs.len() as u64, deadline);
     let (mut best, _) = anneal(p, sol, &mut rng, &budget, &Params::default());
     local_search(p, &mut best, &mut rng, 20);
     let mut out = m.day_route(&best, 0, &stops);
@@ -590,8 +617,17 @@ pub fn replan(
 }
 
 /// Plans the team's week: due visits spread over reps and their working days (a VRPTW with one
-/// vehicle per rep-day, each from the rep's own start location).
+/// vehicle per rep-day, each from the rep's own start location). No deadline: the iteration budget
+/// alone (see [`plan_week_until`]).
 pub fn plan_week(req: &WeekPlanRequest) -> Result<WeekPlan, RouteError> {
+    plan_week_until(req, None)
+}
+
+/// [`plan_week`], stopping early at `deadline` (the caller builds it from `req.time_limit_ms`).
+pub fn plan_week_until(
+    req: &WeekPlanRequest,
+    deadline: Option<Deadline<'_>>,
+) -> Result<WeekPlan, RouteError> {
     req.travel.validate()?;
     check_time_limit(req.time_limit_ms)?;
     if req.reps.len() > MAX_REPS {
@@ -632,7 +668,7 @@ pub fn plan_week(req: &WeekPlanRequest) -> Result<WeekPlan, RouteError> {
         })
         .collect();
     let m = build(&vehicles, &stops, req.travel)?;
-    let sol = solve_model(&m, req.seed, req.time_limit_ms);
+    let sol = solve_model(&m, req.seed, deadline);
     let days = (0..vehicles.len())
         .map(|v| RepDay {
             rep: req.reps[owners[v]].rep.clone(),
@@ -664,7 +700,7 @@ mod tests {
             shift: (12_000, 100_000),
         };
         let m = build(&[v], &stops, TravelModel::default()).expect("model");
-        let sol = solve_model(&m, 1, 0);
+        let sol = solve_model(&m, 1, None);
         assert!(sol.valid(&m.p));
         assert_eq!(sol.routes[0].jobs, vec![0]);
         assert_eq!(sol.routes[0].dep[1], 20_000.0 - 12_000.0 + 5_000.0);

@@ -1,7 +1,7 @@
 //! Small, dependency-free building blocks: a local planar projection, a seeded random number
 //! generator, the convex hull and the assignment problem.
 
-use crate::geo::LatLon;
+use fieldsync_core::geo::LatLon;
 
 /// Mean Earth radius (IUGG), km.
 const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -60,36 +60,6 @@ pub(super) fn dist2(a: [f64; 2], b: [f64; 2]) -> f64 {
     let dx = a[0] - b[0];
     let dy = a[1] - b[1];
     dx * dx + dy * dy
-}
-
-/// SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast, and — unlike `rand`'s `SmallRng`, whose
-/// algorithm may change between versions — fixed forever, so a phone and the server given the same
-/// seed compute the same plan, whatever library versions they run.
-#[derive(Debug, Clone)]
-pub(super) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub(super) fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(super) fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in 0..n (n > 0); the modulo bias is below 2^-40 for any realistic n.
-    pub(super) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
 }
 
 fn cross(o: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
@@ -215,6 +185,7 @@ pub(super) fn hungarian(cost: &[Vec<f64>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     fn brute_force(cost: &[Vec<f64>]) -> f64 {
         fn go(cost: &[Vec<f64>], row: usize, used: &mut Vec<bool>) -> f64 {
@@ -236,11 +207,11 @@ mod tests {
 
     #[test]
     fn hungarian_matches_brute_force_on_random_matrices() {
-        let mut rng = SplitMix64::new(7);
+        let mut rng = Rng::new(7);
         for n in 1..=7 {
             for _ in 0..20 {
                 let cost: Vec<Vec<f64>> =
-                    (0..n).map(|_| (0..n).map(|_| (rng.next_f64() * 100.0).floor()).collect()).collect();
+                    (0..n).map(|_| (0..n).map(|_| (rng.f64() * 100.0).floor()).collect()).collect();
                 let a = hungarian(&cost);
                 let mut seen = a.clone();
                 seen.sort_unstable();
@@ -280,13 +251,5 @@ mod tests {
             let back = proj.to_latlon(proj.to_xy(p));
             assert!((back.lat - p.lat).abs() < 1e-9 && (back.lon - p.lon).abs() < 1e-9);
         }
-    }
-
-    #[test]
-    fn splitmix_is_fixed() {
-        // Reference values of SplitMix64 seeded with 0.
-        let mut rng = SplitMix64::new(0);
-        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 }

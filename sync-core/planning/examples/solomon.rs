@@ -2,7 +2,7 @@
 //! times a 25-stop day route.
 //!
 //! ```text
-//! cargo run --release -p fieldsync-core --example solomon -- [DIR] [--time-ms 10000] [--seed 1]
+//! cargo run --release -p fieldsync-planning --example solomon -- [DIR] [--time-ms 10000] [--seed 1]
 //!     [--threads 2] [--objective hierarchical|distance|both] [--only C101]
 //! ```
 //! DIR defaults to `../shared/data/solomon` relative to the workspace root. Each of `--threads`
@@ -10,10 +10,13 @@
 
 use std::time::Instant;
 
+#[path = "../tests/support/solomon.rs"]
+mod solomon;
+
 use fieldsync_core::geo::LatLon;
-use fieldsync_core::planning::TravelModel;
-use fieldsync_core::planning::route::solomon::{self, Objective, Solution, SolveOptions};
-use fieldsync_core::planning::route::{DayRouteRequest, RouteStop, plan_day, replan};
+use fieldsync_planning::TravelModel;
+use fieldsync_planning::route::{DayRouteRequest, RouteStop, plan_day, replan};
+use solomon::{Objective, Solution, SolveOptions};
 
 /// Best-known solutions, hierarchical objective (vehicles, then distance): SINTEF TOP, as listed in
 /// shared/data/solomon/README.md ("Recomputed here" column).
@@ -48,7 +51,7 @@ struct Args {
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
-        dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/solomon").to_owned(),
+        dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/solomon").to_owned(),
         time_ms: 10_000,
         seed: 1,
         threads: 2,

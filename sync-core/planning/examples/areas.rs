@@ -2,7 +2,7 @@
 //! on generated data, and prints the balances. Run in release:
 //!
 //! ```text
-//! cargo run --release -p fieldsync-core --example areas
+//! cargo run --release -p fieldsync-planning --example areas
 //! ```
 
 #[path = "../tests/areas_fixtures.rs"]
@@ -10,7 +10,7 @@ mod fixtures;
 
 use std::time::{Duration, Instant};
 
-use fieldsync_core::planning::areas::{
+use fieldsync_planning::areas::{
     AreaConfig, AreaError, TerritoryConfig, apply_design, design_territories, sub_areas,
 };
 

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::docs::{Customer, Plan, Tier, TierThresholds};
+use fieldsync_core::docs::{Customer, Plan, Tier, TierThresholds};
 
 /// The tiers in report order.
 pub const TIERS: [Tier; 3] = [Tier::A, Tier::B, Tier::C];
@@ -242,7 +242,9 @@ fn non_negative(x: f64) -> f64 {
 /// Small documents for planning tests, shared by segmentation, targeting and allocation.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::docs::{Cadence, Customer, GeoPoint, Plan, SCHEMA_VERSION, TierThresholds, Visit, VisitState};
+    use fieldsync_core::docs::{
+        Cadence, Customer, GeoPoint, Plan, SCHEMA_VERSION, TierThresholds, Visit, VisitState,
+    };
 
     pub(crate) fn customer(id: &str, potential_value: f64, close_probability: f64) -> Customer {
         Customer {

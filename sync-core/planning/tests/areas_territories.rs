@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use areas_fixtures::{CITY, Rng, clustered, customer, offset, reps};
 use fieldsync_core::docs::{Customer, Document, GeoPoint, Tier};
 use fieldsync_core::geo::LatLon;
-use fieldsync_core::planning::areas::{
+use fieldsync_planning::areas::{
     AreaError, RepBase, TerritoryConfig, TerritoryDesign, apply_design, design_territories, to_territory,
 };
 
@@ -56,7 +56,7 @@ fn expected_moves(design: &TerritoryDesign, customers: &[Customer]) -> Vec<(Stri
         .collect()
 }
 
-/// In a module named `areas` so that `cargo test -p fieldsync-core areas` selects them.
+/// In a module named `areas` so that `cargo test -p fieldsync-planning areas` selects them.
 mod areas {
     use super::*;
 
@@ -279,7 +279,7 @@ mod areas {
             Err(AreaError::TooManyAreas { areas: 6, customers: 4 })
         );
         let bad_weights = TerritoryConfig {
-            weights: fieldsync_core::planning::areas::DesignWeights { potential: -1.0, ..Default::default() },
+            weights: fieldsync_planning::areas::DesignWeights { potential: -1.0, ..Default::default() },
             ..TerritoryConfig::default()
         };
         assert!(matches!(

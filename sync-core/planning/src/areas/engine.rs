@@ -25,7 +25,8 @@
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 
-use super::geom::{SplitMix64, dist2, hungarian};
+use super::geom::{dist2, hungarian};
+use crate::rng::Rng;
 
 /// Beardwood–Halton–Hammersley constant: a shortest tour through m random points of an area A is
 /// about 0.7124·√(m·A) long, i.e. a leg is about 0.7124·√(A/m).
@@ -398,7 +399,7 @@ impl<'a> Engine<'a> {
     /// assigned in order of regret (how much farther their second-best centre is) to the nearest
     /// centre with room left (capacity: the mean workload × (1 + tolerance/2)), and centres
     /// move to their members' visit-weighted centroids, until the assignment is stable.
-    pub(super) fn cold_start(&self, rng: &mut SplitMix64) -> Solution {
+    pub(super) fn cold_start(&self, rng: &mut Rng) -> Solution {
         let items = &self.items;
         let (n, k) = (items.len(), self.p.k);
         let mut centres = self.seed_centres(rng);
@@ -462,7 +463,7 @@ impl<'a> Engine<'a> {
     /// k-means++: the first centre drawn by workload, each next one by workload × squared distance
     /// to the nearest centre so far. When every customer coincides with a centre, an unused customer
     /// is drawn uniformly, so duplicates never stall it.
-    fn seed_centres(&self, rng: &mut SplitMix64) -> Vec<[f64; 2]> {
+    fn seed_centres(&self, rng: &mut Rng) -> Vec<[f64; 2]> {
         let items = &self.items;
         let n = items.len();
         let mut chosen = vec![false; n];
@@ -477,7 +478,7 @@ impl<'a> Engine<'a> {
             };
             let total: f64 = w.iter().sum();
             let pick = if total > 0.0 && total.is_finite() {
-                let r = rng.next_f64() * total;
+                let r = rng.f64() * total;
                 let mut acc = 0.0;
                 let mut pick = None;
                 for (i, wi) in w.iter().enumerate() {
@@ -497,7 +498,7 @@ impl<'a> Engine<'a> {
                 Some(i) if !chosen[i] => i,
                 _ => {
                     let free: Vec<usize> = (0..n).filter(|&i| !chosen[i]).collect();
-                    free.get(rng.below(free.len())).copied().unwrap_or(0)
+                    free.get(rng.below_mod(free.len())).copied().unwrap_or(0)
                 }
             };
             chosen[pick] = true;

@@ -125,10 +125,10 @@ pub fn clustered(n: usize, clusters: usize, ring_km: f64, spread_km: f64, seed: 
 }
 
 /// Reps living around the city.
-pub fn reps(k: usize, seed: u64) -> Vec<fieldsync_core::planning::areas::RepBase> {
+pub fn reps(k: usize, seed: u64) -> Vec<fieldsync_planning::areas::RepBase> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     (0..k)
-        .map(|r| fieldsync_core::planning::areas::RepBase {
+        .map(|r| fieldsync_planning::areas::RepBase {
             rep: format!("rep-{r}"),
             home: offset(CITY, rng.normal() * 10.0, rng.normal() * 10.0),
         })

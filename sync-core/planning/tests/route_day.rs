@@ -1,14 +1,14 @@
 //! A rep's day route: windows, day length, lunch breaks, must over optional, reasons for every dropped
 //! stop, time zones, re-planning; and a property test that every plan is feasible.
 
-// In a module so that `cargo test -p fieldsync-core route` selects these tests.
+// In a module so that `cargo test -p fieldsync-planning route` selects these tests.
 mod route_day {
     use std::collections::HashSet;
 
     use fieldsync_core::docs::{Customer, GeoPoint, OpeningHours, SCHEMA_VERSION};
     use fieldsync_core::geo::LatLon;
-    use fieldsync_core::planning::TravelModel;
-    use fieldsync_core::planning::route::*;
+    use fieldsync_planning::TravelModel;
+    use fieldsync_planning::route::*;
     use proptest::prelude::*;
 
     /// 08:00 on the planning day (any instant works: times are absolute).
@@ -354,6 +354,31 @@ mod route_day {
     fn plan_day_is_deterministic_for_a_seed() {
         let req = busy_day();
         assert_eq!(plan_day(&req), plan_day(&req));
+    }
+
+    #[test]
+    fn the_deadline_is_the_callers_clock_and_only_cuts_the_search_short() {
+        use fieldsync_planning::Deadline;
+        use std::time::Duration;
+        let req = busy_day();
+        // A clock that never moves: the deadline is never reached, the iteration budget decides,
+        // and the answer is the one without a deadline.
+        let frozen = || Duration::ZERO;
+        let far = Deadline::new(&frozen, Duration::from_secs(3600));
+        assert_eq!(plan_day_until(&req, Some(far)), plan_day(&req));
+        let route = plan_day(&req).expect("plan");
+        let done = vec![route.stops[0].id.clone()];
+        let at = route.stops[0].depart_ms;
+        assert_eq!(
+            replan_until(&route, at, HOME, &done, &req, Some(far)),
+            replan(&route, at, HOME, &done, &req)
+        );
+        // A deadline already passed stops the search at once, with a usable route all the same.
+        let passed = Deadline::new(&frozen, Duration::ZERO);
+        assert!(passed.passed());
+        let cut = plan_day_until(&req, Some(passed)).expect("plan");
+        assert_eq!(cut.stops.len() + cut.dropped.len(), req.stops.len());
+        assert!(Deadline::after_ms(&frozen, 0).is_none(), "time_limit_ms = 0 means no deadline");
     }
 
     #[test]

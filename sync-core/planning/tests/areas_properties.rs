@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use areas_fixtures::customer;
 use fieldsync_core::docs::{Customer, Tier};
 use fieldsync_core::geo::LatLon;
-use fieldsync_core::planning::areas::{
+use fieldsync_planning::areas::{
     AreaConfig, AreaError, RepBase, TerritoryConfig, design_territories, sub_areas,
 };
 use proptest::prelude::*;
@@ -54,7 +54,7 @@ fn check_partition<'a>(groups: impl Iterator<Item = &'a Vec<String>>, customers:
     assert_eq!(count.values().sum::<usize>(), customers.iter().filter(|c| usable(c)).count());
 }
 
-/// In a module named `areas` so that `cargo test -p fieldsync-core areas` selects them.
+/// In a module named `areas` so that `cargo test -p fieldsync-planning areas` selects them.
 mod areas {
     use super::*;
 

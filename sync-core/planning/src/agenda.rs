@@ -2,19 +2,25 @@
 //! that are due (overdue by their tier's cadence) fill the rest of the day by priority; opening hours
 //! come from each customer's own time zone; visit durations from the tier. The same function serves
 //! the phone offline (through `mobile-ffi`) and the manager online (over HTTP).
+//!
+//! The team's week, likewise: the customers due over the week, as optional stops each reserved to
+//! its owner rep, spread over the reps' working days ([`plan_team_week`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::allocation::{AllocationConfig, due_visits};
 use super::route::{
-    DayRoute, DayRouteRequest, LocalDate, RouteError, RouteStop, local_time_ms, opening_windows, plan_day,
+    DayRoute, DayRouteRequest, LocalDate, RepWeek, RouteError, RouteStop, WeekPlan, WeekPlanRequest,
+    WeekStop, local_time_ms, opening_windows, opening_windows_for_days, plan_day_until, plan_week_until,
 };
 use super::segmentation::effective_tier;
 use super::{
-    MAX_OPTIONAL_STOPS, MAX_TIME_LIMIT_MS, OutOfBounds, TravelModel, check_id_len, check_minute_of_day,
+    MAX_OPTIONAL_STOPS, MAX_REPS, MAX_TIME_LIMIT_MS, OutOfBounds, TravelModel, check_id_len,
+    check_minute_of_day,
 };
-use crate::docs::{Customer, Plan, Visit, VisitState};
-use crate::geo::{LatLon, to_wgs84};
+use crate::deadline::Deadline;
+use fieldsync_core::docs::{Customer, Plan, Visit, VisitState};
+use fieldsync_core::geo::{LatLon, to_wgs84};
 
 /// What a rep's day is planned from, besides the documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +38,8 @@ pub struct RepDayInput {
     /// At most this many due customers are offered to the router as optional stops.
     pub max_optional: usize,
     pub seed: u64,
+    /// Wall-clock cap on the search, validated here; the caller turns it into a [`Deadline`] for
+    /// [`plan_rep_day_until`]. 0 = none.
     pub time_limit_ms: u64,
 }
 
@@ -56,7 +64,7 @@ pub struct RepDayPlan {
 }
 
 impl RepDayInput {
-    /// Every knob within its bound (see [`crate::planning`]'s constants), checked by
+    /// Every knob within its bound (see [`crate`]'s constants), checked by
     /// [`plan_rep_day`] before any work is done.
     pub fn validate(&self) -> Result<(), RouteError> {
         check_id_len("rep", &self.rep)?;
@@ -71,14 +79,17 @@ impl RepDayInput {
                 OutOfBounds::new("max_optional", format!("must be at most {MAX_OPTIONAL_STOPS}")).into()
             );
         }
-        if self.time_limit_ms > MAX_TIME_LIMIT_MS {
-            return Err(
-                OutOfBounds::new("time_limit_ms", format!("must be at most {MAX_TIME_LIMIT_MS}")).into()
-            );
-        }
+        check_time_limit(self.time_limit_ms)?;
         self.travel.validate()?;
         Ok(())
     }
+}
+
+fn check_time_limit(ms: u64) -> Result<(), RouteError> {
+    if ms > MAX_TIME_LIMIT_MS {
+        return Err(OutOfBounds::new("time_limit_ms", format!("must be at most {MAX_TIME_LIMIT_MS}")).into());
+    }
+    Ok(())
 }
 
 fn location(c: &Customer) -> Option<LatLon> {
@@ -95,13 +106,26 @@ fn windows(c: &Customer, date: LocalDate, fallback_tz: &str) -> Result<Vec<(i64,
 }
 
 /// Plans `input.rep`'s day. Customers and visits may be the whole team's: only the rep's own are
-/// used.
+/// used. No deadline: the iteration budget alone (see [`plan_rep_day_until`]).
 pub fn plan_rep_day(
     customers: &[Customer],
     visits: &[Visit],
     plan: &Plan,
     cfg: &AllocationConfig,
     input: &RepDayInput,
+) -> Result<RepDayPlan, RouteError> {
+    plan_rep_day_until(customers, visits, plan, cfg, input, None)
+}
+
+/// [`plan_rep_day`], the search stopping early at `deadline` (the caller builds it from
+/// `input.time_limit_ms`, see [`Deadline::after_ms`]).
+pub fn plan_rep_day_until(
+    customers: &[Customer],
+    visits: &[Visit],
+    plan: &Plan,
+    cfg: &AllocationConfig,
+    input: &RepDayInput,
+    deadline: Option<Deadline<'_>>,
 ) -> Result<RepDayPlan, RouteError> {
     input.validate()?;
     let day_start_ms = local_time_ms(&input.timezone, input.date, input.work_start_min)?;
@@ -168,7 +192,7 @@ pub fn plan_rep_day(
         });
     }
 
-    let route = plan_day(&DayRouteRequest {
+    let req = DayRouteRequest {
         start: input.start,
         end: input.end,
         day_start_ms,
@@ -177,14 +201,144 @@ pub fn plan_rep_day(
         travel: input.travel,
         seed: input.seed,
         time_limit_ms: input.time_limit_ms,
-    })?;
+    };
+    let route = plan_day_until(&req, deadline)?;
     Ok(RepDayPlan { route, stops: info, day_start_ms, day_end_ms })
+}
+
+/// Most days in one team week plan.
+pub const MAX_WEEK_DAYS: u32 = 14;
+
+/// A rep of the team's week: where the rep's days start and end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamWeekRep {
+    pub rep: String,
+    pub home: LatLon,
+}
+
+/// What the team's week is planned from, besides the documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamWeekInput {
+    /// The first day.
+    pub date: LocalDate,
+    /// Working days from `date`, 1..=[`MAX_WEEK_DAYS`].
+    pub days: u32,
+    /// The team's time zone: working hours are local to it.
+    pub timezone: String,
+    pub reps: Vec<TeamWeekRep>,
+    /// Working hours, minutes after local midnight.
+    pub work_start_min: u32,
+    pub work_end_min: u32,
+    pub travel: TravelModel,
+    pub seed: u64,
+    /// Wall-clock cap on the search, validated here; the caller turns it into a [`Deadline`] for
+    /// [`plan_team_week_until`]. 0 = none.
+    pub time_limit_ms: u64,
+}
+
+impl TeamWeekInput {
+    /// Every knob within its bound and every day resolvable in `timezone`, checked by
+    /// [`plan_team_week`] before any work is done.
+    pub fn validate(&self) -> Result<(), RouteError> {
+        self.day_bounds().map(|_| ())
+    }
+
+    /// Validates, and gives each working day as (start, end), epoch ms.
+    fn day_bounds(&self) -> Result<Vec<(i64, i64)>, RouteError> {
+        if self.days == 0 || self.days > MAX_WEEK_DAYS {
+            return Err(OutOfBounds::new("days", format!("must be within 1..={MAX_WEEK_DAYS}")).into());
+        }
+        check_id_len("timezone", &self.timezone)?;
+        check_minute_of_day("work_start_min", self.work_start_min)?;
+        check_minute_of_day("work_end_min", self.work_end_min)?;
+        if self.work_end_min <= self.work_start_min {
+            return Err(OutOfBounds::new("work_end_min", "must be after work_start_min").into());
+        }
+        if self.reps.len() > MAX_REPS {
+            return Err(OutOfBounds::new("reps", format!("at most {MAX_REPS} reps")).into());
+        }
+        for rep in &self.reps {
+            check_id_len("reps[].rep", &rep.rep)?;
+        }
+        check_time_limit(self.time_limit_ms)?;
+        self.travel.validate()?;
+        let mut bounds = Vec::new();
+        let mut date = self.date;
+        for _ in 0..self.days {
+            bounds.push((
+                local_time_ms(&self.timezone, date, self.work_start_min)?,
+                local_time_ms(&self.timezone, date, self.work_end_min)?,
+            ));
+            date = date.next()?;
+        }
+        Ok(bounds)
+    }
+}
+
+/// Plans the team's week: every customer due between the first day's start and the last day's end
+/// (remote contacts aside) becomes an optional stop reserved to its owner rep, with its opening
+/// hours over the days and its tier's visit duration, and the reps' working days share them out
+/// ([`plan_week`](super::route::plan_week)). No deadline: the iteration budget alone (see
+/// [`plan_team_week_until`]).
+pub fn plan_team_week(
+    customers: &[Customer],
+    visits: &[Visit],
+    plan: &Plan,
+    cfg: &AllocationConfig,
+    input: &TeamWeekInput,
+) -> Result<WeekPlan, RouteError> {
+    plan_team_week_until(customers, visits, plan, cfg, input, None)
+}
+
+/// [`plan_team_week`], the search stopping early at `deadline` (the caller builds it from
+/// `input.time_limit_ms`, see [`Deadline::after_ms`]).
+pub fn plan_team_week_until(
+    customers: &[Customer],
+    visits: &[Visit],
+    plan: &Plan,
+    cfg: &AllocationConfig,
+    input: &TeamWeekInput,
+    deadline: Option<Deadline<'_>>,
+) -> Result<WeekPlan, RouteError> {
+    let day_bounds = input.day_bounds()?;
+    let reps = input
+        .reps
+        .iter()
+        .map(|r| RepWeek { rep: r.rep.clone(), start: r.home, end: r.home, days: day_bounds.clone() })
+        .collect();
+    let (from, to) = (day_bounds[0].0, day_bounds[day_bounds.len() - 1].1);
+    let due = due_visits(customers, visits, plan, cfg, from, to);
+    let by_id: std::collections::HashMap<&str, &Customer> =
+        customers.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut stops = Vec::new();
+    for d in due.iter().filter(|d| !d.remote) {
+        let Some(c) = by_id.get(d.customer_id.as_str()) else { continue };
+        let Some(at) = location(c) else { continue };
+        let windows = opening_windows_for_days(c, input.date, input.days).unwrap_or_default();
+        stops.push(WeekStop {
+            id: c.id.clone(),
+            location: at,
+            windows,
+            service_s: (cfg.visit_minutes.get(effective_tier(c, &plan.thresholds)) * 60.0) as u32,
+            must: false,
+            priority: if d.priority.is_finite() { d.priority.max(0.0) } else { 0.0 },
+            reps: c.owner_rep.iter().cloned().collect(),
+        });
+    }
+    let req = WeekPlanRequest {
+        reps,
+        stops,
+        travel: input.travel,
+        seed: input.seed,
+        time_limit_ms: input.time_limit_ms,
+    };
+    plan_week_until(&req, deadline)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::{Cadence, GeoPoint, OpeningHours, SCHEMA_VERSION, TierThresholds};
+    use fieldsync_core::docs::{Cadence, GeoPoint, OpeningHours, SCHEMA_VERSION, TierThresholds};
 
     fn customer(id: &str, rep: &str, north_km: f64, potential: f64) -> Customer {
         Customer {
@@ -301,5 +455,46 @@ mod tests {
             plan_rep_day(&[], &[], &plan(), &AllocationConfig::default(), &input),
             Err(RouteError::UnknownTimeZone(_))
         ));
+    }
+
+    #[test]
+    fn the_teams_week_spreads_due_customers_over_their_owners_days() {
+        let home = LatLon { lat: 45.76, lon: 4.83 };
+        let input = TeamWeekInput {
+            date: LocalDate::new(2026, 11, 30),
+            days: 2,
+            timezone: "Europe/Paris".into(),
+            reps: vec![TeamWeekRep { rep: "alice".into(), home }, TeamWeekRep { rep: "bob".into(), home }],
+            work_start_min: 8 * 60,
+            work_end_min: 18 * 60,
+            travel: TravelModel::default(),
+            seed: 7,
+            time_limit_ms: 0,
+        };
+        let mut customers: Vec<Customer> =
+            (0..4).map(|i| customer(&format!("a{i}"), "alice", i as f64, 100_000.0)).collect();
+        customers.extend((0..3).map(|i| customer(&format!("b{i}"), "bob", -(i as f64), 100_000.0)));
+        let cfg = AllocationConfig::default();
+        let week = plan_team_week(&customers, &[], &plan(), &cfg, &input).expect("plan");
+        assert_eq!(week.days.len(), 4, "two reps, two days each");
+        assert_eq!(week, plan_team_week(&customers, &[], &plan(), &cfg, &input).expect("plan"));
+        let mut served = 0;
+        for day in &week.days {
+            for s in &day.route.stops {
+                assert_eq!(s.id.starts_with('a'), day.rep == "alice", "{} served by its owner", s.id);
+                served += 1;
+            }
+        }
+        assert_eq!(served + week.unassigned.len(), customers.len());
+        for bad in [
+            TeamWeekInput { days: 0, ..input.clone() },
+            TeamWeekInput { days: MAX_WEEK_DAYS + 1, ..input.clone() },
+            TeamWeekInput { work_end_min: 60, ..input.clone() },
+            TeamWeekInput { time_limit_ms: MAX_TIME_LIMIT_MS + 1, ..input.clone() },
+        ] {
+            assert!(matches!(bad.validate(), Err(RouteError::InvalidRequest { .. })), "{bad:?}");
+        }
+        let mars = TeamWeekInput { timezone: "Mars/Olympus".into(), ..input };
+        assert!(matches!(mars.validate(), Err(RouteError::UnknownTimeZone(_))));
     }
 }

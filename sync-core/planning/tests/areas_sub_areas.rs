@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use areas_fixtures::{CITY, clustered, customer, offset};
 use fieldsync_core::docs::{Document, GeoPoint, SCHEMA_VERSION, Territory, Tier};
 use fieldsync_core::geo::{LatLon, distance_m, wgs84_to_gcj02};
-use fieldsync_core::planning::areas::{
+use fieldsync_planning::areas::{
     AreaConfig, AreaError, AreaNaming, SubAreaPlan, sub_areas, to_territory_sub_areas,
 };
 
@@ -32,7 +32,7 @@ fn assert_partition(plan: &SubAreaPlan, expected: &[String]) {
     assert_eq!(count.len(), expected.len(), "no customer may appear that was not given");
 }
 
-/// In a module named `areas` so that `cargo test -p fieldsync-core areas` selects them.
+/// In a module named `areas` so that `cargo test -p fieldsync-planning areas` selects them.
 mod areas {
     use super::*;
 

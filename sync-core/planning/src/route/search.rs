@@ -3,54 +3,62 @@
 //! simulated annealing — plus SISR's fleet minimisation and a small local search for re-planning.
 
 use std::cmp::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::rng::Rng;
 use super::vrp::{Cost, NONE, Problem, Sol, service_start};
+use crate::deadline::Deadline;
+use crate::rng::Rng;
 
-/// When to stop: an iteration count, and optionally a wall-clock limit. With no wall-clock limit the
+/// A caller's clock and the span of it a search (or a part of one) may use.
+#[derive(Debug, Clone, Copy)]
+struct Span<'a> {
+    clock: Deadline<'a>,
+    start: Duration,
+    limit: Duration,
+}
+
+impl Span<'_> {
+    fn elapsed(&self) -> Duration {
+        self.clock.now().saturating_sub(self.start)
+    }
+}
+
+/// When to stop: an iteration count, and optionally a caller's deadline. With no deadline the
 /// search is a pure function of its input and seed.
 #[derive(Debug, Clone)]
-pub(crate) struct Budget {
-    start: Option<Instant>,
-    limit: Option<Duration>,
+pub(crate) struct Budget<'a> {
+    span: Option<Span<'a>>,
     pub max_iters: u64,
 }
 
-impl Budget {
-    pub(crate) fn new(max_iters: u64, time_limit_ms: u64) -> Budget {
-        if time_limit_ms == 0 {
-            Budget { start: None, limit: None, max_iters }
-        } else {
-            Budget {
-                start: Some(Instant::now()),
-                limit: Some(Duration::from_millis(time_limit_ms)),
-                max_iters,
-            }
-        }
+impl<'a> Budget<'a> {
+    pub(crate) fn new(max_iters: u64, deadline: Option<Deadline<'a>>) -> Budget<'a> {
+        let span = deadline.map(|d| {
+            let start = d.now();
+            Span { clock: d, start, limit: d.at().saturating_sub(start) }
+        });
+        Budget { span, max_iters }
     }
 
     /// A budget for a part of this one: `share` of what is left.
-    pub(crate) fn part(&self, iters_done: u64, share: f64) -> Budget {
+    pub(crate) fn part(&self, iters_done: u64, share: f64) -> Budget<'a> {
         let share = if share.is_finite() { share.clamp(0.0, 1.0) } else { 0.0 };
         let left_iters = self.max_iters.saturating_sub(iters_done);
         let iters = (left_iters as f64 * share).ceil() as u64;
-        match (self.start, self.limit) {
-            (Some(s), Some(l)) => {
-                let left = l.saturating_sub(s.elapsed());
-                Budget { start: Some(Instant::now()), limit: Some(left.mul_f64(share)), max_iters: iters }
-            }
-            _ => Budget { start: None, limit: None, max_iters: iters },
-        }
+        let span = self.span.map(|s| {
+            let left = s.limit.saturating_sub(s.elapsed());
+            Span { clock: s.clock, start: s.clock.now(), limit: left.mul_f64(share) }
+        });
+        Budget { span, max_iters: iters }
     }
 
     /// Fraction used, 0..=1, the larger of iterations and time.
     pub(crate) fn progress(&self, iter: u64) -> f64 {
         let by_iter = if self.max_iters == 0 { 1.0 } else { iter as f64 / self.max_iters as f64 };
-        let by_time = match (self.start, self.limit) {
-            (Some(s), Some(l)) if !l.is_zero() => s.elapsed().as_secs_f64() / l.as_secs_f64(),
-            (Some(_), Some(_)) => 1.0,
-            _ => 0.0,
+        let by_time = match self.span {
+            Some(s) if !s.limit.is_zero() => s.elapsed().as_secs_f64() / s.limit.as_secs_f64(),
+            Some(_) => 1.0,
+            None => 0.0,
         };
         by_iter.max(by_time).min(1.0)
     }
@@ -59,10 +67,7 @@ impl Budget {
         if iter >= self.max_iters {
             return true;
         }
-        match (self.start, self.limit) {
-            (Some(s), Some(l)) => s.elapsed() >= l,
-            _ => false,
-        }
+        self.span.is_some_and(|s| s.elapsed() >= s.limit)
     }
 }
 

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use super::RouteError;
-use crate::docs::Customer;
+use fieldsync_core::docs::Customer;
 
 /// A calendar date in the customer's (or rep's) local calendar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
