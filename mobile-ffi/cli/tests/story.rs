@@ -261,9 +261,21 @@ fn two_reps_check_in_offline_and_the_manager_sees_both_visits_verified_by_the_se
     let far_visit = text(&far["visit"]["id"]).to_string();
     alice.online(&["sync"]);
 
-    // Today's visits on alice's phone include both of hers, in time order.
-    let today: Vec<String> =
-        alice.offline(&["visits"]).as_array().unwrap().iter().map(|v| text(&v["id"]).to_string()).collect();
+    // Alice's visits of the last hours include both of hers, in time order. (An explicit window:
+    // "today" in UTC would not hold the visit of two hours ago just after midnight.)
+    let today: Vec<String> = alice
+        .offline(&[
+            "visits",
+            "--from",
+            &(two_hours_ago - 1).to_string(),
+            "--to",
+            &(now_ms() + HOUR_MS).to_string(),
+        ])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| text(&v["id"]).to_string())
+        .collect();
     let (i, j) = (today.iter().position(|v| *v == alice_visit), today.iter().position(|v| *v == far_visit));
     assert!(matches!((i, j), (Some(i), Some(j)) if i < j), "{today:?}");
     let window = alice.offline(&[
