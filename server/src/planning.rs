@@ -79,6 +79,19 @@ fn planning_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, 
     })
 }
 
+/// Runs a planning computation on a blocking thread, holding its job slot until it is done.
+async fn compute<T: Send + 'static>(
+    slot: tokio::sync::OwnedSemaphorePermit,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        f()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// Largest JSON body of a planning request (a territory design of a large team fits).
 pub const MAX_PLANNING_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -303,8 +316,7 @@ async fn day(
     let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+    let result = compute(slot, move || {
         let clock = deadline_clock();
         let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
         plan_rep_day_until(
@@ -316,8 +328,7 @@ async fn day(
             deadline,
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .await??;
     to_json(&result)
 }
 
@@ -392,8 +403,7 @@ async fn week(
     let slot = planning_slot(&state)?;
     let docs = team_docs(&state, &claims.team).await?;
     let plan = docs.plan()?.clone();
-    let plan = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+    let plan = compute(slot, move || {
         let clock = deadline_clock();
         let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
         plan_team_week_until(
@@ -405,8 +415,7 @@ async fn week(
             deadline,
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .await??;
     to_json(&plan)
 }
 
@@ -437,12 +446,7 @@ async fn areas(
     let docs = team_docs(&state, &claims.team).await?;
     let mine: Vec<Customer> =
         docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
-    let result = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        sub_areas(&mine, r.n, &cfg, r.seed)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let result = compute(slot, move || sub_areas(&mine, r.n, &cfg, r.seed)).await??;
     to_json(&result)
 }
 
@@ -511,12 +515,7 @@ async fn territories(
         }
     };
     let customers = docs.customers;
-    let design = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        design_territories(&customers, &reps, &cfg, r.seed)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let design = compute(slot, move || design_territories(&customers, &reps, &cfg, r.seed)).await??;
     to_json(&design)
 }
 

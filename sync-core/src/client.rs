@@ -962,11 +962,7 @@ fn reapply(base: Option<&Document>, mine: &Document, theirs: &Document) -> Resul
         Document::Territory(_) => Document::Territory(serde_json::from_value(merged).map_err(corrupt)?),
         Document::Plan(_) => Document::Plan(serde_json::from_value(merged).map_err(corrupt)?),
     };
-    let notes = |d: &Document| match d {
-        Document::Customer(c) => Some(c.notes.as_str().to_string()),
-        Document::Visit(v) => Some(v.notes.as_str().to_string()),
-        _ => None,
-    };
+    let notes = |d: &Document| d.notes().map(|t| t.as_str().to_string());
     let (base_n, mine_n, theirs_n) = (base.and_then(notes), notes(mine), notes(theirs));
     let target = match (&mine_n, &theirs_n) {
         (Some(m), Some(t)) if base_n.as_ref() == Some(m) || m == t => t.clone(),
@@ -974,17 +970,7 @@ fn reapply(base: Option<&Document>, mine: &Document, theirs: &Document) -> Resul
         (Some(m), Some(t)) => format!("{t}\n{m}"),
         _ => String::new(),
     };
-    match (&mut out, theirs) {
-        (Document::Customer(o), Document::Customer(t)) => {
-            o.notes = t.notes.clone();
-            o.notes.update(target);
-        }
-        (Document::Visit(o), Document::Visit(t)) => {
-            o.notes = t.notes.clone();
-            o.notes.update(target);
-        }
-        _ => {}
-    }
+    out.set_notes_on(theirs, &target);
     Ok(out)
 }
 

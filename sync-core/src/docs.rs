@@ -403,6 +403,32 @@ impl Document {
         }
     }
 
+    /// The notes, for the kinds that have them (customers and visits).
+    pub fn notes(&self) -> Option<&Text> {
+        match self {
+            Document::Customer(c) => Some(&c.notes),
+            Document::Visit(v) => Some(&v.notes),
+            Document::Territory(_) | Document::Plan(_) => None,
+        }
+    }
+
+    fn notes_mut(&mut self) -> Option<&mut Text> {
+        match self {
+            Document::Customer(c) => Some(&mut c.notes),
+            Document::Visit(v) => Some(&mut v.notes),
+            Document::Territory(_) | Document::Plan(_) => None,
+        }
+    }
+
+    /// Sets the notes to `value` on `current`'s text object (hydrated from the document this one
+    /// will be reconciled into), so that the change is a diff of that text, not a second copy of it.
+    pub fn set_notes_on(&mut self, current: &Document, value: &str) {
+        if let (Some(mine), Some(theirs)) = (self.notes_mut(), current.notes()) {
+            *mine = theirs.clone();
+            mine.update(value);
+        }
+    }
+
     /// Reads the kind and schema at the root, then the typed struct.
     pub fn hydrate<D: autosurgeon::ReadDoc>(doc: &D) -> Result<Document, DocError> {
         let kind_str: String = autosurgeon::hydrate_prop(doc, automerge::ROOT, "kind").map_err(|e| {

@@ -17,8 +17,7 @@ use std::time::Instant;
 
 use fieldsync_core::Role;
 use fieldsync_core::docs::{DocKind, Document};
-use fieldsync_e2e::fixtures::{LYON, customer, territory, visit};
-use fieldsync_e2e::{MORNING_MS, TestServer, notes_then_a_tier_change, push_request};
+use fieldsync_e2e::{MORNING_MS, notes_then_a_tier_change, push_request, two_reps};
 
 const TEAM: &str = "bench";
 
@@ -36,17 +35,7 @@ fn main() {
 }
 
 async fn run(n: usize) {
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            territory("t-alice", &["alice"]),
-            territory("t-bob", &["bob"]),
-            Document::Customer(customer("c-alice", "alice", Some("t-alice"), LYON)),
-            Document::Customer(customer("c-bob", "bob", Some("t-bob"), LYON)),
-            Document::Visit(visit("v-bob", "c-bob", "bob", MORNING_MS)),
-        ],
-    );
+    let server = two_reps(TEAM).await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", n);
     let req =

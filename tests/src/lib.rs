@@ -361,6 +361,24 @@ pub fn notes_then_a_tier_change(server: &TestServer, team: &str, customer: &str,
     doc.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect()
 }
 
+/// A server with a team of two reps, each with a territory and a customer, and a visit of bob's:
+/// the stage of the hostile-push tests and bench.
+pub async fn two_reps(team: &str) -> TestServer {
+    use fixtures::{LYON, customer, territory, visit};
+    let server = TestServer::start().await;
+    server.seed(
+        team,
+        &[
+            territory("t-alice", &["alice"]),
+            territory("t-bob", &["bob"]),
+            Document::Customer(customer("c-alice", "alice", Some("t-alice"), LYON)),
+            Document::Customer(customer("c-bob", "bob", Some("t-bob"), LYON)),
+            Document::Visit(visit("v-bob", "c-bob", "bob", MORNING_MS)),
+        ],
+    );
+    server
+}
+
 /// Every document a device holds has the same heads on the server.
 pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     for d in devices {

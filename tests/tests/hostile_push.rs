@@ -10,7 +10,7 @@ use fieldsync_core::Role;
 use fieldsync_core::docs::{Checkin, DocKind, Document, Tier};
 use fieldsync_core::engine::{QuarantineQuota, is_server_actor};
 use fieldsync_core::storage::Storage as _;
-use fieldsync_e2e::fixtures::{LYON, customer, territory, visit};
+use fieldsync_e2e::fixtures::{LYON, visit};
 use fieldsync_e2e::{
     MORNING_MS, TestServer, customer_of, notes_then_a_tier_change, push_request, tampered_changes, visit_of,
 };
@@ -18,18 +18,7 @@ use fieldsync_e2e::{
 const TEAM: &str = "acme";
 
 async fn team() -> TestServer {
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            territory("t-alice", &["alice"]),
-            territory("t-bob", &["bob"]),
-            Document::Customer(customer("c-alice", "alice", Some("t-alice"), LYON)),
-            Document::Customer(customer("c-bob", "bob", Some("t-bob"), LYON)),
-            Document::Visit(visit("v-bob", "c-bob", "bob", MORNING_MS)),
-        ],
-    );
-    server
+    fieldsync_e2e::two_reps(TEAM).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,6 +17,9 @@ use crate::storage::{
     Batch, DocData, DocMeta, DocWrite, FeedBody, QuarantineEntry, QuarantineUsage, SERVER_ORIGIN, Storage,
 };
 
+/// Refused changes of one document, with the server's version when the author may see it.
+type Refusal = (String, DocKind, Vec<(Change, Violation)>, Option<ByteBuf>);
+
 /// One write of one document, as pushes and server writes both record it.
 pub(crate) struct DocUpdate<'a> {
     pub doc_id: &'a str,
@@ -119,32 +122,20 @@ impl<S: Storage> SyncEngine<S> {
     ) -> Result<()> {
         let team = who.team.as_str();
         let mut pending = Pending::new(team, self.storage.feed_head(team)?);
-        let mut usage = self.storage.quarantine_usage(team, &who.user)?;
+        // Refused changes, with the server's version when the author may see it; kept (within the
+        // author's quota) and answered once the accepted ones are recorded.
+        let mut refusals: Vec<Refusal> = Vec::new();
         for d in decisions {
             let Decision { doc_id, kind, pushed, old_meta, outcome, .. } = d;
-            let (mut doc, state, accepted_new, rejected, in_scope) = match outcome {
+            let Staged { mut doc, state, accepted_new, rejected } = match outcome {
                 Outcome::OutOfScope { held, rejected } => {
                     if !held.is_empty() {
                         resp.accepted.push(accepted(&doc_id, &held));
                     }
-                    self.quarantine(
-                        &mut pending.batch,
-                        &mut usage,
-                        who,
-                        device,
-                        &doc_id,
-                        kind,
-                        &rejected,
-                        now_ms,
-                    );
-                    if !rejected.is_empty() {
-                        resp.rejected.push(rejection(&doc_id, &rejected, None));
-                    }
+                    refusals.push((doc_id, kind, rejected, None));
                     continue;
                 }
-                Outcome::Staged(Staged { doc, state, accepted_new, rejected }) => {
-                    (doc, state, accepted_new, rejected, true)
-                }
+                Outcome::Staged(staged) => staged,
             };
             let held: Vec<_> =
                 pushed.into_iter().filter(|h| doc.get_change_meta_by_hash(h).is_some()).collect();
@@ -161,7 +152,7 @@ impl<S: Storage> SyncEngine<S> {
                 }
                 self.record(
                     &mut pending,
-                    super::commit::DocUpdate {
+                    DocUpdate {
                         doc_id: &doc_id,
                         kind,
                         old_meta: old_meta.as_ref(),
@@ -172,22 +163,17 @@ impl<S: Storage> SyncEngine<S> {
                 );
             }
             if !rejected.is_empty() {
-                self.quarantine(
-                    &mut pending.batch,
-                    &mut usage,
-                    who,
-                    device,
-                    &doc_id,
-                    kind,
-                    &rejected,
-                    now_ms,
-                );
-                let server_doc = (in_scope && state.is_some()).then(|| ByteBuf::from(doc.save()));
-                resp.rejected.push(rejection(&doc_id, &rejected, server_doc));
+                let server_doc = state.is_some().then(|| ByteBuf::from(doc.save()));
+                refusals.push((doc_id.clone(), kind, rejected, server_doc));
             }
             if !accepted_new.is_empty() {
                 pending.to_cache.push((doc_id, doc));
             }
+        }
+        let mut usage = self.storage.quarantine_usage(team, &who.user)?;
+        for (doc_id, kind, rejected, server_doc) in refusals.into_iter().filter(|r| !r.2.is_empty()) {
+            self.quarantine(&mut pending.batch, &mut usage, who, device, &doc_id, kind, &rejected, now_ms);
+            resp.rejected.push(rejection(&doc_id, &rejected, server_doc));
         }
         self.commit_pending(pending)
     }

@@ -55,23 +55,6 @@ impl ServerWrite {
     }
 }
 
-/// The stored text fields keep their identity; only their content follows `target`.
-fn adopt_text(target: &mut Document, current: &Document) {
-    match (target, current) {
-        (Document::Customer(t), Document::Customer(c)) => {
-            let value = t.notes.as_str().to_string();
-            t.notes = c.notes.clone();
-            t.notes.update(value);
-        }
-        (Document::Visit(t), Document::Visit(c)) => {
-            let value = t.notes.as_str().to_string();
-            t.notes = c.notes.clone();
-            t.notes.update(value);
-        }
-        _ => {}
-    }
-}
-
 impl<S: Storage> SyncEngine<S> {
     /// Writes documents as the server (seeding, imports): each is created or brought to the given
     /// values, as a change by the server's actor, in the feed for every device in scope.
@@ -153,8 +136,11 @@ impl<S: Storage> SyncEngine<S> {
                     let after = match (w, &before) {
                         (ServerWrite::Put(d), None) => d.clone(),
                         (ServerWrite::Put(d), Some(b)) => {
+                            // The stored text keeps its identity; only its content follows `d`.
                             let mut d = d.clone();
-                            adopt_text(&mut d, b);
+                            if let Some(value) = d.notes().map(|t| t.as_str().to_string()) {
+                                d.set_notes_on(b, &value);
+                            }
                             d
                         }
                         (ServerWrite::Edit { edit, .. }, Some(b)) => {
