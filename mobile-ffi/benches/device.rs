@@ -9,10 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fieldsync_core::docs::{
-    Customer, Document, GeoPoint, OpeningHours, SCHEMA_VERSION, Tier, Visit, VisitState,
-};
-use fieldsync_core::{Principal, Role};
+use fieldsync_core::Role;
+use fieldsync_core::docs::{Document, OpeningHours, Tier, Visit, VisitState};
+use fieldsync_core::testing::fixtures;
 use fieldsync_mobile::FieldsyncClient;
 
 fn arg(name: &str) -> Option<String> {
@@ -24,47 +23,26 @@ fn docs(n: usize) -> Vec<Document> {
     let customers = n * 3 / 4;
     let mut out = Vec::with_capacity(n);
     for i in 0..customers {
-        out.push(Document::Customer(Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: format!("cust-{i:05}"),
-            name: format!("Customer {i}"),
-            location: GeoPoint::wgs84(45.70 + (i % 100) as f64 * 0.001, 4.80 + (i / 100) as f64 * 0.001),
-            address: format!("{i} rue de la République, Lyon"),
-            timezone: "Europe/Paris".into(),
-            opening_hours: (1..=5)
-                .map(|d| OpeningHours { weekday: d, open_min: 510, close_min: 1110 })
-                .collect(),
-            potential_value: 1000.0 * (i % 50) as f64,
-            close_probability: 0.3,
-            tier: Some([Tier::A, Tier::B, Tier::C][i % 3]),
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
-            opportunity_stage: "qualification".into(),
-            owner_rep: Some("alice".into()),
-            territory: None,
-            tags: vec!["bench".into()],
-            notes: "Some notes about this customer, a few lines long as they usually are.".into(),
-            geofence_m: None,
-            created_by: "server".into(),
-        }));
+        let at = (45.70 + (i % 100) as f64 * 0.001, 4.80 + (i / 100) as f64 * 0.001);
+        let mut c = fixtures::customer(&format!("cust-{i:05}"), "alice", None, at);
+        c.name = format!("Customer {i}");
+        c.address = format!("{i} rue de la République, Lyon");
+        c.opening_hours =
+            (1..=5).map(|d| OpeningHours { weekday: d, open_min: 510, close_min: 1110 }).collect();
+        (c.potential_value, c.close_probability) = (1000.0 * (i % 50) as f64, 0.3);
+        c.tier = Some([Tier::A, Tier::B, Tier::C][i % 3]);
+        c.tags = vec!["bench".into()];
+        c.notes = "Some notes about this customer, a few lines long as they usually are.".into();
+        out.push(Document::Customer(c));
     }
     for i in 0..(n - customers) {
+        let start = 1_796_029_200_000 + i as i64 * 3_600_000;
+        let customer = format!("cust-{:05}", i % customers.max(1));
+        let planned = Visit::planned(&format!("visit-{i:05}"), &customer, "alice", start, start + 2_700_000);
         out.push(Document::Visit(Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: format!("visit-{i:05}"),
-            customer_id: format!("cust-{:05}", i % customers.max(1)),
-            rep: "alice".into(),
-            planned_start_ms: 1_796_029_200_000 + i as i64 * 3_600_000,
-            planned_end_ms: 1_796_029_200_000 + i as i64 * 3_600_000 + 2_700_000,
             state: VisitState::Completed,
-            checkins: vec![],
-            checkout: None,
             notes: "Visit notes.".into(),
-            verification: Default::default(),
-            created_by: "alice".into(),
+            ..planned
         }));
     }
     out
@@ -122,7 +100,6 @@ fn main() {
     let mut parts = line.split_whitespace();
     let addr = parts.next().expect("addr").to_string();
     let token = parts.next().expect("token").to_string();
-    let _ = Principal { team: "bench".into(), user: "alice".into(), role: Role::Rep };
 
     let store = tempfile::tempdir().expect("store");
     let rss_start = status_kib("VmRSS:");

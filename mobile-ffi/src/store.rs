@@ -24,6 +24,7 @@ use fieldsync_core::Principal;
 use fieldsync_core::client::{LocalDoc, RejectedEdit, Replica};
 use fieldsync_core::docs::DocKind;
 use fieldsync_core::protocol::Cursor;
+use fieldsync_core::storage::cbor;
 use serde::{Deserialize, Serialize};
 
 /// Errors of the local store.
@@ -54,13 +55,11 @@ struct DocEntry {
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))?;
-    Ok(out)
+    cbor::encode(v).map_err(StoreError::Corrupt)
 }
 
-fn dec<T: for<'de> Deserialize<'de>>(what: &str, b: &[u8]) -> Result<T> {
-    ciborium::from_reader(b).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+fn dec<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T> {
+    cbor::decode(what, b).map_err(StoreError::Corrupt)
 }
 
 fn hashes(v: &[ChangeHash]) -> Vec<serde_bytes::ByteBuf> {
@@ -238,11 +237,11 @@ impl DeviceStore {
 mod tests {
     use super::*;
     use automerge::ActorId;
-    use fieldsync_core::docs::{
-        Checkin, Customer, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
-    };
-    use fieldsync_core::engine::{EngineConfig, SyncEngine, SyncError};
+    use fieldsync_core::docs::{Document, Visit};
+    use fieldsync_core::engine::SyncEngine;
     use fieldsync_core::storage::MemoryStorage;
+    use fieldsync_core::testing::fixtures::{self, checkin, prepend_notes};
+    use fieldsync_core::testing::{OnInvalid, memory_engine, replica, sync_until_idle_with};
     use fieldsync_core::{Principal, Role};
 
     const TEAM: &str = "t";
@@ -251,39 +250,21 @@ mod tests {
         Principal { team: TEAM.into(), user: "alice".into(), role: Role::Rep }
     }
 
-    fn customer(id: &str) -> Document {
-        Document::Customer(Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: format!("Customer {id}"),
-            location: GeoPoint::wgs84(45.0, 4.0),
-            address: "".into(),
-            timezone: "Europe/Paris".into(),
-            opening_hours: vec![],
-            potential_value: 1000.0,
-            close_probability: 0.5,
-            tier: Some(Tier::B),
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
-            opportunity_stage: "prospecting".into(),
-            owner_rep: Some("alice".into()),
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "server".into(),
-        })
-    }
-
     fn engine(customers: usize) -> SyncEngine<MemoryStorage> {
-        let mut config = EngineConfig::new(ActorId::from(b"srv"));
-        config.bootstrap_docs = 7;
-        let engine = SyncEngine::new(MemoryStorage::in_memory(), config);
-        let docs: Vec<Document> = (0..customers).map(|i| customer(&format!("c{i:02}"))).collect();
+        let engine = memory_engine(|c| c.bootstrap_docs = 7);
+        let docs: Vec<Document> = (0..customers)
+            .map(|i| Document::Customer(fixtures::customer(&format!("c{i:02}"), "alice", None, (45.0, 4.0))))
+            .collect();
         engine.write_as_server(TEAM, &docs, 0).expect("seed");
         engine
+    }
+
+    /// A device store in a temporary directory (gone with the directory), a server holding
+    /// `customers` of alice's, and alice's replica, not synced yet.
+    fn setup(customers: usize) -> (tempfile::TempDir, DeviceStore, SyncEngine<MemoryStorage>, Replica) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DeviceStore::open(dir.path()).expect("open");
+        (dir, store, engine(customers), replica("pa", TEAM, "alice", Role::Rep))
     }
 
     fn save(store: &DeviceStore, r: &mut Replica) {
@@ -291,27 +272,9 @@ mod tests {
         store.persist(r, dirty, None).expect("persist");
     }
 
-    /// Syncs the way the device library does: every step persisted.
+    /// Syncs the way the device library does: every step persisted, an invalid edit set aside.
     fn sync(engine: &SyncEngine<MemoryStorage>, store: &DeviceStore, r: &mut Replica, now: i64) {
-        for _ in 0..100 {
-            let req = r.prepare_request();
-            save(store, r);
-            match engine.handle(&r.principal().clone(), &req, now) {
-                Ok(resp) => {
-                    let report = r.apply_response(&resp).expect("apply");
-                    save(store, r);
-                    if !report.more && r.outbox_len() == 0 {
-                        return;
-                    }
-                }
-                Err(SyncError::InvalidDocument { doc_id, .. }) => {
-                    r.set_aside(&doc_id, "invalid_document", "refused").expect("set aside");
-                    save(store, r);
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("sync does not finish");
+        sync_until_idle_with(engine, r, now, OnInvalid::SetAside, |r| save(store, r));
     }
 
     fn reopen(store: &DeviceStore) -> Replica {
@@ -341,20 +304,12 @@ mod tests {
     }
 
     fn notes(r: &mut Replica, id: &str, text: &str, now: i64) {
-        r.update(id, now, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, text);
-            }
-        })
-        .expect("edit");
+        r.update(id, now, prepend_notes(text)).expect("edit");
     }
 
     #[test]
     fn documents_come_back_as_they_were_without_being_loaded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DeviceStore::open(dir.path()).expect("open");
-        let engine = engine(30);
-        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
+        let (_dir, store, engine, mut r) = setup(30);
         r.set_resident_limit(4);
         sync(&engine, &store, &mut r, 1);
         assert_eq!(r.len(), 30);
@@ -389,10 +344,7 @@ mod tests {
 
     #[test]
     fn entries_written_before_pending_was_recorded_are_upgraded_on_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DeviceStore::open(dir.path()).expect("open");
-        let engine = engine(3);
-        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
+        let (_dir, store, engine, mut r) = setup(3);
         sync(&engine, &store, &mut r, 1);
         notes(&mut r, "c01", "unsent ", 1_000);
         save(&store, &mut r);
@@ -425,39 +377,14 @@ mod tests {
 
     #[test]
     fn an_edit_set_aside_does_not_come_back_after_reopening() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DeviceStore::open(dir.path()).expect("open");
-        let engine = engine(1);
-        let mut r = Replica::new("pa", alice(), ActorId::from(b"pa"));
-        let visit = Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: "v1".into(),
-            customer_id: "c00".into(),
-            rep: "alice".into(),
-            planned_start_ms: 0,
-            planned_end_ms: 10,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: "alice".into(),
-        };
-        r.create(Document::Visit(visit), 0).expect("plan");
+        let (_dir, store, engine, mut r) = setup(1);
+        r.create(Document::Visit(Visit::planned("v1", "c00", "alice", 0, 10)), 0).expect("plan");
         sync(&engine, &store, &mut r, 1);
 
         // An outdated app writes a check-in off the globe; it is persisted, then set aside.
         r.update_unchecked("v1", 2_000, |d| {
             if let Document::Visit(v) = d {
-                v.checkins.push(Checkin {
-                    id: "bad".into(),
-                    lat: 123.0,
-                    lon: 4.0,
-                    accuracy_m: 5.0,
-                    device_time_ms: 2,
-                    mock_location: false,
-                });
+                v.checkins.push(checkin("bad", (123.0, 4.0), 5.0, 2));
             }
         })
         .expect("unchecked edit");

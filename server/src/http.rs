@@ -1,6 +1,6 @@
 //! The HTTP machinery around the routes: the accept loop (connection cap, header read timeout,
-//! graceful shutdown), the request id of every request, the cap on requests in flight, the
-//! deadline on reading a request body, and JSON bodies for the refusals hyper makes by itself.
+//! graceful shutdown), the cap on requests in flight, the memory budget for request bodies, the
+//! deadline on reading a body, and JSON bodies for the refusals hyper makes by itself.
 //!
 //! Every limit is a field of [`HttpLimits`] (in [`crate::ServerConfig`]), so tests can make them
 //! small.
@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::{
     body::{Body, Bytes},
     extract::{Request, State},
-    http::{HeaderValue, StatusCode},
+    http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -23,10 +23,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tracing::Instrument as _;
 
-use crate::api::ApiError;
-use crate::auth::{Authenticator, Claims};
+use crate::auth::Authenticator;
+use crate::error::{ApiError, BodyTimedOut};
+use crate::request_id::new_request_id;
+
+/// Largest body of `POST /v1/sync` (a first push of thousands of documents fits).
+pub const MAX_SYNC_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest JSON body of the other routes (a territory design of a large team fits).
+pub const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// How much of the server one client may hold, and for how long.
 #[derive(Debug, Clone)]
@@ -71,35 +77,6 @@ impl Default for HttpLimits {
             retry_after_s: 2,
         }
     }
-}
-
-// --- request ids ---------------------------------------------------------------------------------
-
-tokio::task_local! {
-    pub(crate) static REQUEST_ID: String;
-}
-
-/// A fresh request id (a UUID, hyphenated).
-pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().hyphenated().to_string()
-}
-
-/// The id of the request being handled, when called from within one.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// Gives every request an id: in the log (a span around the request), in every error body
-/// (through [`current_request_id`]) and as the `x-request-id` header of every response.
-pub async fn request_context(req: Request, next: Next) -> Response {
-    let id = new_request_id();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).instrument(span).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
 }
 
 // --- requests in flight --------------------------------------------------------------------------
@@ -161,9 +138,10 @@ impl BodyMemory {
     }
 }
 
-/// Claims the body-memory middleware verified, handed on to the `Claims` extractor.
+/// A caller the body-memory middleware verified already, handed on to the
+/// [`Caller`](crate::extract::Caller) extractor so that the token is not verified twice.
 #[derive(Debug, Clone)]
-pub struct Verified(pub Claims);
+pub struct Verified(pub fieldsync_core::Principal);
 
 /// One of a user's body slots; given back when dropped.
 struct UserSlot {
@@ -200,7 +178,7 @@ impl Drop for UserSlot {
 fn body_cost(req: &Request) -> Result<usize, ApiError> {
     use axum::http::header;
     let sync = req.uri().path() == "/v1/sync";
-    let route_max = if sync { crate::api::MAX_BODY_BYTES } else { crate::planning::MAX_PLANNING_BODY_BYTES };
+    let route_max = if sync { MAX_SYNC_BODY_BYTES } else { MAX_JSON_BODY_BYTES };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -246,9 +224,10 @@ pub async fn limit_body_memory(State(budget): State<BodyMemory>, mut req: Reques
     let Ok(claims) = budget.auth.verify_authorization_header(header) else {
         return next.run(req).await;
     };
-    let user = format!("{}/{}", claims.team, claims.sub);
+    let who = claims.into_principal();
+    let user = format!("{}/{}", who.team, who.user);
     let Some(_slot) = UserSlot::take(&budget.per_user, user, budget.max_per_user) else {
-        tracing::warn!(team = %claims.team, user = %claims.sub, "request refused: too many bodies in flight for one user");
+        tracing::warn!(team = %who.team, user = %who.user, "request refused: too many bodies in flight for one user");
         return ApiError {
             retry_after: Some(budget.retry_after_s),
             ..ApiError::new(
@@ -259,7 +238,7 @@ pub async fn limit_body_memory(State(budget): State<BodyMemory>, mut req: Reques
         }
         .into_response();
     };
-    req.extensions_mut().insert(Verified(claims));
+    req.extensions_mut().insert(Verified(who));
     // A request larger than the whole budget may still run, alone.
     let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX).min(budget.total_kib);
     match budget.kib.clone().try_acquire_many_owned(kib) {
@@ -277,23 +256,6 @@ pub async fn limit_body_memory(State(budget): State<BodyMemory>, mut req: Reques
 }
 
 // --- the body deadline ---------------------------------------------------------------------------
-
-/// The error a request body yields once its deadline has passed.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimedOut;
-
-/// True when `e` (or an error it wraps) is [`BodyTimedOut`].
-pub fn caused_by_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(e) = cur {
-        if e.is::<BodyTimedOut>() {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
-}
 
 /// A request body that fails with [`BodyTimedOut`] once `deadline` passes, however it trickles.
 struct DeadlineBody {

@@ -1,23 +1,49 @@
 //! # fieldsync-server
 //!
 //! The sync server of fieldsync: axum over HTTP, sled on disk, JWT for identity. It owns the IO loop
-//! around [`fieldsync_core::engine::SyncEngine`]: decode a request, authenticate it, hand it to the
-//! engine on a blocking thread, encode the answer.
+//! around [`fieldsync_core::engine::SyncEngine`]: authenticate a request, decode it, hand it to the
+//! engine on a blocking thread, encode the answer. Deciding what to store and answer is the
+//! core's; this crate performs it.
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
-//! use fieldsync_server::{Server, ServerConfig};
-//! let server = Server::open(ServerConfig::dev("./data"))?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! fieldsync_server::run(listener, server.state(), std::future::pending()).await?;
+//! A request crosses these rooms, in order: [`http`] (accept loop, limits, body budget) →
+//! [`request_id`] → [`routes`] (one file per concern) taking its inputs through [`extract`]
+//! (the caller and the request's parts) → the engine through [`state::blocking`] → [`error`]
+//! for every refusal. [`auth`] verifies tokens; [`store`] opens sled; [`seed`] writes the demo
+//! team.
+//!
+//! Open a server on a data directory, seed the demo team, and ask it something as a manager:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! use fieldsync_core::Role;
+//! use fieldsync_server::{Server, ServerConfig, app, seed};
+//! use tower::ServiceExt as _;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+//! let server = Server::open(ServerConfig::dev(dir.path()))?;
+//! seed::seed_demo(server.engine(), 42, now.as_millis() as i64)?;
+//! let ttl = std::time::Duration::from_secs(60);
+//! let token = server.auth().issue(seed::DEMO_TEAM, seed::DEMO_MANAGER, Role::Manager, ttl, now.as_secs())?;
+//!
+//! // `app` is the whole HTTP application; `run` serves it on a listener.
+//! let request = axum::http::Request::get("/v1/plan/targets")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .body(axum::body::Body::empty())?;
+//! let response = app(server.state()).oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
 //! # Ok(()) }
 //! ```
 
-pub mod api;
 pub mod auth;
+pub mod error;
+pub mod extract;
 pub mod http;
-pub mod planning;
+pub mod request_id;
+pub mod routes;
 pub mod seed;
+pub mod state;
 pub mod store;
 
 use std::future::Future;
@@ -26,8 +52,10 @@ use std::sync::Arc;
 
 use fieldsync_core::engine::{EngineConfig, SyncEngine, server_actor};
 
-pub use api::{ApiError, AppState, Clock, SystemClock, app};
+pub use error::ApiError;
 pub use http::HttpLimits;
+pub use routes::app;
+pub use state::{AppState, Clock, SystemClock};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -39,8 +39,8 @@ enum Command {
         /// Accept tokens from an identity provider: RS256, ES256 or EdDSA (needs --jwt-public-key).
         #[arg(long, requires = "jwt_public_key")]
         jwt_alg: Option<String>,
-        /// PEM public key of the identity provider.
-        #[arg(long)]
+        /// PEM public key of the identity provider (needs --jwt-alg).
+        #[arg(long, requires = "jwt_alg")]
         jwt_public_key: Option<PathBuf>,
         /// Expected `iss` of tokens.
         #[arg(long, default_value = auth::DEFAULT_ISSUER)]
@@ -115,15 +115,35 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// A user's mistake (a port in use, a missing key file) is one line on stderr and exit code 1, never
+/// a backtrace: the error chain says what failed and why.
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fieldsync: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fieldsync: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             data,
             addr,
@@ -134,6 +154,10 @@ async fn main() -> anyhow::Result<()> {
             jwt_audience,
             feed_retain,
         } => {
+            // The address first: a port in use must not leave a freshly seeded data directory behind.
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
             let mut config = ServerConfig::dev(&data.data);
             if let (Some(alg), Some(key)) = (&jwt_alg, &jwt_public_key) {
                 let pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
@@ -149,8 +173,6 @@ async fn main() -> anyhow::Result<()> {
                     print_seed(&summary);
                 }
             }
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             println!("fieldsync listening on http://{local} (data in {})", data.data.display());
             if server.auth().can_issue() {
@@ -162,8 +184,10 @@ async fn main() -> anyhow::Result<()> {
                     now_unix(),
                 )?;
                 println!("demo manager token (8h):\n  {token}");
+                let exe = std::env::current_exe().map(|p| p.display().to_string());
                 println!(
-                    "more tokens: cargo run --release -p fieldsync-server -- token --data {} --team demo --user alice --role rep",
+                    "more tokens: {} token --data {} --team demo --user alice --role rep",
+                    exe.as_deref().unwrap_or("fieldsync"),
                     data.data.display()
                 );
                 println!("try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine");

@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 
 use fieldsync_core::docs::{
     Cadence, Checkin, CheckinVerification, Checkout, Customer, Document, GeoPoint, LatLonPoint, OpeningHours,
-    Plan, Quota, SCHEMA_VERSION, Territory, Tier, TierThresholds, Visit, VisitState,
+    Plan, Quota, Territory, Tier, TierThresholds, Visit, VisitState,
 };
 use fieldsync_core::engine::SyncEngine;
 use fieldsync_core::geo::{self, CheckinContext, CheckinFix, Datum, LatLon, VerifyConfig};
@@ -44,16 +44,9 @@ fn demo_plan(quarter: &str) -> Plan {
             quotas.push(Quota { rep: Some(rep.to_string()), tier, amount });
         }
     }
-    Plan {
-        kind: "plan".into(),
-        schema: SCHEMA_VERSION,
-        id: format!("plan-{quarter}"),
-        quarter: quarter.into(),
-        quotas,
-        cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
-        thresholds: TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 },
-        focus_share: 0.8,
-    }
+    let cadence = Cadence { a_days: 7, b_days: 14, c_days: 30 };
+    let thresholds = TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 };
+    Plan { quotas, focus_share: 0.8, ..Plan::new(&format!("plan-{quarter}"), quarter, cadence, thresholds) }
 }
 
 fn offset(center: (f64, f64), bearing: f64, km: f64) -> (f64, f64) {
@@ -92,15 +85,11 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             ring.push(LatLonPoint { lat, lon });
         }
         ring.push(LatLonPoint { lat: CENTER.0, lon: CENTER.1 });
-        docs.push(Document::Territory(Territory {
-            kind: "territory".into(),
-            schema: SCHEMA_VERSION,
-            id: format!("territory-{rep}"),
-            name: format!("Lyon sector {}", i + 1),
-            reps: vec![rep.to_string()],
-            polygons: vec![ring],
-            sub_areas: vec![],
-        }));
+        let id = format!("territory-{rep}");
+        let name = format!("Lyon sector {}", i + 1);
+        docs.push(
+            Territory { polygons: vec![ring], ..Territory::new(&id, &name, vec![rep.to_string()]) }.into(),
+        );
     }
 
     let names = [
@@ -151,28 +140,22 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         if rng.random_bool(0.4) {
             hours.push(OpeningHours { weekday: 6, open_min: 9 * 60, close_min: 12 * 60 + 30 });
         }
+        let id = format!("cust-{n:04}");
+        let name = format!("{} {}", names[n % names.len()], n + 1);
+        // The random draws stay in this order: the same seed gives the same team (README's ids).
         let c = Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: format!("cust-{n:04}"),
-            name: format!("{} {}", names[n % names.len()], n + 1),
-            location: GeoPoint { lat, lon, datum: Datum::Wgs84.as_str().into() },
             address: format!("{} {}, Lyon", rng.random_range(1..200), streets[n % streets.len()]),
             timezone: "Europe/Paris".into(),
             opening_hours: hours,
             potential_value: potential,
             close_probability: probability,
             tier: Some(tier),
-            tier_set_by: None,
-            tier_set_at_ms: None,
             follow_up_status: statuses[rng.random_range(0..statuses.len())].into(),
             opportunity_stage: stages[rng.random_range(0..stages.len())].into(),
             owner_rep: Some(rep.to_string()),
             territory: Some(format!("territory-{rep}")),
             tags: if km > RADIUS_KM * 0.8 && tier == Tier::C { vec!["remote".into()] } else { vec![] },
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "server".into(),
+            ..Customer::new(&id, &name, GeoPoint::wgs84(lat, lon), "server")
         };
         customers.push(c);
     }
@@ -194,14 +177,8 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
                 rng.random_range(0.0..0.06),
             )
         };
-        let checkin = Checkin {
-            id: format!("ci-{i:04}"),
-            lat,
-            lon,
-            accuracy_m: rng.random_range(5.0..40.0),
-            device_time_ms: start + 5 * 60_000,
-            mock_location: false,
-        };
+        let checkin =
+            Checkin::new(&format!("ci-{i:04}"), lat, lon, rng.random_range(5.0..40.0), start + 5 * 60_000);
         let result = geo::verify_checkin(&CheckinContext {
             fix: &CheckinFix {
                 point: LatLon { lat, lon },
@@ -221,14 +198,8 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             checkin.id.clone(),
             CheckinVerification::from_verification(&result, checkin.device_time_ms + 60_000),
         );
+        let id = format!("visit-seed-{i:04}");
         visits.push(Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: format!("visit-seed-{i:04}"),
-            customer_id: c.id.clone(),
-            rep: rep.clone(),
-            planned_start_ms: start,
-            planned_end_ms: start + 45 * 60_000,
             state: VisitState::Completed,
             checkins: vec![checkin],
             checkout: Some(Checkout {
@@ -238,7 +209,7 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
             }),
             notes: format!("Met the owner of {}.", c.name).into(),
             verification,
-            created_by: rep,
+            ..Visit::planned(&id, &c.id, &rep, start, start + 45 * 60_000)
         });
     }
 
@@ -297,6 +268,28 @@ mod tests {
             .filter(|v| v.verification.values().any(|x| x.status != "verified"))
             .count();
         assert!(flagged > 0, "some past check-ins are flagged");
+    }
+
+    /// README's examples name these: the demo team of seed 42 must stay the one it describes.
+    #[test]
+    fn the_demo_team_of_seed_42_is_the_one_readme_describes() {
+        let docs = demo_documents(42, 1_796_000_000_000);
+        let customer = |id: &str| {
+            docs.iter()
+                .find_map(|d| match d {
+                    Document::Customer(c) if c.id == id => Some(c.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{id}"))
+        };
+        assert_eq!(customer("cust-0001").owner_rep.as_deref(), Some("bruno"));
+        let owned_by = |rep: &str| {
+            docs.iter()
+                .filter(|d| matches!(d, Document::Customer(c) if c.owner_rep.as_deref() == Some(rep)))
+                .count()
+        };
+        let counts: Vec<usize> = DEMO_REPS.iter().map(|r| owned_by(r)).collect();
+        assert_eq!(counts, [61, 62, 49, 54, 74], "customers of {DEMO_REPS:?}");
     }
 
     #[test]

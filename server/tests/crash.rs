@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use automerge::ActorId;
 use fieldsync_core::client::Replica;
-use fieldsync_core::docs::{Document, SCHEMA_VERSION, Visit, VisitState};
+use fieldsync_core::docs::{Document, Visit};
 use fieldsync_core::protocol::{CONTENT_TYPE, SyncRequest, SyncResponse};
 use fieldsync_core::{Principal, Role};
 
@@ -50,21 +50,9 @@ fn mint(data: &std::path::Path, user: &str, role: &str) -> String {
 }
 
 fn visit(n: usize) -> Document {
-    Document::Visit(Visit {
-        kind: "visit".into(),
-        schema: SCHEMA_VERSION,
-        id: format!("visit-{n:04}"),
-        customer_id: "cust-1".into(),
-        rep: "alice".into(),
-        planned_start_ms: 1_000 * n as i64,
-        planned_end_ms: 1_000 * n as i64 + 60_000,
-        state: VisitState::Planned,
-        checkins: vec![],
-        checkout: None,
-        notes: format!("visit number {n}").into(),
-        verification: Default::default(),
-        created_by: "alice".into(),
-    })
+    let start = 1_000 * n as i64;
+    let planned = Visit::planned(&format!("visit-{n:04}"), "cust-1", "alice", start, start + 60_000);
+    Document::Visit(Visit { notes: format!("visit number {n}").into(), ..planned })
 }
 
 async fn exchange(http: &reqwest::Client, url: &str, token: &str, req: &SyncRequest) -> Option<SyncResponse> {

@@ -519,14 +519,7 @@ mod tests {
     #[test]
     fn a_history_is_rebuilt_from_the_servers_verdicts() {
         let config = VerifyConfig::default();
-        let checkin = |id: &str, t: i64| Checkin {
-            id: id.into(),
-            lat: SHOP.lat,
-            lon: SHOP.lon,
-            accuracy_m: 5.0,
-            device_time_ms: t,
-            mock_location: false,
-        };
+        let checkin = |id: &str, t: i64| Checkin::new(id, SHOP.lat, SHOP.lon, 5.0, t);
         let verdict = |status: &str, code: Option<&str>| CheckinVerification {
             status: status.parse().expect("a status"),
             distance_m: 0.0,
@@ -546,19 +539,10 @@ mod tests {
                 checkins.push(c);
             }
             Visit {
-                kind: "visit".into(),
-                schema: crate::docs::SCHEMA_VERSION,
-                id: format!("v-{rep}"),
-                customer_id: "c".into(),
-                rep: rep.into(),
-                planned_start_ms: T,
-                planned_end_ms: T,
                 state: crate::docs::VisitState::CheckedIn,
                 checkins,
-                checkout: None,
-                notes: "".into(),
                 verification,
-                created_by: rep.into(),
+                ..Visit::planned(&format!("v-{rep}"), "c", rep, T, T)
             }
         };
         let visits = [

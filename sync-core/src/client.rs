@@ -987,86 +987,27 @@ mod tests {
 
     use super::*;
     use crate::Role;
-    use crate::docs::{Checkin, Customer, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState};
-    use crate::engine::{EngineConfig, SyncEngine, SyncError};
+    use crate::docs::{Checkin, Tier};
+    use crate::engine::SyncEngine;
     use crate::storage::MemoryStorage;
+    use crate::testing::fixtures::{self, prepend_notes};
+    use crate::testing::{OnInvalid, memory_engine, replica, sync_until_idle_with};
 
     const TEAM: &str = "t";
 
-    fn who(user: &str, role: Role) -> Principal {
-        Principal { team: TEAM.into(), user: user.into(), role }
-    }
-
     fn customer(id: &str, owner: &str) -> Document {
-        Document::Customer(Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: format!("Customer {id}"),
-            location: GeoPoint::wgs84(45.0, 4.0),
-            address: "".into(),
-            timezone: "Europe/Paris".into(),
-            opening_hours: vec![],
-            potential_value: 1000.0,
-            close_probability: 0.5,
-            tier: Some(Tier::B),
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
-            opportunity_stage: "prospecting".into(),
-            owner_rep: Some(owner.into()),
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "server".into(),
-        })
+        Document::Customer(fixtures::customer(id, owner, None, (45.0, 4.0)))
     }
 
     fn visit(id: &str, customer_id: &str) -> Document {
-        Document::Visit(Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            customer_id: customer_id.into(),
-            rep: "alice".into(),
-            planned_start_ms: 0,
-            planned_end_ms: 10,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: "alice".into(),
-        })
+        Document::Visit(fixtures::visit(id, customer_id, "alice", 0))
     }
 
+    /// Syncs as the device library does (an invalid edit set aside), never loading more than `limit`.
     fn sync(engine: &SyncEngine<MemoryStorage>, r: &mut Replica, now: i64, limit: usize) {
-        for _ in 0..100 {
-            let req = r.prepare_request();
-            match engine.handle(&r.principal().clone(), &req, now) {
-                Ok(resp) => {
-                    let report = r.apply_response(&resp).expect("apply");
-                    assert!(r.resident_len() <= limit, "{} loaded, limit {limit}", r.resident_len());
-                    if !report.more && r.outbox_len() == 0 {
-                        return;
-                    }
-                }
-                Err(SyncError::InvalidDocument { doc_id, .. }) => {
-                    r.set_aside(&doc_id, "invalid_document", "refused").expect("set aside");
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("sync does not finish");
-    }
-
-    fn notes(d: &mut Document, text: &str) {
-        match d {
-            Document::Customer(c) => c.notes.splice(0, 0, text),
-            Document::Visit(v) => v.notes.splice(0, 0, text),
-            _ => {}
-        }
+        sync_until_idle_with(engine, r, now, OnInvalid::SetAside, |r| {
+            assert!(r.resident_len() <= limit, "{} loaded, limit {limit}", r.resident_len());
+        });
     }
 
     type Docs = Vec<(String, Vec<ChangeHash>, Option<serde_json::Value>, bool)>;
@@ -1111,16 +1052,16 @@ mod tests {
     }
 
     fn story(limit: usize) -> (Docs, Docs, Docs, Vec<RejectedEdit>) {
-        let mut config = EngineConfig::new(ActorId::from(b"srv"));
-        config.bootstrap_docs = 5;
-        config.page_entries = 7;
-        let engine = SyncEngine::new(MemoryStorage::in_memory(), config);
+        let engine = memory_engine(|c| {
+            c.bootstrap_docs = 5;
+            c.page_entries = 7;
+        });
         let ids: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
         let seed: Vec<Document> = ids.iter().map(|id| customer(id, "alice")).collect();
         engine.write_as_server(TEAM, &seed, 0).expect("seed");
-        let mut alice = Replica::new("pa", who("alice", Role::Rep), ActorId::from(b"pa"));
-        let mut bob = Replica::new("pb", who("bob", Role::Rep), ActorId::from(b"pb"));
-        let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+        let mut alice = replica("pa", TEAM, "alice", Role::Rep);
+        let mut bob = replica("pb", TEAM, "bob", Role::Rep);
+        let mut tablet = replica("tab", TEAM, "maria", Role::Manager);
         for r in [&mut alice, &mut bob, &mut tablet] {
             r.set_resident_limit(limit);
             sync(&engine, r, 1, limit);
@@ -1132,7 +1073,7 @@ mod tests {
         for id in &ids {
             alice
                 .update(id, 2_000, |d| {
-                    notes(d, "alice. ");
+                    prepend_notes("alice. ")(d);
                     if let Document::Customer(c) = d {
                         c.follow_up_status = "call".into();
                     }
@@ -1142,13 +1083,13 @@ mod tests {
         for (i, id) in ids.iter().take(6).enumerate() {
             alice.create(visit(&format!("v{i:02}"), id), 2_000).expect("plan");
         }
-        alice.update("c00", 3_000, |d| notes(d, "again. ")).expect("edit again");
+        alice.update("c00", 3_000, prepend_notes("again. ")).expect("edit again");
         assert_eq!(alice.outbox_len(), 18);
         assert!(alice.resident_len() <= limit);
 
         // Meanwhile the manager edits some of the same customers and gives the last one to bob.
         for id in &ids[1..6] {
-            tablet.update(id, 2_500, |d| notes(d, "maria. ")).expect("manager edit");
+            tablet.update(id, 2_500, prepend_notes("maria. ")).expect("manager edit");
         }
         tablet
             .update("c11", 2_500, |d| {
@@ -1170,14 +1111,7 @@ mod tests {
         alice
             .update_unchecked("v00", 3_500, |d| {
                 if let Document::Visit(v) = d {
-                    v.checkins.push(Checkin {
-                        id: "bad".into(),
-                        lat: 123.0,
-                        lon: 4.0,
-                        accuracy_m: 5.0,
-                        device_time_ms: 3,
-                        mock_location: false,
-                    });
+                    v.checkins.push(Checkin::new("bad", 123.0, 4.0, 5.0, 3));
                 }
             })
             .expect("unchecked edit");
@@ -1190,7 +1124,7 @@ mod tests {
         alice2.set_resident_limit(limit);
         assert_eq!(alice2.resident_len(), 0);
         assert_eq!(state(&alice2), state(&alice));
-        alice2.update("c03", 6_000, |d| notes(d, "after reopening. ")).expect("edit after reopening");
+        alice2.update("c03", 6_000, prepend_notes("after reopening. ")).expect("edit after reopening");
         assert_eq!(alice2.outbox_len(), 1);
         sync(&engine, &mut alice2, 6_000, limit);
         sync(&engine, &mut tablet, 7_000, limit);
@@ -1234,7 +1168,7 @@ mod tests {
 
     #[test]
     fn at_most_the_limit_is_loaded_and_reads_do_not_load() {
-        let mut r = Replica::new("p", who("root", Role::Admin), ActorId::from(b"p"));
+        let mut r = replica("p", TEAM, "root", Role::Admin);
         r.set_resident_limit(4);
         for i in 0..20 {
             r.create(customer(&format!("c{i:02}"), "alice"), 1_000).expect("create");

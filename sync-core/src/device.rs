@@ -19,7 +19,7 @@
 use crate::checkin::{self, CheckinHistory, CustomerSite};
 use crate::client::{ClientError, Replica, Result};
 use crate::docs::{
-    Checkin, Checkout, Customer, DocKind, Document, GeoPoint, SCHEMA_VERSION, Tier, Visit, VisitState,
+    Checkin, Checkout, Customer, DocKind, Document, GeoPoint, Tier, Visit, VisitState, on_customer, on_visit,
 };
 use crate::geo::{self, CheckinFix, LatLon, Verification, VerifyConfig};
 
@@ -73,11 +73,7 @@ impl Replica {
 
     fn edit_visit(&mut self, id: &str, now_ms: i64, edit: impl FnOnce(&mut Visit)) -> Result<Visit> {
         self.visit(id)?;
-        match self.update(id, now_ms, |d| {
-            if let Document::Visit(v) = d {
-                edit(v)
-            }
-        })? {
+        match self.update(id, now_ms, on_visit(edit))? {
             Document::Visit(v) => Ok(v),
             _ => Err(invalid("visit_id", "not a visit")),
         }
@@ -85,11 +81,7 @@ impl Replica {
 
     fn edit_customer(&mut self, id: &str, now_ms: i64, edit: impl FnOnce(&mut Customer)) -> Result<Customer> {
         self.customer(id)?;
-        match self.update(id, now_ms, |d| {
-            if let Document::Customer(c) = d {
-                edit(c)
-            }
-        })? {
+        match self.update(id, now_ms, on_customer(edit))? {
             Document::Customer(c) => Ok(c),
             _ => Err(invalid("customer_id", "not a customer")),
         }
@@ -108,22 +100,7 @@ impl Replica {
             return Err(invalid("end_ms", "ends before it starts"));
         }
         self.customer(customer_id)?;
-        let me = self.principal().user.clone();
-        let v = Visit {
-            kind: DocKind::Visit.as_str().into(),
-            schema: SCHEMA_VERSION,
-            id: visit_id.to_string(),
-            customer_id: customer_id.to_string(),
-            rep: me.clone(),
-            planned_start_ms: start_ms,
-            planned_end_ms: end_ms,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: me,
-        };
+        let v = Visit::planned(visit_id, customer_id, &self.principal().user, start_ms, end_ms);
         self.create(Document::Visit(v.clone()), now_ms)?;
         Ok(v)
     }
@@ -168,12 +145,8 @@ impl Replica {
         let history = CheckinHistory::on_device(&me, &refs, site_of, now_ms, config);
         let verification = checkin::judge(&history, &fix, Some(&site), now_ms, config).verification;
         let checkin = Checkin {
-            id: checkin_id.to_string(),
-            lat: point.lat,
-            lon: point.lon,
-            accuracy_m: fix.accuracy_m,
-            device_time_ms: fix.device_time_ms,
             mock_location: fix.mock_location,
+            ..Checkin::new(checkin_id, point.lat, point.lon, fix.accuracy_m, fix.device_time_ms)
         };
         let visit = self.edit_visit(visit_id, now_ms, |v| {
             v.checkins.push(checkin);
@@ -267,29 +240,13 @@ impl Replica {
             return Err(invalid("name", "must not be empty"));
         }
         let at = at.validate().map_err(|e| invalid("location", e.to_string()))?;
-        let me = self.principal().user.clone();
+        let me = &self.principal().user;
         let c = Customer {
-            kind: DocKind::Customer.as_str().into(),
-            schema: SCHEMA_VERSION,
-            id: id.to_string(),
-            name: name.to_string(),
-            location: GeoPoint::wgs84(at.lat, at.lon),
             address: address.to_string(),
-            timezone: String::new(),
-            opening_hours: vec![],
-            potential_value: 0.0,
             close_probability: 0.1,
-            tier: None,
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
-            opportunity_stage: "prospecting".into(),
             owner_rep: Some(me.clone()),
-            territory: None,
             tags: vec!["prospect".into()],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: me,
+            ..Customer::new(id, name, GeoPoint::wgs84(at.lat, at.lon), me)
         };
         self.create(Document::Customer(c.clone()), now_ms)?;
         Ok(c)

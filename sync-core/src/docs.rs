@@ -196,6 +196,37 @@ pub struct Customer {
     pub created_by: String,
 }
 
+impl Customer {
+    /// A customer with what identifies and places it, and nothing else: no owner, territory, tier,
+    /// opening hours, tags or notes; no potential; follow-up "none", stage "prospecting". Set the
+    /// rest with struct update syntax: `Customer { owner_rep: Some(…), ..Customer::new(…) }`.
+    pub fn new(id: &str, name: &str, location: GeoPoint, created_by: &str) -> Self {
+        Customer {
+            kind: DocKind::Customer.as_str().into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            name: name.into(),
+            location,
+            address: String::new(),
+            timezone: String::new(),
+            opening_hours: vec![],
+            potential_value: 0.0,
+            close_probability: 0.0,
+            tier: None,
+            tier_set_by: None,
+            tier_set_at_ms: None,
+            follow_up_status: "none".into(),
+            opportunity_stage: "prospecting".into(),
+            owner_rep: None,
+            territory: None,
+            tags: vec![],
+            notes: "".into(),
+            geofence_m: None,
+            created_by: created_by.into(),
+        }
+    }
+}
+
 /// Where a visit is in its life.
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Reconcile, Hydrate, Serialize, Deserialize)]
@@ -219,6 +250,13 @@ pub struct Checkin {
     pub accuracy_m: f64,
     pub device_time_ms: i64,
     pub mock_location: bool,
+}
+
+impl Checkin {
+    /// A fix as the device took it, not from a mock location provider.
+    pub fn new(id: &str, lat: f64, lon: f64, accuracy_m: f64, device_time_ms: i64) -> Self {
+        Checkin { id: id.into(), lat, lon, accuracy_m, device_time_ms, mock_location: false }
+    }
 }
 
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -269,6 +307,25 @@ pub struct Visit {
 }
 
 impl Visit {
+    /// A visit `rep` plans (and creates) at a customer: no check-in, check-out, notes or verdict.
+    pub fn planned(id: &str, customer_id: &str, rep: &str, start_ms: i64, end_ms: i64) -> Self {
+        Visit {
+            kind: DocKind::Visit.as_str().into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            customer_id: customer_id.into(),
+            rep: rep.into(),
+            planned_start_ms: start_ms,
+            planned_end_ms: end_ms,
+            state: VisitState::Planned,
+            checkins: vec![],
+            checkout: None,
+            notes: "".into(),
+            verification: HashMap::new(),
+            created_by: rep.into(),
+        }
+    }
+
     /// Whether the visit was checked out as a remote contact (a far customer served by phone): the
     /// check-out outcome starts with "remote", in any case. The rules let such a visit be completed
     /// without a check-in, and the planning (`fieldsync-planning`) counts it as a contact.
@@ -306,6 +363,21 @@ pub struct Territory {
     /// Outer rings of the territory's polygons (WGS-84), each closed or open.
     pub polygons: Vec<Vec<LatLonPoint>>,
     pub sub_areas: Vec<SubArea>,
+}
+
+impl Territory {
+    /// A territory of `reps`, without polygons or sub-areas.
+    pub fn new(id: &str, name: &str, reps: Vec<String>) -> Self {
+        Territory {
+            kind: DocKind::Territory.as_str().into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            name: name.into(),
+            reps,
+            polygons: vec![],
+            sub_areas: vec![],
+        }
+    }
 }
 
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -349,6 +421,22 @@ pub struct Plan {
     pub focus_share: f64,
 }
 
+impl Plan {
+    /// A quarter's plan without quotas, focusing 80 % of the effort (the S.T.A.R. method's share).
+    pub fn new(id: &str, quarter: &str, cadence: Cadence, thresholds: TierThresholds) -> Self {
+        Plan {
+            kind: DocKind::Plan.as_str().into(),
+            schema: SCHEMA_VERSION,
+            id: id.into(),
+            quarter: quarter.into(),
+            quotas: vec![],
+            cadence,
+            thresholds,
+            focus_share: 0.8,
+        }
+    }
+}
+
 /// Any document, typed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -384,6 +472,37 @@ impl Audience {
     }
 }
 
+/// An edit of a visit, as a [`Document`] edit (for `Replica::update` and the like): other kinds
+/// are left as they are.
+pub fn on_visit(edit: impl FnOnce(&mut Visit)) -> impl FnOnce(&mut Document) {
+    move |d| {
+        if let Document::Visit(v) = d {
+            edit(v)
+        }
+    }
+}
+
+/// An edit of a customer, as a [`Document`] edit: other kinds are left as they are.
+pub fn on_customer(edit: impl FnOnce(&mut Customer)) -> impl FnOnce(&mut Document) {
+    move |d| {
+        if let Document::Customer(c) = d {
+            edit(c)
+        }
+    }
+}
+
+/// Each typed document is a [`Document`] (`visit.into()`).
+macro_rules! into_document {
+    ($($kind:ident),*) => {$(
+        impl From<$kind> for Document {
+            fn from(d: $kind) -> Self {
+                Document::$kind(d)
+            }
+        }
+    )*};
+}
+into_document!(Customer, Visit, Territory, Plan);
+
 impl Document {
     pub fn kind(&self) -> DocKind {
         match self {
@@ -412,7 +531,8 @@ impl Document {
         }
     }
 
-    fn notes_mut(&mut self) -> Option<&mut Text> {
+    /// The notes to edit, for the kinds that have them.
+    pub fn notes_mut(&mut self) -> Option<&mut Text> {
         match self {
             Document::Customer(c) => Some(&mut c.notes),
             Document::Visit(v) => Some(&mut v.notes),
@@ -826,20 +946,30 @@ mod tests {
 
     pub(crate) fn sample_visit() -> Visit {
         Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: "visit-1".into(),
-            customer_id: "cust-1".into(),
-            rep: "alice".into(),
-            planned_start_ms: 1_000,
-            planned_end_ms: 2_000,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
             notes: Text::with_value("hello"),
-            verification: HashMap::new(),
-            created_by: "alice".into(),
+            ..Visit::planned("visit-1", "cust-1", "alice", 1_000, 2_000)
         }
+    }
+
+    #[test]
+    fn the_constructors_make_valid_documents() {
+        let docs = [
+            Document::Customer(Customer::new("cust-1", "Boulangerie", GeoPoint::wgs84(45.0, 4.0), "alice")),
+            Document::Visit(Visit::planned("visit-1", "cust-1", "alice", 1_000, 2_000)),
+            Document::Territory(Territory::new("terr-1", "Lyon", vec!["alice".into()])),
+            Document::Plan(Plan::new(
+                "plan-1",
+                "2026-Q4",
+                Cadence { a_days: 7, b_days: 14, c_days: 30 },
+                TierThresholds { a_min_score: 10.0, b_min_score: 1.0 },
+            )),
+        ];
+        for d in docs {
+            assert_eq!(d.validate(), Ok(()), "{d:?}");
+        }
+        let mut v = Visit::planned("visit-1", "cust-1", "alice", 1_000, 2_000);
+        v.checkins.push(Checkin::new("ci-1", 45.0, 4.0, 5.0, 1_500));
+        assert_eq!(Document::Visit(v).validate(), Ok(()));
     }
 
     #[test]
@@ -873,14 +1003,7 @@ mod tests {
     #[test]
     fn nan_and_out_of_range_coordinates_fail_validation() {
         let mut v = sample_visit();
-        v.checkins.push(Checkin {
-            id: "c1".into(),
-            lat: f64::NAN,
-            lon: 2.0,
-            accuracy_m: 5.0,
-            device_time_ms: 0,
-            mock_location: false,
-        });
+        v.checkins.push(Checkin::new("c1", f64::NAN, 2.0, 5.0, 0));
         assert!(Document::Visit(v.clone()).validate().is_err());
         v.checkins[0].lat = 123.0;
         assert!(Document::Visit(v.clone()).validate().is_err());
@@ -915,14 +1038,7 @@ mod tests {
     }
 
     fn checkin(id: &str) -> Checkin {
-        Checkin {
-            id: id.into(),
-            lat: 45.0,
-            lon: 4.0,
-            accuracy_m: 5.0,
-            device_time_ms: 7,
-            mock_location: false,
-        }
+        Checkin::new(id, 45.0, 4.0, 5.0, 7)
     }
 
     fn full_visit() -> Visit {

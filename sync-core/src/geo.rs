@@ -693,6 +693,23 @@ mod tests {
         }
     }
 
+    /// The verdict on a fix at `point` with `accuracy_m` (no previous check-in, default configuration).
+    fn verify_fix_at(point: LatLon, accuracy_m: f64) -> Verification {
+        verify_checkin(&context(&fix_at(point, accuracy_m), &VerifyConfig::default()))
+    }
+
+    /// The verdict on a fix at `point` (±10 m) at a customer whose own fence is `fence_m`.
+    fn verify_fenced(point: LatLon, fence_m: f64) -> Verification {
+        let (fix, config) = (fix_at(point, 10.0), VerifyConfig::default());
+        verify_checkin(&CheckinContext { fence_override_m: Some(fence_m), ..context(&fix, &config) })
+    }
+
+    /// The verdict on `fix` for a rep whose previous check-in was at `from`, at `time_ms`.
+    fn verify_after(fix: &CheckinFix, config: &VerifyConfig, from: LatLon, time_ms: i64) -> Verification {
+        let previous = PreviousCheckin { point: from, device_time_ms: time_ms };
+        verify_checkin(&CheckinContext { previous: Some(&previous), ..context(fix, config) })
+    }
+
     #[test]
     fn metre_offsets_used_by_these_tests_are_exact() {
         let d = distance_m(CUSTOMER, north_of(CUSTOMER, 412.0));
@@ -701,9 +718,7 @@ mod tests {
 
     #[test]
     fn a_fix_inside_the_fence_is_verified() {
-        let config = VerifyConfig::default();
-        let fix = fix_at(north_of(CUSTOMER, 150.0), 10.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(north_of(CUSTOMER, 150.0), 10.0);
         assert_eq!(v.status, VerificationStatus::Verified);
         assert!(v.reasons.is_empty());
         assert!((v.distance_m - 150.0).abs() < 1e-6);
@@ -711,9 +726,7 @@ mod tests {
 
     #[test]
     fn a_fix_412_m_away_is_flagged_with_the_distance() {
-        let config = VerifyConfig::default();
-        let fix = fix_at(north_of(CUSTOMER, 412.0), 10.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(north_of(CUSTOMER, 412.0), 10.0);
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert_eq!(v.reasons.len(), 1);
         match &v.reasons[0] {
@@ -728,40 +741,33 @@ mod tests {
 
     #[test]
     fn accuracy_tolerance_brings_a_fix_back_inside_the_fence() {
-        let config = VerifyConfig::default();
         // 260 m away, but the true position may be up to 80 m closer.
-        let fix = fix_at(north_of(CUSTOMER, 260.0), 80.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(north_of(CUSTOMER, 260.0), 80.0);
         assert_eq!(v.status, VerificationStatus::Verified, "{v:?}");
 
         // With only 50 m of tolerance, 210 m remain: outside.
-        let fix = fix_at(north_of(CUSTOMER, 260.0), 50.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(north_of(CUSTOMER, 260.0), 50.0);
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert!(matches!(v.reasons[..], [Reason::OutsideFence { .. }]));
     }
 
     #[test]
     fn poor_accuracy_is_flagged_and_its_credit_is_capped() {
-        let config = VerifyConfig::default();
         // 999 m of accuracy once turned 1150 m into "verified" (the full accuracy was credited,
         // and only accuracies above 5x the fence were flagged).
-        let fix = fix_at(north_of(CUSTOMER, 1150.0), 999.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(north_of(CUSTOMER, 1150.0), 999.0);
         assert_eq!(v.status, VerificationStatus::Flagged, "{v:?}");
         let codes: Vec<&str> = v.reasons.iter().map(Reason::code).collect();
         // Only 100 m are credited: 1050 m remain, far outside.
         assert_eq!(codes, ["outside_fence", "poor_accuracy"]);
 
         // Standing at the door with a vague fix is still not verified.
-        let fix = fix_at(CUSTOMER, 101.0);
-        let v = verify_checkin(&context(&fix, &config));
+        let v = verify_fix_at(CUSTOMER, 101.0);
         assert_eq!(v.reasons, vec![Reason::PoorAccuracy { accuracy_m: 101.0 }]);
         assert_eq!(v.status, VerificationStatus::Flagged);
 
         // Exactly at the cap is acceptable, and credited in full.
-        let fix = fix_at(north_of(CUSTOMER, 299.0), 100.0);
-        assert_eq!(verify_checkin(&context(&fix, &config)).status, VerificationStatus::Verified);
+        assert_eq!(verify_fix_at(north_of(CUSTOMER, 299.0), 100.0).status, VerificationStatus::Verified);
 
         // A broken cap trusts no accuracy at all rather than any.
         let broken = VerifyConfig { max_accuracy_m: f64::NAN, ..VerifyConfig::default() };
@@ -772,17 +778,14 @@ mod tests {
 
     #[test]
     fn a_huge_fence_is_clamped_to_the_maximum() {
-        let config = VerifyConfig::default();
         // A rep's own prospect once carried a 100 km fence and verified a check-in 60 km away.
-        let fix = fix_at(north_of(CUSTOMER, 60_000.0), 10.0);
-        let mut ctx = context(&fix, &config);
-        ctx.fence_override_m = Some(100_000.0);
-        let v = verify_checkin(&ctx);
+        let v = verify_fenced(north_of(CUSTOMER, 60_000.0), 100_000.0);
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert!(
             matches!(v.reasons[..], [Reason::OutsideFence { allowed_m, .. }] if allowed_m == MAX_GEOFENCE_M),
             "{v:?}"
         );
+        let config = VerifyConfig::default();
         for (radius, expected) in
             [(Some(f64::INFINITY), 200.0), (Some(1e9), MAX_GEOFENCE_M), (Some(1500.0), 1500.0), (None, 200.0)]
         {
@@ -796,16 +799,9 @@ mod tests {
 
     #[test]
     fn per_customer_fence_override_applies() {
-        let config = VerifyConfig::default();
-        let fix = fix_at(north_of(CUSTOMER, 412.0), 10.0);
-        let mut ctx = context(&fix, &config);
-        ctx.fence_override_m = Some(500.0);
-        assert_eq!(verify_checkin(&ctx).status, VerificationStatus::Verified);
+        assert_eq!(verify_fenced(north_of(CUSTOMER, 412.0), 500.0).status, VerificationStatus::Verified);
 
-        ctx.fence_override_m = Some(100.0);
-        let fix = fix_at(north_of(CUSTOMER, 150.0), 10.0);
-        ctx.fix = &fix;
-        let v = verify_checkin(&ctx);
+        let v = verify_fenced(north_of(CUSTOMER, 150.0), 100.0);
         assert_eq!(v.status, VerificationStatus::Flagged);
         assert!(matches!(
             v.reasons[..],
@@ -813,42 +809,32 @@ mod tests {
         ));
 
         // A nonsense override falls back to the configured radius.
-        ctx.fence_override_m = Some(f64::NAN);
-        assert_eq!(verify_checkin(&ctx).status, VerificationStatus::Verified);
+        assert_eq!(verify_fenced(north_of(CUSTOMER, 150.0), f64::NAN).status, VerificationStatus::Verified);
     }
 
     #[test]
     fn driving_at_200_kmh_is_flagged_and_at_300_is_invalid() {
         let config = VerifyConfig::default();
         let fix = fix_at(CUSTOMER, 10.0);
+        let minutes_after_50_km = |minutes: i64| {
+            verify_after(&fix, &config, north_of(CUSTOMER, 50_000.0), NOW_MS - minutes * 60 * 1000)
+        };
         // 50 km in 15 minutes = 200 km/h.
-        let previous =
-            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 15 * 60 * 1000 };
-        let mut ctx = context(&fix, &config);
-        ctx.previous = Some(&previous);
-        let v = verify_checkin(&ctx);
+        let v = minutes_after_50_km(15);
         assert_eq!(v.status, VerificationStatus::Flagged);
-        match v.reasons[..] {
-            [Reason::TooFast { speed_kmh }] => assert!((speed_kmh - 200.0).abs() < 1e-6),
-            ref other => panic!("unexpected reasons {other:?}"),
-        }
+        let near = |speed_kmh: f64, expected: f64| (speed_kmh - expected).abs() < 1e-6;
+        assert!(matches!(v.reasons[..], [Reason::TooFast { speed_kmh }] if near(speed_kmh, 200.0)), "{v:?}");
 
         // 50 km in 10 minutes = 300 km/h.
-        let previous =
-            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 10 * 60 * 1000 };
-        ctx.previous = Some(&previous);
-        let v = verify_checkin(&ctx);
+        let v = minutes_after_50_km(10);
         assert_eq!(v.status, VerificationStatus::Invalid);
-        match v.reasons[..] {
-            [Reason::ImpossibleSpeed { speed_kmh }] => assert!((speed_kmh - 300.0).abs() < 1e-6),
-            ref other => panic!("unexpected reasons {other:?}"),
-        }
+        assert!(
+            matches!(v.reasons[..], [Reason::ImpossibleSpeed { speed_kmh }] if near(speed_kmh, 300.0)),
+            "{v:?}"
+        );
 
         // 50 km in an hour is ordinary driving.
-        let previous =
-            PreviousCheckin { point: north_of(CUSTOMER, 50_000.0), device_time_ms: NOW_MS - 60 * 60 * 1000 };
-        ctx.previous = Some(&previous);
-        assert_eq!(verify_checkin(&ctx).status, VerificationStatus::Verified);
+        assert_eq!(minutes_after_50_km(60).status, VerificationStatus::Verified);
     }
 
     #[test]
@@ -856,13 +842,8 @@ mod tests {
         let config = VerifyConfig::default();
         let fix = fix_at(CUSTOMER, 10.0);
         for elapsed_ms in [0, -60_000, i64::MIN] {
-            let previous = PreviousCheckin {
-                point: north_of(CUSTOMER, 2_000.0),
-                device_time_ms: NOW_MS.saturating_sub(elapsed_ms),
-            };
-            let mut ctx = context(&fix, &config);
-            ctx.previous = Some(&previous);
-            let v = verify_checkin(&ctx);
+            let v =
+                verify_after(&fix, &config, north_of(CUSTOMER, 2_000.0), NOW_MS.saturating_sub(elapsed_ms));
             assert_eq!(v.status, VerificationStatus::Invalid, "{elapsed_ms}: {v:?}");
             match v.reasons[..] {
                 // 2 km counted over one second.
@@ -881,11 +862,7 @@ mod tests {
         let fix = fix_at(CUSTOMER, 10.0);
         // 900 m in one second (3240 km/h), in no time, and backwards in time.
         for previous_time in [NOW_MS - 1000, NOW_MS, NOW_MS + 60_000] {
-            let previous =
-                PreviousCheckin { point: north_of(CUSTOMER, 900.0), device_time_ms: previous_time };
-            let mut ctx = context(&fix, &config);
-            ctx.previous = Some(&previous);
-            let v = verify_checkin(&ctx);
+            let v = verify_after(&fix, &config, north_of(CUSTOMER, 900.0), previous_time);
             assert_eq!(v.status, VerificationStatus::Verified, "{v:?}");
         }
     }

@@ -13,7 +13,9 @@
 //! - [`geo`]: check-in verification as a pure function (time passed in);
 //! - [`checkin`]: the check-in policy both sides apply: neighbours in the rep's trail, verdict, and
 //!   whether a fix may become a reference;
-//! - [`storage`]: the storage interface, an in-memory implementation and its conformance suite.
+//! - [`storage`]: the storage interface, an in-memory implementation and its conformance suite;
+//! - `testing` (feature `testing`, for the workspace's tests only): fixtures, an in-memory engine
+//!   and a sync loop, and the storage conformance suite.
 //!
 //! The server (`fieldsync-server`) and the device library (`fieldsync-mobile`) each own a small loop
 //! around these that performs the IO.
@@ -32,13 +34,8 @@
 //! let mut phone = Replica::new("phone-1", alice.clone(), ActorId::from(b"phone-1"));
 //!
 //! // Offline: plan a visit.
-//! phone.create(Document::Visit(Visit {
-//!     kind: "visit".into(), schema: SCHEMA_VERSION, id: "visit-1".into(),
-//!     customer_id: "cust-1".into(), rep: "alice".into(),
-//!     planned_start_ms: 0, planned_end_ms: 3_600_000, state: VisitState::Planned,
-//!     checkins: vec![], checkout: None, notes: "bring samples".into(),
-//!     verification: Default::default(), created_by: "alice".into(),
-//! }), 0).unwrap();
+//! let visit = Visit::planned("visit-1", "cust-1", "alice", 0, 3_600_000);
+//! phone.create(Document::Visit(Visit { notes: "bring samples".into(), ..visit }), 0).unwrap();
 //!
 //! // Online: one round trip.
 //! let request = phone.prepare_request();
@@ -57,6 +54,8 @@ pub mod geo;
 pub mod protocol;
 pub mod rules;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use rules::{Principal, Role};
 

@@ -160,6 +160,37 @@ pub fn changed_fields(before: &Document, after: &Document) -> Vec<String> {
     fields
 }
 
+/// Check-ins and their verification are evidence: nobody but the server rewrites them, whatever
+/// the caller's role. Check-ins are append-only; the verification is the server's alone.
+fn evidence_is_kept(before: Option<&Document>, after: &Document) -> Result<(), Violation> {
+    if let (Some(Document::Visit(b)), Document::Visit(a)) = (before, after) {
+        if a.checkins.len() < b.checkins.len() || a.checkins[..b.checkins.len()] != b.checkins[..] {
+            return Err(Violation::new(
+                ViolationCode::AppendOnly,
+                Some("checkins"),
+                "check-ins are append-only: an existing check-in was changed or removed",
+            ));
+        }
+        if a.verification != b.verification {
+            return Err(Violation::new(
+                ViolationCode::ServerField,
+                Some("verification"),
+                "check-in verification is written by the server only",
+            ));
+        }
+    }
+    if let (None, Document::Visit(a)) = (before, after)
+        && !a.verification.is_empty()
+    {
+        return Err(Violation::new(
+            ViolationCode::ServerField,
+            Some("verification"),
+            "check-in verification is written by the server only",
+        ));
+    }
+    Ok(())
+}
+
 /// May `who` turn `before` (None: the document is being created) into `after`?
 ///
 /// `assigned` says whether the customer is assigned to `who` (its owner or a rep of its territory)
@@ -186,6 +217,8 @@ pub fn check_edit(
             ));
         }
     }
+    // Evidence binds every role, admins included.
+    evidence_is_kept(before, after)?;
     if who.role == Role::Admin {
         return Ok(());
     }
@@ -212,32 +245,6 @@ pub fn check_edit(
                 ));
             }
         }
-    }
-    // Check-ins and their verification are evidence: nobody but the server rewrites them.
-    if let (Some(Document::Visit(b)), Document::Visit(a)) = (before, after) {
-        if a.checkins.len() < b.checkins.len() || a.checkins[..b.checkins.len()] != b.checkins[..] {
-            return Err(Violation::new(
-                ViolationCode::AppendOnly,
-                Some("checkins"),
-                "check-ins are append-only: an existing check-in was changed or removed",
-            ));
-        }
-        if a.verification != b.verification {
-            return Err(Violation::new(
-                ViolationCode::ServerField,
-                Some("verification"),
-                "check-in verification is written by the server only",
-            ));
-        }
-    }
-    if let (None, Document::Visit(a)) = (before, after)
-        && !a.verification.is_empty()
-    {
-        return Err(Violation::new(
-            ViolationCode::ServerField,
-            Some("verification"),
-            "check-in verification is written by the server only",
-        ));
     }
     if let Document::Customer(a) = after {
         let tier_changed = match before {
@@ -349,6 +356,14 @@ fn check_rep(
             if bv.state != av.state {
                 visited_before_done(av)?;
             }
+            // The outcome a rep reported is the record of the visit: checked out once.
+            if bv.checkout.is_some() && bv.checkout != av.checkout {
+                return Err(Violation::new(
+                    ViolationCode::ImmutableField,
+                    Some("checkout"),
+                    "this visit is checked out already: its outcome is final",
+                ));
+            }
             Ok(())
         }
         (Some(_), _) => Err(Violation::new(
@@ -404,7 +419,7 @@ fn only_fields(before: &Document, after: &Document, allowed: &[&str]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::{Checkin, Checkout, Customer, GeoPoint, SCHEMA_VERSION, Visit};
+    use crate::docs::{Checkin, Checkout, Customer, GeoPoint, Visit};
 
     fn who(user: &str, role: Role) -> Principal {
         Principal { team: "acme".into(), user: user.into(), role }
@@ -412,57 +427,21 @@ mod tests {
 
     fn prospect(owner: &str) -> Customer {
         Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: "cust-new".into(),
-            name: "New shop".into(),
-            location: GeoPoint::wgs84(45.0, 4.0),
-            address: String::new(),
             timezone: "Europe/Paris".into(),
-            opening_hours: vec![],
-            potential_value: 0.0,
             close_probability: 0.5,
-            tier: None,
-            tier_set_by: None,
-            tier_set_at_ms: None,
             follow_up_status: String::new(),
             opportunity_stage: String::new(),
             owner_rep: Some(owner.into()),
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: owner.into(),
+            ..Customer::new("cust-new", "New shop", GeoPoint::wgs84(45.0, 4.0), owner)
         }
     }
 
     fn visit(rep: &str, state: VisitState) -> Visit {
-        Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: "visit-1".into(),
-            customer_id: "cust-1".into(),
-            rep: rep.into(),
-            planned_start_ms: 0,
-            planned_end_ms: 1,
-            state,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: rep.into(),
-        }
+        Visit { state, ..Visit::planned("visit-1", "cust-1", rep, 0, 1) }
     }
 
     fn checked_in(mut v: Visit) -> Visit {
-        v.checkins.push(Checkin {
-            id: "ci-1".into(),
-            lat: 45.0,
-            lon: 4.0,
-            accuracy_m: 5.0,
-            device_time_ms: 1,
-            mock_location: false,
-        });
+        v.checkins.push(Checkin::new("ci-1", 45.0, 4.0, 5.0, 1));
         v
     }
 
@@ -473,6 +452,11 @@ mod tests {
 
     fn code(r: Result<(), Violation>) -> Option<(String, Option<String>)> {
         r.err().map(|v| (v.code.as_str().to_string(), v.field))
+    }
+
+    /// What the rules say of `who` turning `before`, a visit assigned to them, into `after`.
+    fn visit_edit(who: &Principal, before: &Visit, after: &Visit) -> Option<(String, Option<String>)> {
+        code(check_edit(who, Some(&Document::Visit(before.clone())), &Document::Visit(after.clone()), true))
     }
 
     fn violation(code: &str, field: &str) -> Option<(String, Option<String>)> {
@@ -540,6 +524,56 @@ mod tests {
         imported.created_by = "import".into();
         assert_eq!(
             code(check_edit(&who("root", Role::Admin), None, &Document::Customer(imported), false)),
+            None
+        );
+    }
+
+    #[test]
+    fn nobody_rewrites_checkins_or_writes_verification_not_even_an_admin() {
+        let before = checked_in(visit("alice", VisitState::CheckedIn));
+        let mut moved = before.clone();
+        moved.checkins[0].lat += 0.5;
+        let mut judged = before.clone();
+        judged.verification.insert(
+            "ci-1".into(),
+            crate::docs::CheckinVerification {
+                status: crate::geo::VerificationStatus::Verified,
+                distance_m: 3.0,
+                reasons: Vec::new(),
+                received_at_ms: 3,
+            },
+        );
+        for role in [Role::Rep, Role::Manager, Role::Admin] {
+            let me = who(if role == Role::Rep { "alice" } else { "root" }, role);
+            let edit = |after: &Visit| visit_edit(&me, &before, after);
+            assert_eq!(edit(&moved), violation("append_only", "checkins"), "{role}");
+            assert_eq!(edit(&judged), violation("server_field", "verification"), "{role}");
+            assert_eq!(
+                code(check_edit(&me, None, &Document::Visit(judged.clone()), false)),
+                violation("server_field", "verification"),
+                "{role} creating a judged visit"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reps_check_out_is_final() {
+        let alice = who("alice", Role::Rep);
+        let done = checked_out(checked_in(visit("alice", VisitState::Completed)), "met buyer");
+        let again = checked_out(done.clone(), "no one there");
+        let edit = |after: &Visit| visit_edit(&alice, &done, after);
+        assert_eq!(edit(&again), violation("immutable_field", "checkout"));
+        let mut undone = done.clone();
+        undone.checkout = None;
+        assert_eq!(edit(&undone), violation("immutable_field", "checkout"));
+        // Notes after the visit are still the rep's.
+        let mut noted = done.clone();
+        noted.notes.update("sent the catalogue");
+        assert_eq!(edit(&noted), None);
+        // The first check-out is allowed.
+        let open = checked_in(visit("alice", VisitState::CheckedIn));
+        assert_eq!(
+            code(check_edit(&alice, Some(&Document::Visit(open)), &Document::Visit(done.clone()), true)),
             None
         );
     }

@@ -1,104 +1,50 @@
 //! The protocol without sockets: replicas and the engine exchange messages as data.
 
-use automerge::ActorId;
+use fieldsync_core::Role;
 use fieldsync_core::client::Replica;
 use fieldsync_core::docs::*;
-use fieldsync_core::engine::{EngineConfig, SyncEngine};
+use fieldsync_core::engine::SyncEngine;
 use fieldsync_core::protocol::Cursor;
 use fieldsync_core::storage::{MemoryStorage, Storage};
-use fieldsync_core::{Principal, Role};
+use fieldsync_core::testing::fixtures::{self, checkin, on_customer, on_visit, prepend_notes};
+use fieldsync_core::testing::{memory_engine as engine_with, replica, sync_until_idle as sync};
 
 const TEAM: &str = "t";
 
-fn who(user: &str, role: Role) -> Principal {
-    Principal { team: TEAM.into(), user: user.into(), role }
-}
-
-fn engine_with(config: impl FnOnce(&mut EngineConfig)) -> SyncEngine<MemoryStorage> {
-    let mut c = EngineConfig::new(ActorId::from(b"srv"));
-    config(&mut c);
-    SyncEngine::new(MemoryStorage::in_memory(), c)
-}
-
+/// A visit of `rep`'s at cust-1, already checked in there.
 fn visit(id: &str, rep: &str) -> Document {
-    Document::Visit(Visit {
-        kind: "visit".into(),
-        schema: SCHEMA_VERSION,
-        id: id.into(),
-        customer_id: "cust-1".into(),
-        rep: rep.into(),
-        planned_start_ms: 0,
-        planned_end_ms: 10,
-        state: VisitState::Planned,
-        checkins: vec![Checkin {
-            id: format!("{id}-c1"),
-            lat: 45.0,
-            lon: 4.0,
-            accuracy_m: 5.0,
-            device_time_ms: 0,
-            mock_location: false,
-        }],
-        checkout: None,
-        notes: "".into(),
-        verification: Default::default(),
-        created_by: rep.into(),
-    })
+    let mut v = fixtures::visit(id, "cust-1", rep, 0);
+    v.checkins.push(checkin(&format!("{id}-c1"), (45.0, 4.0), 5.0, 0));
+    Document::Visit(v)
+}
+
+/// Alice's phone, where she plans visits `ids` offline, then syncs with `engine`.
+fn alice_with_visits<I: AsRef<str>>(
+    engine: &SyncEngine<MemoryStorage>,
+    ids: impl IntoIterator<Item = I>,
+) -> Replica {
+    let mut alice = replica("p1", TEAM, "alice", Role::Rep);
+    for id in ids {
+        alice.create(visit(id.as_ref(), "alice"), 0).expect("plan");
+    }
+    sync(engine, &mut alice, 1);
+    alice
+}
+
+/// v00, v01, … : `n` visit ids.
+fn numbered(n: usize) -> impl Iterator<Item = String> {
+    (0..n).map(|i| format!("v{i:02}"))
 }
 
 fn customer(id: &str, owner: &str) -> Document {
-    Document::Customer(Customer {
-        kind: "customer".into(),
-        schema: SCHEMA_VERSION,
-        id: id.into(),
-        name: "Boulangerie".into(),
-        location: GeoPoint::wgs84(45.0, 4.0),
-        address: "".into(),
-        timezone: "Europe/Paris".into(),
-        opening_hours: vec![],
-        potential_value: 1000.0,
-        close_probability: 0.5,
-        tier: Some(Tier::B),
-        tier_set_by: None,
-        tier_set_at_ms: None,
-        follow_up_status: "none".into(),
-        opportunity_stage: "prospecting".into(),
-        owner_rep: Some(owner.into()),
-        territory: None,
-        tags: vec![],
-        notes: "".into(),
-        geofence_m: None,
-        created_by: "server".into(),
-    })
-}
-
-/// Syncs until the server has nothing more; returns the number of rounds.
-fn sync(engine: &SyncEngine<MemoryStorage>, phone: &mut Replica, now: i64) -> usize {
-    let mut rounds = 0;
-    loop {
-        rounds += 1;
-        let req = phone.prepare_request();
-        let resp = engine.handle(&phone.principal().clone(), &req, now).expect("sync");
-        let report = phone.apply_response(&resp).expect("apply");
-        if !report.more && phone.outbox_len() == 0 {
-            return rounds;
-        }
-        assert!(rounds < 1000, "sync does not finish");
-    }
+    Document::Customer(fixtures::customer(id, owner, None, (45.0, 4.0)))
 }
 
 #[test]
 fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
     let engine = engine_with(|_| {});
-    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    phone.create(visit("v1", "alice"), 0).unwrap();
-    sync(&engine, &mut phone, 1);
-    phone
-        .update("v1", 2, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "x")
-            }
-        })
-        .unwrap();
+    let mut phone = alice_with_visits(&engine, ["v1"]);
+    phone.update("v1", 2, prepend_notes("x")).unwrap();
     sync(&engine, &mut phone, 3);
     match engine.read_doc(TEAM, "v1").unwrap() {
         Some((Document::Visit(v), _)) => assert_eq!(v.notes.as_str(), "x"),
@@ -110,27 +56,17 @@ fn a_rep_edits_notes_after_the_server_verified_her_check_in() {
 fn a_bootstrap_is_paginated_and_then_follows_the_feed() {
     // 1. Forty visits on the server; bootstrap pages of 7 documents.
     let engine = engine_with(|c| c.bootstrap_docs = 7);
-    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    for i in 0..40 {
-        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
-    }
-    sync(&engine, &mut alice, 1);
+    let mut alice = alice_with_visits(&engine, numbered(40));
 
     // 2. A new tablet of the manager bootstraps in pages.
-    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    let mut tablet = replica("tab", TEAM, "maria", Role::Manager);
     let rounds = sync(&engine, &mut tablet, 2);
     assert!(rounds >= 40 / 7, "paginated: {rounds} rounds");
     assert_eq!(tablet.len(), 40);
     assert!(matches!(tablet.cursor(), Cursor::Feed { .. }));
 
     // 3. Later changes arrive through the feed, not another bootstrap.
-    alice
-        .update("v03", 3, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "later")
-            }
-        })
-        .unwrap();
+    alice.update("v03", 3, prepend_notes("later")).unwrap();
     sync(&engine, &mut alice, 4);
     let req = tablet.prepare_request();
     let resp = engine.handle(tablet.principal(), &req, 5).unwrap();
@@ -143,28 +79,14 @@ fn a_bootstrap_is_paginated_and_then_follows_the_feed() {
 #[test]
 fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending_edits() {
     let engine = engine_with(|_| {});
-    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
-    alice.create(visit("v1", "alice"), 0).unwrap();
-    sync(&engine, &mut alice, 1);
+    let mut alice = alice_with_visits(&engine, ["v1"]);
+    let mut tablet = replica("tab", TEAM, "maria", Role::Manager);
     sync(&engine, &mut tablet, 1);
 
     // 1. The tablet goes quiet and edits offline while the feed moves on and is trimmed.
-    tablet
-        .update("v1", 2, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "manager note. ")
-            }
-        })
-        .unwrap();
+    tablet.update("v1", 2, prepend_notes("manager note. ")).unwrap();
     for i in 0..5 {
-        alice
-            .update("v1", 3, |d| {
-                if let Document::Visit(v) = d {
-                    v.notes.splice(0, 0, format!("{i}"))
-                }
-            })
-            .unwrap();
+        alice.update("v1", 3, prepend_notes(&i.to_string())).unwrap();
         sync(&engine, &mut alice, 3);
     }
     let horizon = engine.trim_feed(TEAM, 1).unwrap();
@@ -191,29 +113,17 @@ fn a_device_behind_the_compaction_horizon_bootstraps_again_and_keeps_its_pending
 fn a_reassigned_customer_reaches_the_new_owner_and_leaves_the_old_one_keeping_unsent_edits() {
     let engine = engine_with(|_| {});
     engine.write_as_server(TEAM, &[customer("c1", "alice")], 0).unwrap();
-    let mut alice = Replica::new("pa", who("alice", Role::Rep), ActorId::from(b"pa"));
-    let mut bob = Replica::new("pb", who("bob", Role::Rep), ActorId::from(b"pb"));
-    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    let mut alice = replica("pa", TEAM, "alice", Role::Rep);
+    let mut bob = replica("pb", TEAM, "bob", Role::Rep);
+    let mut tablet = replica("tab", TEAM, "maria", Role::Manager);
     sync(&engine, &mut alice, 1);
     sync(&engine, &mut bob, 1);
     sync(&engine, &mut tablet, 1);
     assert!(alice.get("c1").is_some() && bob.get("c1").is_none());
 
     // 1. Alice writes a note offline; meanwhile the manager gives the customer to bob.
-    alice
-        .update("c1", 2, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "unsent")
-            }
-        })
-        .unwrap();
-    tablet
-        .update("c1", 2, |d| {
-            if let Document::Customer(c) = d {
-                c.owner_rep = Some("bob".into())
-            }
-        })
-        .unwrap();
+    alice.update("c1", 2, prepend_notes("unsent")).unwrap();
+    tablet.update("c1", 2, on_customer(|c| c.owner_rep = Some("bob".into()))).unwrap();
     sync(&engine, &mut tablet, 3);
 
     // 2. Bob receives the whole customer; alice loses it but her note is kept for her.
@@ -234,11 +144,7 @@ fn a_reassigned_customer_reaches_the_new_owner_and_leaves_the_old_one_keeping_un
 #[test]
 fn the_document_cache_stays_within_its_bound() {
     let engine = engine_with(|c| c.cache_docs = 8);
-    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    for i in 0..60 {
-        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
-    }
-    sync(&engine, &mut alice, 1);
+    alice_with_visits(&engine, numbered(60));
     for i in 0..60 {
         assert!(engine.read_doc(TEAM, &format!("v{i:02}")).unwrap().is_some());
     }
@@ -248,13 +154,9 @@ fn the_document_cache_stays_within_its_bound() {
 #[test]
 fn a_pull_is_paged_by_entries() {
     let engine = engine_with(|c| c.page_entries = 5);
-    let mut alice = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    let mut tablet = Replica::new("tab", who("maria", Role::Manager), ActorId::from(b"tab"));
+    let mut tablet = replica("tab", TEAM, "maria", Role::Manager);
     sync(&engine, &mut tablet, 0);
-    for i in 0..23 {
-        alice.create(visit(&format!("v{i:02}"), "alice"), 0).unwrap();
-    }
-    sync(&engine, &mut alice, 1);
+    alice_with_visits(&engine, numbered(23));
     let rounds = sync(&engine, &mut tablet, 2);
     assert!(rounds >= 5, "{rounds} rounds for 46 feed entries in pages of 5");
     assert_eq!(tablet.len(), 23);
@@ -263,24 +165,11 @@ fn a_pull_is_paged_by_entries() {
 #[test]
 fn a_broken_local_edit_is_set_aside_so_the_device_can_sync_again() {
     let engine = engine_with(|_| {});
-    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
-    phone.create(visit("v1", "alice"), 0).unwrap();
-    sync(&engine, &mut phone, 1);
+    let mut phone = alice_with_visits(&engine, ["v1"]);
 
     // 1. An outdated app writes a check-in off the globe, and a good note elsewhere.
     phone
-        .update_unchecked("v1", 2, |d| {
-            if let Document::Visit(v) = d {
-                v.checkins.push(Checkin {
-                    id: "bad".into(),
-                    lat: 123.0,
-                    lon: 4.0,
-                    accuracy_m: 5.0,
-                    device_time_ms: 2,
-                    mock_location: false,
-                })
-            }
-        })
+        .update_unchecked("v1", 2, on_visit(|v| v.checkins.push(checkin("bad", (123.0, 4.0), 5.0, 2))))
         .unwrap();
     phone.create(visit("v2", "alice"), 2).unwrap();
 
@@ -312,7 +201,7 @@ fn two_offline_check_ins_pushed_together_are_judged_in_the_order_they_happened()
         c.location = GeoPoint::wgs84(45.045, 4.0); // 5 km north of c1
     }
     engine.write_as_server(TEAM, &[customer("c1", "alice"), c2], 0).unwrap();
-    let mut phone = Replica::new("p1", who("alice", Role::Rep), ActorId::from(b"p1"));
+    let mut phone = replica("p1", TEAM, "alice", Role::Rep);
     sync(&engine, &mut phone, 0);
     let hour = 3_600_000;
     let day = 1_796_000_000_000; // late 2026
@@ -323,14 +212,7 @@ fn two_offline_check_ins_pushed_together_are_judged_in_the_order_they_happened()
         let mut v = visit(id, "alice");
         if let Document::Visit(v) = &mut v {
             v.customer_id = cust.into();
-            v.checkins = vec![Checkin {
-                id: format!("{id}-c"),
-                lat,
-                lon: 4.0,
-                accuracy_m: 5.0,
-                device_time_ms: t,
-                mock_location: false,
-            }];
+            v.checkins = vec![checkin(&format!("{id}-c"), (lat, 4.0), 5.0, t)];
         }
         phone.create(v, t).unwrap();
     }

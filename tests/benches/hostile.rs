@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fieldsync_core::Role;
-use fieldsync_core::docs::{DocKind, Document};
-use fieldsync_e2e::{MORNING_MS, notes_then_a_tier_change, push_request, two_reps};
+use fieldsync_core::docs::DocKind;
+use fieldsync_e2e::fixtures::on_visit;
+use fieldsync_e2e::{MORNING_MS, notes_then_a_tier_change, two_reps};
 
 const TEAM: &str = "bench";
 
@@ -38,8 +39,7 @@ async fn run(n: usize) {
     let server = two_reps(TEAM).await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", n);
-    let req =
-        push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+    let req = alice.push_request("c-alice", DocKind::Customer, changes);
     let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
     bob.sync().await.expect("bob bootstraps");
 
@@ -58,11 +58,7 @@ async fn run(n: usize) {
     while in_flight.load(Ordering::SeqCst) && i < 1_000_000 {
         i += 1;
         bob.replica
-            .update("v-bob", MORNING_MS, |d| {
-                if let Document::Visit(v) = d {
-                    v.notes.update(format!("bob {i}"));
-                }
-            })
+            .update("v-bob", MORNING_MS, on_visit(|v| v.notes.update(format!("bob {i}"))))
             .expect("bob's note");
         let t = Instant::now();
         bob.sync().await.expect("bob syncs");

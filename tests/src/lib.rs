@@ -9,11 +9,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use automerge::{ActorId, Automerge};
-use fieldsync_core::client::{ApplyReport, Replica};
+use base64::Engine as _;
+use fieldsync_core::Role;
+use fieldsync_core::client::{ApplyReport, RejectedEdit, Replica};
 use fieldsync_core::docs::{DocKind, Document};
 use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, DocPush, SyncRequest, SyncResponse};
-use fieldsync_core::{Principal, Role};
+use fieldsync_core::storage::Storage as _;
 use fieldsync_server::{Clock, Server, ServerConfig};
+
+/// The document builders of the stories (`fieldsync-core`'s test support).
+pub use fieldsync_core::testing::fixtures;
 
 /// A settable clock: time is passed in, so tests are deterministic.
 #[derive(Debug)]
@@ -121,9 +126,30 @@ impl TestServer {
             .expect("issue token")
     }
 
+    /// A server holding `docs` in `team`.
+    pub async fn seeded(team: &str, docs: &[Document]) -> Self {
+        let server = Self::start().await;
+        server.seed(team, docs);
+        server
+    }
+
+    /// A server holding the demo team (`demo`: five reps, 300 customers, their visits and plan).
+    pub async fn demo() -> Self {
+        let server = Self::start().await;
+        server.seed_demo();
+        server
+    }
+
     /// Writes documents as the server (the way an import or the seed does).
     pub fn seed(&self, team: &str, docs: &[Document]) {
         self.server().engine().write_as_server(team, docs, self.clock.now_ms()).expect("seed documents");
+    }
+
+    /// Writes the demo team, as `fieldsync seed` does on an empty server.
+    pub fn seed_demo(&self) {
+        fieldsync_server::seed::seed_demo(self.server().engine(), 42, MORNING_MS)
+            .expect("seed")
+            .expect("seeded");
     }
 
     /// The server's typed view of a document.
@@ -131,15 +157,27 @@ impl TestServer {
         self.server().engine().read_doc(team, id).expect("read doc").map(|(d, _)| d)
     }
 
+    /// The stored document (storage, not the engine's cache), as Automerge.
+    pub fn stored(&self, team: &str, id: &str) -> Automerge {
+        let bytes = self.server().engine().storage().load_doc(team, id).expect("load").expect("stored");
+        Automerge::load(&bytes).expect("stored bytes load")
+    }
+
     pub fn add_device(&self, device_id: &str, team: &str, user: &str, role: Role) -> Device {
-        let who = Principal { team: team.into(), user: user.into(), role };
         Device {
-            replica: Replica::new(device_id, who, ActorId::from(device_id.as_bytes())),
+            replica: fieldsync_core::testing::replica(device_id, team, user, role),
             token: self.token(team, user, role),
             url: self.url(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             online: true,
         }
+    }
+
+    /// [`TestServer::add_device`], bootstrapped: the device holds its scope.
+    pub async fn synced_device(&self, device_id: &str, team: &str, user: &str, role: Role) -> Device {
+        let mut device = self.add_device(device_id, team, user, role);
+        device.sync().await.unwrap_or_else(|e| panic!("{device_id} bootstraps: {e:?}"));
+        device
     }
 }
 
@@ -175,7 +213,7 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    pub fn rejected(&self) -> Vec<&fieldsync_core::client::RejectedEdit> {
+    pub fn rejected(&self) -> Vec<&RejectedEdit> {
         self.reports.iter().flat_map(|r| r.rejected.iter()).collect()
     }
 }
@@ -220,6 +258,12 @@ impl Device {
         Ok(bytes.to_vec())
     }
 
+    /// A request pushing `changes` of one document from this device at its cursor, as a hand-built
+    /// (or tampered) client would send it.
+    pub fn push_request(&self, doc_id: &str, kind: DocKind, changes: Vec<Vec<u8>>) -> SyncRequest {
+        push_request(self.replica.device_id(), self.replica.cursor().clone(), doc_id, kind, changes)
+    }
+
     /// One exchange without applying the answer (to simulate a lost response).
     pub async fn exchange(&self, req: &SyncRequest) -> Result<SyncResponse, DeviceError> {
         let bytes = self.post_raw(req.encode()).await?;
@@ -249,37 +293,66 @@ impl Device {
         self.replica.get(id)
     }
 
+    /// What an outdated or tampered app does: writes `edit` bypassing the local rules, then syncs.
+    /// Returns the edits the server refused.
+    pub async fn sync_tampered(&mut self, id: &str, edit: impl FnOnce(&mut Document)) -> Vec<RejectedEdit> {
+        self.replica.update_unchecked(id, self.now(), edit).expect("tampered write");
+        let outcome = self.sync().await.expect("sync");
+        outcome.rejected().into_iter().cloned().collect()
+    }
+
     /// GET a JSON endpoint with this device's token: (status, body).
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
-            .get(format!("{}{}", self.url, path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let req = self.http.get(format!("{}{}", self.url, path)).bearer_auth(&self.token);
+        json_answer(req.send().await.expect("GET")).await
+    }
+
+    /// POST a JSON body to an endpoint with this device's token: (status, body).
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let req = self.http.post(format!("{}{}", self.url, path)).bearer_auth(&self.token);
+        let req = req.header("content-type", "application/json").body(body.to_string());
+        json_answer(req.send().await.expect("POST")).await
     }
 }
 
-impl Device {
-    /// POST a JSON body to an endpoint with this device's token: (status, body).
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
-            .post(format!("{}{}", self.url, path))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("POST");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
-    }
+/// A response's status and JSON body (`null` when the body is not JSON).
+pub async fn json_answer(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Unpadded base64url, as JWTs use it.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The bytes of unpadded base64url text.
+pub fn b64url_decode(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).expect("base64url")
+}
+
+/// Edits `doc` through its typed form (no rules) in one transaction.
+pub fn edit_typed(doc: &mut Automerge, edit: impl FnOnce(&mut Document)) {
+    doc.transact(|tx| -> Result<(), String> {
+        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
+        edit(&mut d);
+        d.reconcile_into(tx).map_err(|e| e.to_string())
+    })
+    .expect("edit the document");
+}
+
+/// The changes that create `doc` from nothing under `actor`, built directly with Automerge: no
+/// local rules, no validation.
+pub fn created_by_hand(actor: &str, doc: &Document) -> Vec<Vec<u8>> {
+    let mut am = Automerge::new().with_actor(ActorId::from(actor.as_bytes()));
+    am.transact(|tx| doc.reconcile_into(tx).map_err(|e| e.to_string())).expect("build the document");
+    changes_since(&am, &[])
+}
+
+/// The raw bytes of `doc`'s changes since `heads`.
+pub fn changes_since(doc: &Automerge, heads: &[automerge::ChangeHash]) -> Vec<Vec<u8>> {
+    doc.get_changes(heads).iter().map(|c| c.raw_bytes().to_vec()).collect()
 }
 
 /// The visit in a typed read, or a test failure naming what was there instead.
@@ -322,15 +395,10 @@ pub fn push_request(
 pub fn tampered_changes(doc: &Automerge, actor: &str, edit: impl FnOnce(&mut Document)) -> Vec<Vec<u8>> {
     let mut fork = doc.clone().with_actor(ActorId::from(actor.as_bytes()));
     let before = fork.get_heads();
-    fork.transact(|tx| -> Result<(), String> {
-        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
-        edit(&mut d);
-        d.reconcile_into(tx).map_err(|e| e.to_string())
-    })
-    .expect("edit the fork");
-    let new = fork.get_changes(&before);
+    edit_typed(&mut fork, edit);
+    let new = changes_since(&fork, &before);
     assert!(!new.is_empty(), "the edit made a change");
-    new.iter().map(|c| c.raw_bytes().to_vec()).collect()
+    new
 }
 
 /// A customer as stored, with `n` one-letter note edits and then one tier change on top (which a
@@ -339,9 +407,7 @@ pub fn tampered_changes(doc: &Automerge, actor: &str, edit: impl FnOnce(&mut Doc
 pub fn notes_then_a_tier_change(server: &TestServer, team: &str, customer: &str, n: usize) -> Vec<Vec<u8>> {
     use automerge::ReadDoc as _;
     use automerge::transaction::Transactable as _;
-    use fieldsync_core::storage::Storage as _;
-    let bytes = server.server().engine().storage().load_doc(team, customer).expect("load").expect("doc");
-    let mut doc = Automerge::load(&bytes).expect("load").with_actor(ActorId::from(b"alice-phone".as_slice()));
+    let mut doc = server.stored(team, customer).with_actor(ActorId::from(b"alice-phone".as_slice()));
     let before = doc.get_heads();
     let notes = match doc.get(automerge::ROOT, "notes").expect("notes") {
         Some((_, id)) => id,
@@ -350,33 +416,18 @@ pub fn notes_then_a_tier_change(server: &TestServer, team: &str, customer: &str,
     for i in 0..n {
         doc.transact(|tx| tx.splice_text(&notes, 0, 0, if i % 2 == 0 { "a" } else { "b" })).expect("note");
     }
-    doc.transact(|tx| -> Result<(), String> {
-        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
-        if let Document::Customer(c) = &mut d {
-            c.tier = Some(fieldsync_core::docs::Tier::A);
-        }
-        d.reconcile_into(tx).map_err(|e| e.to_string())
-    })
-    .expect("tier");
-    doc.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect()
+    edit_typed(&mut doc, fixtures::on_customer(|c| c.tier = Some(fieldsync_core::docs::Tier::A)));
+    changes_since(&doc, &before)
 }
 
 /// A server with a team of two reps, each with a territory and a customer, and a visit of bob's:
 /// the stage of the hostile-push tests and bench.
 pub async fn two_reps(team: &str) -> TestServer {
-    use fixtures::{LYON, customer, territory, visit};
-    let server = TestServer::start().await;
-    server.seed(
-        team,
-        &[
-            territory("t-alice", &["alice"]),
-            territory("t-bob", &["bob"]),
-            Document::Customer(customer("c-alice", "alice", Some("t-alice"), LYON)),
-            Document::Customer(customer("c-bob", "bob", Some("t-bob"), LYON)),
-            Document::Visit(visit("v-bob", "c-bob", "bob", MORNING_MS)),
-        ],
-    );
-    server
+    use fixtures::{territory_with_customer, visit};
+    let mut docs = territory_with_customer("t-alice", &["alice"], "c-alice");
+    docs.extend(territory_with_customer("t-bob", &["bob"], "c-bob"));
+    docs.push(visit("v-bob", "c-bob", "bob", MORNING_MS).into());
+    TestServer::seeded(team, &docs).await
 }
 
 /// Every document a device holds has the same heads on the server.
@@ -391,90 +442,6 @@ pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
             local.sort();
             remote.sort();
             assert_eq!(local, remote, "{} and the server disagree on {id}", d.replica.device_id());
-        }
-    }
-}
-
-/// Document builders for the stories.
-pub mod fixtures {
-    use std::collections::HashMap;
-
-    use fieldsync_core::docs::*;
-
-    /// Lyon, Place Bellecour.
-    pub const LYON: (f64, f64) = (45.7578, 4.8320);
-
-    /// A point `north_m` metres north and `east_m` metres east of `from`.
-    pub fn offset(from: (f64, f64), north_m: f64, east_m: f64) -> (f64, f64) {
-        let lat = from.0 + north_m / 111_195.0;
-        let lon = from.1 + east_m / (111_195.0 * from.0.to_radians().cos());
-        (lat, lon)
-    }
-
-    pub fn territory(id: &str, reps: &[&str]) -> Document {
-        Document::Territory(Territory {
-            kind: "territory".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: format!("Territory {id}"),
-            reps: reps.iter().map(|r| r.to_string()).collect(),
-            polygons: vec![],
-            sub_areas: vec![],
-        })
-    }
-
-    pub fn customer(id: &str, owner: &str, territory: Option<&str>, at: (f64, f64)) -> Customer {
-        Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: format!("Customer {id}"),
-            location: GeoPoint::wgs84(at.0, at.1),
-            address: "1 place Bellecour, Lyon".into(),
-            timezone: "Europe/Paris".into(),
-            opening_hours: vec![OpeningHours { weekday: 1, open_min: 480, close_min: 1080 }],
-            potential_value: 50_000.0,
-            close_probability: 0.5,
-            tier: Some(Tier::B),
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
-            opportunity_stage: "qualification".into(),
-            owner_rep: Some(owner.into()),
-            territory: territory.map(str::to_string),
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "server".into(),
-        }
-    }
-
-    pub fn visit(id: &str, customer: &str, rep: &str, start_ms: i64) -> Visit {
-        Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            customer_id: customer.into(),
-            rep: rep.into(),
-            planned_start_ms: start_ms,
-            planned_end_ms: start_ms + 45 * 60_000,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: HashMap::new(),
-            created_by: rep.into(),
-        }
-    }
-
-    pub fn checkin(id: &str, at: (f64, f64), accuracy_m: f64, time_ms: i64) -> Checkin {
-        Checkin {
-            id: id.into(),
-            lat: at.0,
-            lon: at.1,
-            accuracy_m,
-            device_time_ms: time_ms,
-            mock_location: false,
         }
     }
 }

@@ -7,8 +7,10 @@ use fieldsync_core::Role;
 use fieldsync_core::docs::{DocKind, Document, VisitState};
 use fieldsync_core::protocol::{Cursor, DocPush, SyncRequest, SyncResponse, WireError};
 use fieldsync_core::storage::Storage as _;
-use fieldsync_e2e::fixtures::{self, LYON, offset};
-use fieldsync_e2e::{Device, DeviceError, MORNING_MS, TestServer, assert_converged};
+use fieldsync_e2e::fixtures::{self, LYON, offset, on_visit, prepend_notes};
+use fieldsync_e2e::{
+    Device, DeviceError, MORNING_MS, TestServer, assert_converged, changes_since, created_by_hand,
+};
 
 const TEAM: &str = "acme";
 
@@ -16,24 +18,17 @@ const TEAM: &str = "acme";
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A team with one territory (alice) and one customer in it.
-async fn team_with_a_customer() -> TestServer {
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            fixtures::territory("terr-1", &["alice"]),
-            Document::Customer(fixtures::customer("cust-1", "alice", Some("terr-1"), LYON)),
-        ],
-    );
-    server
+/// A team with one territory (alice) and one customer in it, and alice's phone (not synced yet).
+async fn team_and_alice() -> (TestServer, Device) {
+    let server =
+        TestServer::seeded(TEAM, &fixtures::territory_with_customer("terr-1", &["alice"], "cust-1")).await;
+    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    (server, alice)
 }
 
-/// All changes of a document built directly with Automerge, bypassing every local check.
-fn changes_of(doc: &Document, actor: &str) -> Vec<Vec<u8>> {
-    let mut am = Automerge::new().with_actor(ActorId::from(actor.as_bytes()));
-    am.transact(|tx| doc.reconcile_into(tx)).expect("reconcile");
-    am.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect()
+/// A visit alice plans at cust-1 this morning.
+fn alices_visit(id: &str) -> Document {
+    fixtures::visit(id, "cust-1", "alice", MORNING_MS).into()
 }
 
 fn push(doc_id: &str, kind: DocKind, changes: Vec<Vec<u8>>) -> DocPush {
@@ -54,8 +49,8 @@ fn visit_checked_in_at(id: &str, at: (f64, f64)) -> Document {
 
 /// A small, valid request pushing a new visit (small enough not to be deflated).
 fn good_request() -> SyncRequest {
-    let v = Document::Visit(fixtures::visit("v-ok", "cust-1", "alice", MORNING_MS));
-    request("alice-phone", vec![push("v-ok", DocKind::Visit, changes_of(&v, "alice-phone"))])
+    let v = alices_visit("v-ok");
+    request("alice-phone", vec![push("v-ok", DocKind::Visit, created_by_hand("alice-phone", &v))])
 }
 
 /// What the server holds before a bad request, to show afterwards that nothing was stored.
@@ -131,8 +126,7 @@ async fn a_normal_sync_still_works(server: &TestServer) {
 #[tokio::test]
 async fn garbage_empty_future_version_truncated_and_unknown_flag_frames_get_400_with_a_json_error() {
     // 1. A team, a device, and a good request to spoil.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let good = good_request().encode();
     assert_eq!(good[5], 0, "the good request is small enough to travel uncompressed");
     let spoiled = |at: usize, byte: u8| {
@@ -207,8 +201,7 @@ async fn a_payload_deflating_past_the_limit_is_refused_with_413_without_taking_t
     //    NUL characters) of about 1.7 MB that inflates to just over the 256 MiB decode limit. The
     //    server decodes as it inflates, so the prefix is valid CBOR: the limit, not a type error,
     //    is what stops it.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let limit = fieldsync_core::protocol::MAX_DECODED_BYTES;
     let repeats = limit / 258 + 1;
     let mut bits = BitWriter::default();
@@ -281,8 +274,7 @@ impl BitWriter {
 #[tokio::test]
 async fn a_body_over_64_mib_is_refused_with_413_and_nothing_is_stored() {
     // 1. 65 MiB of zeros, in one request.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let before = stored(&server);
     let body = vec![0u8; 65 * 1024 * 1024];
 
@@ -302,19 +294,25 @@ async fn a_body_over_64_mib_is_refused_with_413_and_nothing_is_stored() {
 async fn refusals_made_by_the_http_layer_itself_also_carry_the_json_error_body() {
     // 1. Requests that axum refuses before a handler runs: a body over the 64 MiB limit, an id that
     //    is not UTF-8, a query that does not parse, a method the route does not have.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
+    let boss = server.add_device("boss-laptop", TEAM, "boss", Role::Manager);
     let url = |path: &str| format!("{}{}", alice.url, path);
     let cases = vec![
-        ("body over the limit", 413, alice.http.post(url("/v1/sync")).body(vec![0u8; 65 * 1024 * 1024])),
-        ("id not UTF-8", 400, alice.http.get(url("/v1/docs/%FF"))),
-        ("limit not a number", 400, alice.http.get(url("/v1/quarantine?limit=abc"))),
-        ("PUT on the sync route", 405, alice.http.put(url("/v1/sync"))),
+        (
+            "body over the limit",
+            413,
+            &alice,
+            alice.http.post(url("/v1/sync")).body(vec![0u8; 65 * 1024 * 1024]),
+        ),
+        ("id not UTF-8", 400, &alice, alice.http.get(url("/v1/docs/%FF"))),
+        // The quarantine is a manager's: a rep is refused before the query is read.
+        ("limit not a number", 400, &boss, alice.http.get(url("/v1/quarantine?limit=abc"))),
+        ("PUT on the sync route", 405, &alice, alice.http.put(url("/v1/sync"))),
     ];
 
     // 2. Each gets its status and the same JSON error shape as every other refusal.
-    for (what, status, req) in cases {
-        let resp = req.bearer_auth(&alice.token).send().await.expect("the server answers");
+    for (what, status, caller, req) in cases {
+        let resp = req.bearer_auth(&caller.token).send().await.expect("the server answers");
         assert_eq!(resp.status().as_u16(), status, "{what}");
         let content_type =
             resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -334,10 +332,8 @@ async fn refusals_made_by_the_http_layer_itself_also_carry_the_json_error_body()
 #[tokio::test]
 async fn a_push_with_random_or_truncated_change_bytes_gets_400_corrupt_change_and_stores_nothing() {
     // 1. A valid visit's change, and the ways it can arrive broken.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let v = Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS));
-    let good = changes_of(&v, "alice-phone");
+    let (server, alice) = team_and_alice().await;
+    let good = created_by_hand("alice-phone", &alices_visit("v-1"));
     let mut random = Vec::with_capacity(300);
     let mut x: u32 = 0x2545_f491;
     for _ in 0..300 {
@@ -371,8 +367,7 @@ async fn a_push_with_random_or_truncated_change_bytes_gets_400_corrupt_change_an
 #[tokio::test]
 async fn a_push_with_an_unknown_document_kind_gets_400() {
     // 1. A valid request, its kind "visit" patched to "spacs" inside the (uncompressed) CBOR.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let mut body = good_request().encode();
     assert_eq!(body[5], 0, "uncompressed, so the CBOR can be patched");
     let needle = b"\x64kind\x65visit"; // text(4) "kind", text(5) "visit"
@@ -391,8 +386,7 @@ async fn a_push_with_an_unknown_document_kind_gets_400() {
 #[tokio::test]
 async fn a_visit_whose_check_in_is_off_the_globe_gets_422_invalid_document_and_stores_nothing() {
     // 1. New visits with impossible check-ins, built directly so that no local check stops them.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let cases: Vec<(&str, (f64, f64))> = vec![
         ("latitude 123", (123.0, LYON.1)),
         ("latitude NaN", (f64::NAN, LYON.1)),
@@ -402,8 +396,9 @@ async fn a_visit_whose_check_in_is_off_the_globe_gets_422_invalid_document_and_s
     ];
     for (what, at) in cases {
         let v = visit_checked_in_at("v-bad", at);
-        let body = request("alice-phone", vec![push("v-bad", DocKind::Visit, changes_of(&v, "alice-phone"))])
-            .encode();
+        let body =
+            request("alice-phone", vec![push("v-bad", DocKind::Visit, created_by_hand("alice-phone", &v))])
+                .encode();
         assert_refused(&server, &alice, what, body, 422, "invalid_document").await;
         assert!(server.doc(TEAM, "v-bad").is_none(), "{what}: not stored");
     }
@@ -411,20 +406,22 @@ async fn a_visit_whose_check_in_is_off_the_globe_gets_422_invalid_document_and_s
     // 2. A negative accuracy is refused the same way.
     let mut v = fixtures::visit("v-bad", "cust-1", "alice", MORNING_MS);
     v.checkins.push(fixtures::checkin("ci-1", LYON, -5.0, MORNING_MS));
-    let body =
-        request("alice-phone", vec![push("v-bad", DocKind::Visit, changes_of(&Document::Visit(v), "a"))])
-            .encode();
+    let body = request(
+        "alice-phone",
+        vec![push("v-bad", DocKind::Visit, created_by_hand("a", &Document::Visit(v)))],
+    )
+    .encode();
     assert_refused(&server, &alice, "negative accuracy", body, 422, "invalid_document").await;
 
     // 3. A good visit in the same request as a bad one is not stored either: the request is refused
     //    whole.
-    let good = Document::Visit(fixtures::visit("v-good", "cust-1", "alice", MORNING_MS));
+    let good = alices_visit("v-good");
     let bad = visit_checked_in_at("v-bad", (123.0, LYON.1));
     let body = request(
         "alice-phone",
         vec![
-            push("v-good", DocKind::Visit, changes_of(&good, "alice-phone")),
-            push("v-bad", DocKind::Visit, changes_of(&bad, "alice-phone")),
+            push("v-good", DocKind::Visit, created_by_hand("alice-phone", &good)),
+            push("v-bad", DocKind::Visit, created_by_hand("alice-phone", &bad)),
         ],
     )
     .encode();
@@ -436,31 +433,18 @@ async fn a_visit_whose_check_in_is_off_the_globe_gets_422_invalid_document_and_s
 #[tokio::test]
 async fn an_edit_putting_an_existing_visits_check_in_off_the_globe_gets_422_and_changes_nothing() {
     // 1. Alice has a visit on the server.
-    let server = team_with_a_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, mut alice) = team_and_alice().await;
     alice.sync().await.expect("bootstrap");
-    alice
-        .replica
-        .create(Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)), MORNING_MS)
-        .expect("plan");
+    alice.replica.create(alices_visit("v-1"), MORNING_MS).expect("plan");
     alice.sync().await.expect("push");
     let heads = server.server().engine().doc_heads(TEAM, "v-1").expect("heads");
 
     // 2. An outdated app appends a check-in at longitude -200 (bypassing the local checks).
-    let local = alice.replica.update("v-1", MORNING_MS, |d| {
-        if let Document::Visit(v) = d {
-            v.checkins.push(fixtures::checkin("ci-1", (LYON.0, -200.0), 5.0, MORNING_MS))
-        }
-    });
+    let off_the_globe =
+        || on_visit(|v| v.checkins.push(fixtures::checkin("ci-1", (LYON.0, -200.0), 5.0, MORNING_MS)));
+    let local = alice.replica.update("v-1", MORNING_MS, off_the_globe());
     assert!(local.is_err(), "the library refuses it");
-    alice
-        .replica
-        .update_unchecked("v-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                v.checkins.push(fixtures::checkin("ci-1", (LYON.0, -200.0), 5.0, MORNING_MS))
-            }
-        })
-        .expect("tampered write");
+    alice.replica.update_unchecked("v-1", MORNING_MS, off_the_globe()).expect("tampered write");
     let body = alice.replica.prepare_request().encode();
 
     // 3. 422, the stored visit is unchanged.
@@ -476,28 +460,22 @@ async fn an_edit_putting_an_existing_visits_check_in_off_the_globe_gets_422_and_
 #[tokio::test]
 async fn a_document_pushed_as_another_kind_or_under_another_id_is_refused_with_a_4xx() {
     // 1. A new customer (a prospect of alice's) pushed with kind "visit".
-    let server = team_with_a_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, mut alice) = team_and_alice().await;
     let mut prospect = fixtures::customer("cust-new", "alice", None, LYON);
     prospect.tier = None;
     prospect.created_by = "alice".into();
     let prospect = Document::Customer(prospect);
-    let body =
-        request("alice-phone", vec![push("cust-new", DocKind::Visit, changes_of(&prospect, "alice-phone"))])
-            .encode();
+    let body = request(
+        "alice-phone",
+        vec![push("cust-new", DocKind::Visit, created_by_hand("alice-phone", &prospect))],
+    )
+    .encode();
     assert_refused(&server, &alice, "new customer pushed as a visit", body, 422, "kind_mismatch").await;
     assert!(server.doc(TEAM, "cust-new").is_none());
 
     // 2. An edit to the existing customer, pushed with kind "visit".
     alice.sync().await.expect("bootstrap");
-    alice
-        .replica
-        .update("cust-1", MORNING_MS, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "note")
-            }
-        })
-        .expect("edit");
+    alice.replica.update("cust-1", MORNING_MS, prepend_notes("note")).expect("edit");
     let mut req = alice.replica.prepare_request();
     assert_eq!(req.push.len(), 1);
     req.push[0].kind = DocKind::Visit;
@@ -512,9 +490,9 @@ async fn a_document_pushed_as_another_kind_or_under_another_id_is_refused_with_a
     .await;
 
     // 3. A visit whose document says "v-1" pushed as "v-2".
-    let v = Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS));
-    let body =
-        request("alice-phone", vec![push("v-2", DocKind::Visit, changes_of(&v, "alice-phone"))]).encode();
+    let v = alices_visit("v-1");
+    let body = request("alice-phone", vec![push("v-2", DocKind::Visit, created_by_hand("alice-phone", &v))])
+        .encode();
     assert_refused(&server, &alice, "visit under another id", body, 422, "invalid_document").await;
     assert!(server.doc(TEAM, "v-1").is_none() && server.doc(TEAM, "v-2").is_none());
 
@@ -525,7 +503,7 @@ async fn a_document_pushed_as_another_kind_or_under_another_id_is_refused_with_a
         tx.put(automerge::ROOT, "hello", "world")
     })
     .expect("change");
-    let bytes = bare.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let bytes = changes_since(&bare, &[]);
     let body = request("alice-phone", vec![push("v-3", DocKind::Visit, bytes)]).encode();
     assert_refused(&server, &alice, "not a document", body, 422, "invalid_document").await;
     a_normal_sync_still_works(&server).await;
@@ -534,10 +512,8 @@ async fn a_document_pushed_as_another_kind_or_under_another_id_is_refused_with_a
 #[tokio::test]
 async fn illegal_document_and_device_ids_get_400_bad_request() {
     // 1. A valid visit, pushed under ids that could never be keys or path segments.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let v = Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS));
-    let changes = changes_of(&v, "alice-phone");
+    let (server, alice) = team_and_alice().await;
+    let changes = created_by_hand("alice-phone", &alices_visit("v-1"));
     let long = "v".repeat(200);
     for bad in ["a/b", "", long.as_str(), "../../etc/passwd", "visit 1", "vísit", "v\u{0}1", "v\n1"] {
         let body = request("alice-phone", vec![push(bad, DocKind::Visit, changes.clone())]).encode();
@@ -571,8 +547,7 @@ async fn illegal_document_and_device_ids_get_400_bad_request() {
 #[tokio::test]
 async fn a_push_of_more_documents_than_allowed_at_once_gets_413() {
     // 1. One document more than the engine takes in one request (empty pushes: tiny on the wire).
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let max = server.server().engine().config().max_push_docs;
     let pushes = (0..=max).map(|i| push(&format!("v-{i}"), DocKind::Visit, vec![])).collect();
     let body = request("alice-phone", pushes).encode();
@@ -640,8 +615,7 @@ fn corrupt_wire_fixtures_never_decode() {
 #[tokio::test]
 async fn the_corrupt_wire_fixtures_posted_to_the_server_get_400_and_it_keeps_serving() {
     // 1. A few of the fixtures above, over HTTP.
-    let server = team_with_a_customer().await;
-    let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let (server, alice) = team_and_alice().await;
     let cases: &[(&[u8], &str)] = &[
         (b"FSYN\x01\xff\xff", "malformed"),
         (b"FSYN\x01\x01\xff\xff", "malformed"),

@@ -4,7 +4,7 @@
 
 use fieldsync_core::Role;
 use fieldsync_core::docs::Document;
-use fieldsync_e2e::fixtures::{self, LYON};
+use fieldsync_e2e::fixtures::{self, on_customer, prepend_notes};
 use fieldsync_e2e::{Device, MORNING_MS, TestServer, assert_converged};
 use proptest::prelude::*;
 
@@ -59,14 +59,11 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let server = TestServer::start().await;
-        server.seed(
+        let server = TestServer::seeded(
             TEAM,
-            &[
-                fixtures::territory("terr-1", &["alice", "bob"]),
-                Document::Customer(fixtures::customer("cust-1", "alice", Some("terr-1"), LYON)),
-            ],
-        );
+            &fixtures::territory_with_customer("terr-1", &["alice", "bob"], "cust-1"),
+        )
+        .await;
         let mut devices = vec![
             server.add_device("alice-phone", TEAM, "alice", Role::Rep),
             server.add_device("bob-phone", TEAM, "bob", Role::Rep),
@@ -93,8 +90,10 @@ impl World {
                 let fragment = format!("[{dev}:{}]", self.counter);
                 self.devices[dev]
                     .replica
-                    .update("cust-1", now, |d| {
-                        if let Document::Customer(c) = d {
+                    .update(
+                        "cust-1",
+                        now,
+                        on_customer(|c| {
                             let len = c.notes.as_str().chars().count();
                             let pos = if len == 0 { 0 } else { at as usize % (len + 1) };
                             // Insert between fragments, never inside one.
@@ -107,8 +106,8 @@ impl World {
                                 .rfind(']')
                                 .map_or(0, |i| i + 1);
                             c.notes.splice(pos, 0, &fragment);
-                        }
-                    })
+                        }),
+                    )
                     .expect("notes edit is allowed");
                 self.fragments.push(fragment);
             }
@@ -116,11 +115,7 @@ impl World {
                 let s = ["none", "call_back", "send_quote", "visit_again"][status as usize];
                 self.devices[dev]
                     .replica
-                    .update("cust-1", now, |d| {
-                        if let Document::Customer(c) = d {
-                            c.follow_up_status = s.into()
-                        }
-                    })
+                    .update("cust-1", now, on_customer(|c| c.follow_up_status = s.into()))
                     .expect("status edit is allowed");
             }
             Op::PlanVisit { dev } => {
@@ -131,7 +126,7 @@ impl World {
                 let id = format!("visit-{rep}-{}", self.counter);
                 self.devices[dev]
                     .replica
-                    .create(Document::Visit(fixtures::visit(&id, "cust-1", rep, now)), now)
+                    .create(fixtures::visit(&id, "cust-1", rep, now).into(), now)
                     .expect("a rep plans own visits");
             }
             Op::EditVisitNotes { dev } => {
@@ -148,11 +143,7 @@ impl World {
                 let fragment = format!("<{dev}:{}>", self.counter);
                 self.devices[dev]
                     .replica
-                    .update(&id, now, |d| {
-                        if let Document::Visit(v) = d {
-                            v.notes.splice(0, 0, &fragment)
-                        }
-                    })
+                    .update(&id, now, prepend_notes(&fragment))
                     .expect("visit notes edit is allowed");
                 self.visit_fragments.push((id, fragment));
             }

@@ -2,7 +2,6 @@
 //! the apps hold) as the phones and the tablet: its sled store, its HTTP client, its sync loop.
 
 use fieldsync_core::Role;
-use fieldsync_core::docs::Document;
 use fieldsync_core::geo::VerificationStatus;
 use fieldsync_e2e::fixtures::{self, LYON, offset};
 use fieldsync_e2e::{MORNING_MS, TestServer};
@@ -21,6 +20,11 @@ fn phone(
     (client, dir)
 }
 
+/// A GPS fix at `at`, as the phone's location service reports it.
+fn fix(at: (f64, f64), accuracy_m: f64, device_time_ms: i64) -> GpsFix {
+    GpsFix { lat: at.0, lon: at.1, accuracy_m, device_time_ms, mock_location: false }
+}
+
 /// Blocking library calls, run off the async runtime that serves the test server.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -29,14 +33,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reps_and_a_manager_on_the_device_library_end_up_with_the_same_documents() {
     // 1. The team: alice and bob share a territory and its customer.
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            fixtures::territory("terr-1", &["alice", "bob"]),
-            Document::Customer(fixtures::customer("cust-1", "alice", Some("terr-1"), LYON)),
-        ],
-    );
+    let server =
+        TestServer::seeded(TEAM, &fixtures::territory_with_customer("terr-1", &["alice", "bob"], "cust-1"))
+            .await;
     let (alice, _a) = phone(&server, "alice", Role::Rep);
     let (bob, _b) = phone(&server, "bob", Role::Rep);
     let (maria, _m) = phone(&server, "maria", Role::Manager);
@@ -52,37 +51,14 @@ async fn two_reps_and_a_manager_on_the_device_library_end_up_with_the_same_docum
     server.clock().set_ms(now + 2 * 3_600_000);
     let (va, vb) = blocking(|| {
         let va = alice.plan_visit("cust-1".into(), now, now + 2_700_000).expect("plan");
-        let at_door = offset(LYON, 15.0, 5.0);
-        let ok = alice
-            .check_in(
-                va.id.clone(),
-                GpsFix {
-                    lat: at_door.0,
-                    lon: at_door.1,
-                    accuracy_m: 8.0,
-                    device_time_ms: now,
-                    mock_location: false,
-                },
-            )
-            .expect("check in");
+        let ok = alice.check_in(va.id.clone(), fix(offset(LYON, 15.0, 5.0), 8.0, now)).expect("check in");
         assert_eq!(ok.verification.status, VerificationStatus::Verified);
         alice.set_visit_notes(va.id.clone(), "Owner wants the spring catalogue.".into()).expect("note");
         alice.set_customer_notes("cust-1".into(), "Alice: ordered 3 pallets.".into()).expect("customer note");
 
         let vb = bob.plan_visit("cust-1".into(), now, now + 2_700_000).expect("plan");
-        let far = offset(LYON, 600.0, 0.0);
-        let flagged = bob
-            .check_in(
-                vb.id.clone(),
-                GpsFix {
-                    lat: far.0,
-                    lon: far.1,
-                    accuracy_m: 10.0,
-                    device_time_ms: now + 60_000,
-                    mock_location: false,
-                },
-            )
-            .expect("check in");
+        let far = fix(offset(LYON, 600.0, 0.0), 10.0, now + 60_000);
+        let flagged = bob.check_in(vb.id.clone(), far).expect("check in");
         assert_eq!(flagged.verification.status, VerificationStatus::Flagged, "flagged on the spot");
         bob.set_customer_notes("cust-1".into(), "Bob: asks for a demo.".into()).expect("customer note");
         assert!(matches!(alice.sync(None), Err(FieldsyncError::Offline { .. })));

@@ -5,19 +5,11 @@
 use std::time::Duration;
 
 use fieldsync_core::Role;
-use fieldsync_e2e::{Device, MORNING_MS, RawResponse, TestServer, read_raw_response};
+use fieldsync_e2e::{Device, RawResponse, TestServer, b64url, json_answer, read_raw_response};
 use fieldsync_planning::areas::AreaConfig;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
-async fn demo() -> TestServer {
-    let server = TestServer::start().await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
-    server
-}
 
 /// The body is the typed JSON error: a snake_case `error` code and a `message` for people.
 fn assert_json_error(what: &str, status: u16, body: &Value, expected_status: u16, code: &str) {
@@ -43,6 +35,29 @@ async fn others_are_still_served(server: &TestServer, who: &str) {
     assert!(phone.replica.doc_ids().next().is_some(), "{who} received their documents");
 }
 
+/// Tries `attempt` every 25 ms until it gives something, 200 times at most (what the test waits
+/// for may take a moment to be admitted or to go away).
+async fn poll<T>(mut attempt: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..200 {
+        if let Some(done) = attempt().await {
+            return Some(done);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+/// Syncs `device` until the server refuses it with `status` (bounded retries: what should make it
+/// refuse may take a moment to be admitted); the refusal's body, or None if every sync went through.
+async fn refused_sync(device: &mut Device, status: u16) -> Option<Value> {
+    poll(async || match device.sync().await {
+        Err(fieldsync_e2e::DeviceError::Http { status: got, body }) if got == status => Some(body),
+        Err(e) => panic!("unexpected {e:?}"),
+        Ok(_) => None,
+    })
+    .await
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -57,28 +72,11 @@ fn area_config(edit: impl FnOnce(&mut Value)) -> Value {
 
 #[tokio::test]
 async fn a_rep_asking_for_four_billion_restarts_gets_422_and_the_server_keeps_serving() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     let crash = json!({ "n": 5, "config": area_config(|c| c["restarts"] = json!(u32::MAX)) });
     // Sent alongside the other reps' work: it must not take the process (and them) down.
-    let hostile = {
-        let url = format!("{}/v1/plan/sub-areas", alice.url);
-        let http = alice.http.clone();
-        let token = alice.token.clone();
-        tokio::spawn(async move {
-            let resp = http
-                .post(url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(crash.to_string())
-                .send()
-                .await
-                .expect("POST");
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
-        })
-    };
+    let hostile = tokio::spawn(async move { alice.post_json("/v1/plan/sub-areas", &crash).await });
     others_are_still_served(&server, "bruno").await;
     let (status, body) = hostile.await.expect("request task");
     assert_json_error("restarts = u32::MAX", status, &body, 422, "invalid_request");
@@ -89,7 +87,7 @@ async fn a_rep_asking_for_four_billion_restarts_gets_422_and_the_server_keeps_se
 /// Every client-supplied knob of the planning endpoints has a bound, checked before any work.
 #[tokio::test]
 async fn every_planning_knob_out_of_bounds_gets_a_typed_4xx_before_any_work() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     let maria = server.add_device("maria-tablet", "demo", "maria", Role::Manager);
     let day = |edit: &dyn Fn(&mut Value)| {
@@ -259,7 +257,7 @@ fn many_entries_frame(declared: u64, present: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_frame_of_millions_of_empty_entries_is_refused_with_413_while_decoding() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     // Six million entries declared, 200 000 present (a few MB), then garbage: refused as too
     // many while decoding; had the decoder gone on to the end it would have met the garbage
@@ -296,18 +294,21 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
 
 async fn healthz(server: &TestServer) -> (u16, Value) {
     let http = reqwest::Client::builder().timeout(PATIENCE * 2).build().expect("client");
-    let resp = http.get(format!("{}/healthz", server.url())).send().await.expect("GET /healthz");
-    let status = resp.status().as_u16();
-    (status, serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null))
+    json_answer(http.get(format!("{}/healthz", server.url())).send().await.expect("GET /healthz")).await
+}
+
+/// A server taking at most `max_connections` at once, each given `header_read_timeout` to send
+/// its request head.
+async fn connection_capped(max_connections: usize, header_read_timeout: Duration) -> TestServer {
+    TestServer::start_with(|c| {
+        (c.limits.max_connections, c.limits.header_read_timeout) = (max_connections, header_read_timeout)
+    })
+    .await
 }
 
 #[tokio::test]
 async fn hundreds_of_idle_and_slow_header_connections_do_not_stop_healthz() {
-    let server = TestServer::start_with(|c| {
-        c.limits.max_connections = 32;
-        c.limits.header_read_timeout = Duration::from_millis(500);
-    })
-    .await;
+    let server = connection_capped(32, Duration::from_millis(500)).await;
     // 1. 300 connections, ten times the cap: half say nothing, half send a request head that never ends.
     let mut held = Vec::new();
     for i in 0..300 {
@@ -403,20 +404,11 @@ async fn beyond_the_in_flight_cap_a_client_gets_503_with_retry_after_and_a_json_
     // 2. The next request is refused at once with 503, Retry-After and the JSON error (tried a
     //    bounded number of times: the two slow ones must first have reached the handler).
     let http = reqwest::Client::builder().timeout(PATIENCE).build().expect("client");
-    let mut refused = None;
-    for _ in 0..200 {
-        let resp = http
-            .get(format!("{}/v1/quarantine", server.url()))
-            .bearer_auth(server.token("demo", "maria", Role::Manager))
-            .send()
-            .await
-            .expect("GET");
-        if resp.status().as_u16() == 503 {
-            refused = Some(resp);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let quarantine = async || {
+        let req = http.get(format!("{}/v1/quarantine", server.url()));
+        req.bearer_auth(server.token("demo", "maria", Role::Manager)).send().await.expect("GET")
+    };
+    let refused = poll(async || Some(quarantine().await).filter(|r| r.status() == 503)).await;
     let resp = refused.expect("a 503 once two requests are in flight");
     let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
     let header_id = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -431,21 +423,8 @@ async fn beyond_the_in_flight_cap_a_client_gets_503_with_retry_after_and_a_json_
     assert_eq!(healthz(&server).await.0, 200);
     // 4. Once the slow clients go away, requests are served again.
     drop(slow);
-    let mut served = false;
-    for _ in 0..200 {
-        let resp = http
-            .get(format!("{}/v1/quarantine", server.url()))
-            .bearer_auth(server.token("demo", "maria", Role::Manager))
-            .send()
-            .await
-            .expect("GET");
-        if resp.status().as_u16() == 200 {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(served, "the server serves again once the slots are free");
+    let served = poll(async || (quarantine().await.status() == 200).then_some(())).await;
+    assert!(served.is_some(), "the server serves again once the slots are free");
 }
 
 // --- refusals hyper makes, and tokens with repeated claims ---------------------------------------
@@ -490,17 +469,6 @@ async fn a_one_mib_authorization_header_gets_431_with_the_json_error_body() {
 }
 
 fn hs256(secret: &[u8], payload: &str) -> String {
-    fn b64url(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-        }
-        out
-    }
     let message = format!("{}.{}", b64url(br#"{"alg":"HS256","typ":"JWT"}"#), b64url(payload.as_bytes()));
     let key = jsonwebtoken::EncodingKey::from_secret(secret).expect("key");
     let sig =
@@ -515,9 +483,7 @@ async fn a_correctly_signed_token_with_a_duplicated_role_claim_gets_401() {
         c.auth = Some(fieldsync_server::auth::AuthConfig::dev(SECRET.to_vec()).expect("auth config"));
     })
     .await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
+    server.seed_demo();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let claims = |role: &str| {
         format!(
@@ -529,15 +495,7 @@ async fn a_correctly_signed_token_with_a_duplicated_role_claim_gets_401() {
     let quarantine = |token: String| {
         let http = http.clone();
         let url = format!("{}/v1/quarantine", server.url());
-        async move {
-            let resp = http.get(url).bearer_auth(token).send().await.expect("GET");
-            let status = resp.status().as_u16();
-            (
-                status,
-                serde_json::from_slice::<Value>(&resp.bytes().await.unwrap_or_default())
-                    .unwrap_or(Value::Null),
-            )
-        }
+        async move { json_answer(http.get(url).bearer_auth(token).send().await.expect("GET")).await }
     };
     // The signing is right: the same token with one role is a rep, who may not read the quarantine.
     let (status, body) = quarantine(hs256(SECRET, &claims(r#""role":"rep""#))).await;
@@ -569,7 +527,7 @@ fn has_hex_run(text: &str) -> bool {
 #[tokio::test]
 async fn a_500_names_a_request_id_and_nothing_of_the_storage() {
     use fieldsync_core::storage::{KvBackend as _, KvOp};
-    let mut server = demo().await;
+    let mut server = TestServer::demo().await;
     // 1. Corrupt a stored document's metadata while the server is stopped.
     server.stop().await;
     {
@@ -623,7 +581,7 @@ async fn a_500_names_a_request_id_and_nothing_of_the_storage() {
 
 #[tokio::test]
 async fn every_error_body_carries_the_request_id_of_its_x_request_id_header() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     for (what, req) in [
         ("no token", alice.http.get(format!("{}/v1/quarantine", alice.url))),
@@ -649,11 +607,7 @@ async fn every_error_body_carries_the_request_id_of_its_x_request_id_header() {
 
 #[tokio::test]
 async fn a_client_beyond_the_connection_cap_is_served_once_a_connection_frees_up() {
-    let server = TestServer::start_with(|c| {
-        c.limits.max_connections = 4;
-        c.limits.header_read_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let server = connection_capped(4, Duration::from_secs(60)).await;
     // 1. The cap is held by four silent connections (the server has accepted them: a request
     //    on each would be answered).
     let mut held = Vec::new();
@@ -675,9 +629,7 @@ async fn a_client_beyond_the_connection_cap_is_served_once_a_connection_frees_up
 #[tokio::test]
 async fn planning_beyond_its_job_cap_gets_503_with_retry_after_while_syncs_go_on() {
     let server = TestServer::start_with(|c| c.limits.max_planning_jobs = 1).await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
+    server.seed_demo();
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     // Batches of concurrent sub-area computations (each takes a while) against one slot: some
     // are refused at once rather than queued. Bounded: at most 20 batches.
@@ -736,27 +688,14 @@ async fn bodies_beyond_the_memory_budget_get_503_before_they_are_read() {
         c.limits.body_read_timeout = Duration::from_secs(20);
     })
     .await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
+    server.seed_demo();
     let token = server.token("demo", "alice", Role::Rep);
     // 1. A sync whose body is still on its way holds its share of the budget.
     let slow = start_slow_post(&server, &token, 100, b"FSYN").await;
     // 2. Another sync is refused with 503 + Retry-After and the JSON error (bounded retries: the
     //    slow one must first have been admitted).
     let mut bruno = server.add_device("bruno-phone", "demo", "bruno", Role::Rep);
-    let mut refused = None;
-    for _ in 0..200 {
-        match bruno.sync().await {
-            Err(fieldsync_e2e::DeviceError::Http { status: 503, body }) => {
-                refused = Some(body);
-                break;
-            }
-            Err(e) => panic!("unexpected {e:?}"),
-            Ok(_) => tokio::time::sleep(Duration::from_millis(25)).await,
-        }
-    }
-    let body = refused.expect("a sync beyond the budget is refused");
+    let body = refused_sync(&mut bruno, 503).await.expect("a sync beyond the budget is refused");
     assert_json_error("body memory", 503, &body, 503, "overloaded");
     // Requests without a body are not charged.
     let (status, _) = bruno.get_json("/v1/plan/overdue").await;
@@ -772,15 +711,8 @@ async fn bodies_beyond_the_memory_budget_get_503_before_they_are_read() {
     assert_raw_json_error("1 TiB declared", &resp, 413, "too_large");
     // 4. Once the slow client goes, syncs go through.
     drop(slow);
-    let mut done = false;
-    for _ in 0..200 {
-        if bruno.sync().await.is_ok() {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(done, "syncs go through once the budget is free");
+    let done = poll(async || bruno.sync().await.ok()).await;
+    assert!(done.is_some(), "syncs go through once the budget is free");
 }
 
 #[tokio::test]
@@ -792,9 +724,7 @@ async fn strangers_slow_bodies_cost_nothing_and_one_rep_cannot_hold_the_body_bud
         c.limits.body_read_timeout = Duration::from_secs(20);
     })
     .await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
+    server.seed_demo();
     // 1. Strangers with bad tokens and bodies that never arrive: refused (401) without their
     //    bodies being read or charged.
     let mut strangers = Vec::new();
@@ -809,18 +739,7 @@ async fn strangers_slow_bodies_cost_nothing_and_one_rep_cannot_hold_the_body_bud
     let alice_token = server.token("demo", "alice", Role::Rep);
     let _held = start_slow_post(&server, &alice_token, 1000, b"FSYN").await;
     let mut alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
-    let mut refused = None;
-    for _ in 0..200 {
-        match alice.sync().await {
-            Err(fieldsync_e2e::DeviceError::Http { status: 429, body }) => {
-                refused = Some(body);
-                break;
-            }
-            Err(e) => panic!("unexpected {e:?}"),
-            Ok(_) => tokio::time::sleep(Duration::from_millis(25)).await,
-        }
-    }
-    let body = refused.expect("alice's second upload is refused");
+    let body = refused_sync(&mut alice, 429).await.expect("alice's second upload is refused");
     assert_json_error("per-user bodies", 429, &body, 429, "too_many_requests");
     // 3. …while bruno, whose share the strangers did not take, syncs.
     let mut bruno = server.add_device("bruno-phone", "demo", "bruno", Role::Rep);

@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use automerge::ActorId;
 use automerge::transaction::Transactable;
 use fieldsync_core::Role;
-use fieldsync_core::docs::{Checkin, DocKind, Document, Tier};
+use fieldsync_core::docs::{DocKind, Document, Tier};
 use fieldsync_core::engine::{QuarantineQuota, is_server_actor};
 use fieldsync_core::storage::Storage as _;
-use fieldsync_e2e::fixtures::{LYON, visit};
+use fieldsync_e2e::fixtures::{LYON, checkin, on_visit, replace_notes, visit};
 use fieldsync_e2e::{
-    MORNING_MS, TestServer, customer_of, notes_then_a_tier_change, push_request, tampered_changes, visit_of,
+    MORNING_MS, TestServer, changes_since, customer_of, edit_typed, notes_then_a_tier_change,
+    tampered_changes, visit_of,
 };
 
 const TEAM: &str = "acme";
@@ -29,8 +30,7 @@ async fn a_push_of_sixteen_thousand_changes_with_one_refused_is_decided_without_
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", 16_000);
     assert_eq!(changes.len(), 16_001);
-    let req =
-        push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+    let req = alice.push_request("c-alice", DocKind::Customer, changes);
 
     // 2. While it is decided, bob syncs and /healthz answers, again and again.
     let in_flight = Arc::new(AtomicBool::new(true));
@@ -48,11 +48,7 @@ async fn a_push_of_sixteen_thousand_changes_with_one_refused_is_decided_without_
     let mut served_during = 0;
     for n in 0..100_000 {
         bob.replica
-            .update("v-bob", MORNING_MS, |d| {
-                if let Document::Visit(v) = d {
-                    v.notes.update(format!("bob {n}"));
-                }
-            })
+            .update("v-bob", MORNING_MS, on_visit(|v| v.notes.update(format!("bob {n}"))))
             .expect("bob's note");
         bob.sync().await.expect("bob's sync is served");
         let health = http.get(format!("{}/healthz", server.url())).send().await.expect("healthz");
@@ -82,18 +78,9 @@ async fn out_of_scope_looks_exactly_like_missing() {
     // 1. Alice holds copies of bob's visit and customer (say, from before a reassignment).
     let server = team().await;
     let alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let bob_visit = server.server().engine().storage().load_doc(TEAM, "v-bob").expect("load").expect("v-bob");
-    let bob_visit = automerge::Automerge::load(&bob_visit).expect("load");
-    let bob_customer =
-        server.server().engine().storage().load_doc(TEAM, "c-bob").expect("load").expect("c-bob");
-    let bob_customer = automerge::Automerge::load(&bob_customer).expect("load");
-    let note = |d: &mut Document| match d {
-        Document::Visit(v) => v.notes.update("probe"),
-        Document::Customer(c) => c.notes.update("probe"),
-        _ => {}
-    };
-    let visit_edit = tampered_changes(&bob_visit, "alice-phone", note);
-    let customer_edit = tampered_changes(&bob_customer, "alice-phone", note);
+    let note = replace_notes("probe");
+    let visit_edit = tampered_changes(&server.stored(TEAM, "v-bob"), "alice-phone", &note);
+    let customer_edit = tampered_changes(&server.stored(TEAM, "c-bob"), "alice-phone", &note);
 
     // 2. She pushes them to the real ids, to ids that exist nowhere, and with the wrong kind.
     let probes = [
@@ -105,7 +92,7 @@ async fn out_of_scope_looks_exactly_like_missing() {
     ];
     let mut answers = Vec::new();
     for (id, kind, changes) in probes {
-        let req = push_request("alice-phone", alice.replica.cursor().clone(), id, kind, changes);
+        let req = alice.push_request(id, kind, changes);
         let resp = alice.exchange(&req).await.unwrap_or_else(|e| panic!("{id} as {kind}: {e:?}"));
         assert!(resp.accepted.is_empty(), "{id}: {:?}", resp.accepted);
         assert_eq!(resp.rejected.len(), 1, "{id}");
@@ -130,17 +117,9 @@ async fn authorship_cannot_be_forged() {
     // 1. Alice checks in at her customer: the server writes its verdict, as its own actor, into the
     //    visit; any device in scope can read that actor from the change.
     let server = team().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     let mut v = visit("v-alice", "c-alice", "alice", MORNING_MS);
-    v.checkins.push(Checkin {
-        id: "ci-1".into(),
-        lat: LYON.0,
-        lon: LYON.1,
-        accuracy_m: 5.0,
-        device_time_ms: MORNING_MS,
-        mock_location: false,
-    });
+    v.checkins.push(checkin("ci-1", LYON, 5.0, MORNING_MS));
     alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
     alice.sync().await.expect("push");
     let held = alice.replica.doc_clone("v-alice").expect("held");
@@ -154,16 +133,9 @@ async fn authorship_cannot_be_forged() {
     // 2. A change authored with that actor (rewriting the verdict as "verified") is refused.
     let mut fork = held.clone().with_actor(server_actor);
     let before = fork.get_heads();
-    fork.transact(|tx| -> Result<(), String> {
-        let mut d = Document::hydrate(tx).map_err(|e| e.to_string())?;
-        if let Document::Visit(v) = &mut d {
-            v.notes.update("written as the server");
-        }
-        d.reconcile_into(tx).map_err(|e| e.to_string())
-    })
-    .expect("forge");
-    let bytes: Vec<Vec<u8>> = fork.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
-    let req = push_request("alice-phone", alice.replica.cursor().clone(), "v-alice", DocKind::Visit, bytes);
+    edit_typed(&mut fork, replace_notes("written as the server"));
+    let bytes = changes_since(&fork, &before);
+    let req = alice.push_request("v-alice", DocKind::Visit, bytes);
     let resp = alice.exchange(&req).await.expect("answered");
     assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
     assert_eq!(resp.rejected[0].code, "server_actor");
@@ -173,16 +145,10 @@ async fn authorship_cannot_be_forged() {
     for claimed in ["maria", "server"] {
         let mut v = visit(&format!("v-{claimed}"), "c-alice", "alice", MORNING_MS);
         v.created_by = claimed.into();
-        let mut scratch = fieldsync_core::client::Replica::new(
-            "alice-phone",
-            fieldsync_core::Principal { team: TEAM.into(), user: "alice".into(), role: Role::Admin },
-            ActorId::from(b"alice-phone".as_slice()),
-        );
+        let mut scratch = fieldsync_core::testing::replica("alice-phone", TEAM, "alice", Role::Admin);
         scratch.create(Document::Visit(v.clone()), MORNING_MS).expect("scratch");
         let changes = scratch.local(&v.id).expect("held").pending().expect("pending");
-        let req = push_request(
-            "alice-phone",
-            alice.replica.cursor().clone(),
+        let req = alice.push_request(
             &v.id,
             DocKind::Visit,
             changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
@@ -199,8 +165,7 @@ async fn the_quarantine_keeps_a_bounded_digest_of_what_it_cannot_keep() {
     // 1. Bob pushes big edits to alice's customer (out of his scope), again and again.
     let server = team().await;
     let bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    let stored = server.server().engine().storage().load_doc(TEAM, "c-alice").expect("load").expect("doc");
-    let stored = automerge::Automerge::load(&stored).expect("load");
+    let stored = server.stored(TEAM, "c-alice");
     let quota = QuarantineQuota::default();
     let big = "x".repeat(3 * 1024 * 1024);
     for n in 0..8 {
@@ -208,9 +173,8 @@ async fn the_quarantine_keeps_a_bounded_digest_of_what_it_cannot_keep() {
         let mut fork = stored.clone().with_actor(ActorId::from(format!("bob-{n}").into_bytes()));
         let before = fork.get_heads();
         fork.transact(|tx| tx.put(automerge::ROOT, "junk", format!("{n}{big}"))).expect("junk");
-        let changes = fork.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
-        let req =
-            push_request("bob-phone", bob.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+        let changes = changes_since(&fork, &before);
+        let req = bob.push_request("c-alice", DocKind::Customer, changes);
         let resp = bob.exchange(&req).await.expect("answered");
         assert_eq!(resp.rejected.len(), 1);
     }
@@ -247,8 +211,7 @@ async fn more_changes_for_one_document_than_the_limit_are_refused_before_any_wor
     let changes = notes_then_a_tier_change(&server, TEAM, "c-alice", limit);
     assert_eq!(changes.len(), limit + 1);
     let head = server.server().engine().storage().feed_head(TEAM).expect("head");
-    let req =
-        push_request("alice-phone", alice.replica.cursor().clone(), "c-alice", DocKind::Customer, changes);
+    let req = alice.push_request("c-alice", DocKind::Customer, changes);
 
     // 2. Refused as too large, typed, and nothing is stored.
     match alice.exchange(&req).await {

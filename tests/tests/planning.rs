@@ -3,20 +3,12 @@
 
 use fieldsync_core::Role;
 use fieldsync_core::docs::Document;
-use fieldsync_e2e::{MORNING_MS, TestServer};
+use fieldsync_e2e::TestServer;
 use serde_json::json;
-
-async fn demo() -> TestServer {
-    let server = TestServer::start().await;
-    fieldsync_server::seed::seed_demo(server.server().engine(), 42, MORNING_MS)
-        .expect("seed")
-        .expect("seeded");
-    server
-}
 
 #[tokio::test]
 async fn reports_are_role_checked_and_a_rep_sees_only_their_own() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let maria = server.add_device("maria-tablet", "demo", "maria", Role::Manager);
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
 
@@ -50,7 +42,7 @@ async fn reports_are_role_checked_and_a_rep_sees_only_their_own() {
 
 #[tokio::test]
 async fn a_rep_gets_a_feasible_day_route_of_their_own_customers() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     let (status, day) = alice
         .post_json(
@@ -92,6 +84,10 @@ async fn a_rep_gets_a_feasible_day_route_of_their_own_customers() {
         )
         .await;
     assert_eq!(status, 403, "a rep plans for themself only");
+    for report in ["/v1/plan/overdue?rep=bruno", "/v1/plan/time-share?rep=bruno"] {
+        let (status, body) = alice.get_json(report).await;
+        assert_eq!(status, 403, "{report}: a rep reads their own figures only: {body}");
+    }
     let (status, body) = alice
         .post_json("/v1/plan/day", &json!({ "date": "30/11/2026", "start_lat": 45.76, "start_lon": 4.83 }))
         .await;
@@ -100,7 +96,7 @@ async fn a_rep_gets_a_feasible_day_route_of_their_own_customers() {
 
 #[tokio::test]
 async fn a_manager_redesigns_territories_and_the_reassignments_reach_the_devices() {
-    let server = demo().await;
+    let server = TestServer::demo().await;
     let maria = server.add_device("maria-tablet", "demo", "maria", Role::Manager);
     let mut alice = server.add_device("alice-phone", "demo", "alice", Role::Rep);
     let mut bruno = server.add_device("bruno-phone", "demo", "bruno", Role::Rep);
@@ -166,4 +162,45 @@ async fn a_manager_redesigns_territories_and_the_reassignments_reach_the_devices
         .and_then(|t| t["customer_ids"].as_array().map(Vec::len))
         .expect("alice's territory");
     assert_eq!(owned(&alice, "alice"), design_alice, "alice holds exactly her new territory's customers");
+}
+
+#[tokio::test]
+async fn a_misspelt_rep_or_an_empty_list_gets_a_typed_4xx_not_an_empty_plan() {
+    let server = TestServer::demo().await;
+    let maria = server.add_device("maria-tablet", "demo", "maria", Role::Manager);
+    let lyon = json!({ "start_lat": 45.76, "start_lon": 4.83 });
+    let day = |rep: &str| {
+        let mut b = lyon.clone();
+        b["rep"] = json!(rep);
+        b["date"] = json!("2026-11-30");
+        b
+    };
+
+    // 1. A rep the team does not have: 404 unknown_rep on every report and plan that names one.
+    let week_of_zed = json!({ "date": "2026-11-30", "reps": [{ "rep": "zed", "lat": 45.76, "lon": 4.83 }] });
+    let answers = [
+        ("overdue", maria.get_json("/v1/plan/overdue?rep=zed").await),
+        ("time-share", maria.get_json("/v1/plan/time-share?rep=zed").await),
+        ("day", maria.post_json("/v1/plan/day", &day("zed")).await),
+        ("week", maria.post_json("/v1/plan/week", &week_of_zed).await),
+        ("sub-areas", maria.post_json("/v1/plan/sub-areas", &json!({ "rep": "zed", "n": 3 })).await),
+    ];
+    for (what, (status, body)) in answers {
+        assert_eq!((status, body["error"].as_str()), (404, Some("unknown_rep")), "{what}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("zed")), "{what}: {body}");
+    }
+
+    // 2. A week for nobody is a mistake, not 300 rows of no_eligible_rep.
+    let (status, body) = maria.post_json("/v1/plan/week", &json!({ "date": "2026-11-30", "reps": [] })).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("invalid_request")), "{body}");
+
+    // 3. An inverted window is refused, not answered with zeros.
+    let (status, body) =
+        maria.get_json("/v1/plan/time-share?from_ms=1796029200000&to_ms=1796000000000").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+
+    // 4. The same requests for a rep who exists are answered.
+    assert_eq!(maria.get_json("/v1/plan/overdue?rep=alice").await.0, 200);
+    let (status, body) = maria.post_json("/v1/plan/day", &day("alice")).await;
+    assert_eq!(status, 200, "{body}");
 }

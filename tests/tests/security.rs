@@ -5,17 +5,16 @@
 use std::time::Duration;
 
 use automerge::{ActorId, Automerge, ChangeHash};
+use fieldsync_core::Role;
 use fieldsync_core::client::Replica;
 use fieldsync_core::docs::{
-    Cadence, CheckinVerification, DocKind, Document, Plan, Quota, SCHEMA_VERSION, Tier, TierThresholds,
-    VisitState,
+    Cadence, CheckinVerification, DocKind, Document, Plan, Quota, Tier, TierThresholds, Visit, VisitState,
 };
 use fieldsync_core::protocol::{CONTENT_TYPE, Cursor, SyncRequest};
 use fieldsync_core::storage::Storage as _;
-use fieldsync_core::{Principal, Role};
-use fieldsync_e2e::fixtures::{self, LYON, offset};
-use fieldsync_e2e::{Device, MORNING_MS, TestServer};
-use fieldsync_e2e::{customer_of, push_request, tampered_changes, visit_of};
+use fieldsync_e2e::fixtures::{self, LYON, offset, on_customer, on_visit, prepend_notes};
+use fieldsync_e2e::{Device, MORNING_MS, TestServer, b64url, b64url_decode, changes_since, json_answer};
+use fieldsync_e2e::{customer_of, tampered_changes, visit_of};
 use fieldsync_server::auth::{AuthConfig, Authenticator};
 
 const TEAM: &str = "acme";
@@ -48,23 +47,27 @@ fn quarantine_len(server: &TestServer, team: &str) -> usize {
 /// A scratch replica with a manager's principal: creates documents the local rules would refuse a
 /// rep, so that a rep's token can push them and the server has to decide.
 fn scratch_replica(device_id: &str) -> Replica {
-    let who = Principal { team: TEAM.into(), user: "scratch".into(), role: Role::Manager };
-    Replica::new(device_id, who, ActorId::from(device_id.as_bytes()))
+    fieldsync_core::testing::replica(device_id, TEAM, "scratch", Role::Manager)
 }
 
 /// One team ("acme"): alice and bob share terr-shared with cust-shared (owned by alice); alice alone
 /// owns cust-alice, outside any territory; maria manages.
 async fn team_with_a_shared_and_a_private_customer() -> TestServer {
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            fixtures::territory("terr-shared", &["alice", "bob"]),
-            Document::Customer(fixtures::customer("cust-shared", "alice", Some("terr-shared"), LYON)),
-            Document::Customer(fixtures::customer("cust-alice", "alice", None, offset(LYON, 2_000.0, 0.0))),
-        ],
-    );
-    server
+    let mut docs = fixtures::territory_with_customer("terr-shared", &["alice", "bob"], "cust-shared");
+    docs.push(fixtures::customer("cust-alice", "alice", None, offset(LYON, 2_000.0, 0.0)).into());
+    TestServer::seeded(TEAM, &docs).await
+}
+
+/// That team, where alice has pushed her visit visit-alice-1 at the shared customer with `notes`,
+/// and bob has bootstrapped since.
+async fn alice_with_a_visit_and_bob(notes: &str) -> (TestServer, Device, Device) {
+    let server = team_with_a_shared_and_a_private_customer().await;
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
+    let visit = fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS);
+    alice.replica.create(Visit { notes: notes.into(), ..visit }.into(), MORNING_MS).expect("plan");
+    alice.sync().await.expect("alice pushes");
+    let bob = server.synced_device("bob-phone", TEAM, "bob", Role::Rep).await;
+    (server, alice, bob)
 }
 
 /// Where a server answers, and a client to call it with.
@@ -92,21 +95,9 @@ async fn healthz_ok(at: &Endpoint) {
 #[tokio::test]
 async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_team() {
     // 1. Two teams, each with a territory and a customer.
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM_A,
-        &[
-            fixtures::territory("terr-a", &["alice"]),
-            Document::Customer(fixtures::customer("cust-a", "alice", Some("terr-a"), LYON)),
-        ],
-    );
-    server.seed(
-        TEAM_B,
-        &[
-            fixtures::territory("terr-b", &["bella"]),
-            Document::Customer(fixtures::customer("cust-b", "bella", Some("terr-b"), LYON)),
-        ],
-    );
+    let server =
+        TestServer::seeded(TEAM_A, &fixtures::territory_with_customer("terr-a", &["alice"], "cust-a")).await;
+    server.seed(TEAM_B, &fixtures::territory_with_customer("terr-b", &["bella"], "cust-b"));
     let mut alice = server.add_device("alice-phone", TEAM_A, "alice", Role::Rep);
     let mut anna = server.add_device("anna-tablet", TEAM_A, "anna", Role::Manager);
     let mut bella = server.add_device("bella-phone", TEAM_B, "bella", Role::Rep);
@@ -156,33 +147,23 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
     // 5. With a copy of team B's history, an edit on top of it is refused: team A has no such
     //    history, for a rep and for a manager alike.
     let stolen = bella.replica.doc_clone("visit-b-1").expect("bella holds her visit");
-    let edit = tampered_changes(&stolen, "alice-phone", |d| {
-        if let Document::Visit(v) = d {
+    let edit = tampered_changes(
+        &stolen,
+        "alice-phone",
+        on_visit(|v| {
             v.notes = "hijacked".into();
             v.rep = "alice".into();
-        }
-    });
+        }),
+    );
     for d in [&alice, &anna] {
-        let req = push_request(
-            d.replica.device_id(),
-            d.replica.cursor().clone(),
-            "visit-b-1",
-            DocKind::Visit,
-            edit.clone(),
-        );
+        let req = d.push_request("visit-b-1", DocKind::Visit, edit.clone());
         let resp = d.exchange(&req).await.expect("refused per document, like any missing one");
         assert!(resp.accepted.is_empty(), "{:?}", resp.accepted);
         assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
         assert_eq!(resp.rejected[0].code, "not_found");
         assert!(resp.rejected[0].server_doc.is_none());
         // The same history pushed under an id that exists nowhere gets the very same answer.
-        let absent = push_request(
-            d.replica.device_id(),
-            d.replica.cursor().clone(),
-            "no-such-doc",
-            DocKind::Visit,
-            edit.clone(),
-        );
+        let absent = d.push_request("no-such-doc", DocKind::Visit, edit.clone());
         let absent = d.exchange(&absent).await.expect("refused per document");
         assert_eq!(
             (&absent.rejected[0].code, &absent.rejected[0].reason),
@@ -194,8 +175,7 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
 
     // 6. Each team has its own id space: team A's rep creating a visit with the same id creates team
     //    A's own document, and team B's is untouched.
-    let who = Principal { team: TEAM_A.into(), user: "alice".into(), role: Role::Rep };
-    let mut tablet = Replica::new("alice-tablet", who, ActorId::from(&b"alice-tablet"[..]));
+    let mut tablet = fieldsync_core::testing::replica("alice-tablet", TEAM_A, "alice", Role::Rep);
     let mut va = fixtures::visit("visit-b-1", "cust-a", "alice", MORNING_MS);
     va.notes = "team A's own visit".into();
     tablet.create(Document::Visit(va), MORNING_MS).expect("a visit of her own");
@@ -220,12 +200,7 @@ async fn a_rep_of_one_team_can_neither_read_nor_write_the_documents_of_another_t
 async fn two_teams_importing_customer_lists_with_the_same_ids_do_not_collide() {
     // 1. Team B imports its customer list first: ids like the demo seed's, or an Excel column "C001".
     let server = TestServer::start().await;
-    let list = |rep: &str| {
-        vec![
-            fixtures::territory("terr-1", &[rep]),
-            Document::Customer(fixtures::customer("cust-0001", rep, Some("terr-1"), LYON)),
-        ]
-    };
+    let list = |rep: &str| fixtures::territory_with_customer("terr-1", &[rep], "cust-0001");
     server.server().engine().write_as_server(TEAM_B, &list("bella"), MORNING_MS).expect("team B imports");
 
     // 2. Team A imports a list with the same ids: it must work, and must not touch team B's documents.
@@ -251,37 +226,20 @@ async fn two_teams_importing_customer_lists_with_the_same_ids_do_not_collide() {
 async fn a_rep_receives_only_their_own_visits_and_the_customers_assigned_to_them() {
     // 1. Alice plans a visit at the shared customer; the private customer is hers alone.
     let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    alice.sync().await.expect("alice bootstraps");
     assert!(alice.doc("cust-alice").is_some() && alice.doc("cust-shared").is_some());
-    alice
-        .replica
-        .create(
-            Document::Visit(fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS)),
-            MORNING_MS,
-        )
-        .expect("plan");
+    let visit = fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS);
+    alice.replica.create(visit.into(), MORNING_MS).expect("plan");
     alice.sync().await.expect("alice pushes");
 
     // 2. Bob bootstraps, then pulls again after more of alice's work: he holds the shared territory
     //    and customer, nothing else.
     bob.sync().await.expect("bob bootstraps");
+    alice.replica.update("visit-alice-1", MORNING_MS, prepend_notes("private notes")).expect("alice edits");
     alice
         .replica
-        .update("visit-alice-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "private notes")
-            }
-        })
-        .expect("alice edits");
-    alice
-        .replica
-        .update("cust-alice", MORNING_MS, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "private customer notes")
-            }
-        })
+        .update("cust-alice", MORNING_MS, prepend_notes("private customer notes"))
         .expect("alice edits her customer");
     alice.sync().await.expect("alice pushes again");
     bob.sync().await.expect("bob pulls from the feed");
@@ -306,39 +264,31 @@ async fn a_rep_receives_only_their_own_visits_and_the_customers_assigned_to_them
 async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_quarantined_and_changes_nothing()
 {
     // 1. Alice has a visit and a private customer on the server.
-    let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    alice.sync().await.expect("alice bootstraps");
-    let mut v = fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS);
-    v.notes = "alice's notes".into();
-    alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
-    alice.sync().await.expect("alice pushes");
-    bob.sync().await.expect("bob bootstraps");
+    let (server, mut alice, bob) = alice_with_a_visit_and_bob("alice's notes").await;
     let visit_heads = server_heads(&server, TEAM, "visit-alice-1");
     let cust_heads = server_heads(&server, TEAM, "cust-alice");
     let head = feed_head(&server, TEAM);
 
     // 2. Bob, with a leaked copy of alice's documents, forks them under his own actor and edits.
-    let visit_edit =
-        tampered_changes(&alice.replica.doc_clone("visit-alice-1").expect("held"), "bob-phone", |d| {
-            if let Document::Visit(v) = d {
-                v.notes = "bob was here".into();
-                v.state = VisitState::Cancelled;
-            }
-        });
-    let cust_edit =
-        tampered_changes(&alice.replica.doc_clone("cust-alice").expect("held"), "bob-phone", |d| {
-            if let Document::Customer(c) = d {
-                c.follow_up_status = "lost".into();
-            }
-        });
+    let visit_edit = tampered_changes(
+        &alice.replica.doc_clone("visit-alice-1").expect("held"),
+        "bob-phone",
+        on_visit(|v| {
+            v.notes = "bob was here".into();
+            v.state = VisitState::Cancelled;
+        }),
+    );
+    let cust_edit = tampered_changes(
+        &alice.replica.doc_clone("cust-alice").expect("held"),
+        "bob-phone",
+        on_customer(|c| c.follow_up_status = "lost".into()),
+    );
 
     // 3. He pushes both with his own token: both are rejected as not assigned to him.
     for (id, kind, edit) in
         [("visit-alice-1", DocKind::Visit, visit_edit), ("cust-alice", DocKind::Customer, cust_edit)]
     {
-        let req = push_request("bob-phone", bob.replica.cursor().clone(), id, kind, edit);
+        let req = bob.push_request(id, kind, edit);
         let resp = bob.exchange(&req).await.expect("the request as a whole is fine");
         assert!(
             resp.accepted.iter().all(|a| a.doc_id != id),
@@ -382,15 +332,7 @@ async fn a_rep_pushing_an_edit_to_another_reps_visit_or_customer_is_rejected_qua
 #[tokio::test]
 async fn a_rejected_push_to_a_document_outside_the_reps_scope_does_not_hand_back_that_document() {
     // 1. Alice has a visit with private notes and a private customer.
-    let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    alice.sync().await.expect("alice bootstraps");
-    let mut v = fixtures::visit("visit-alice-1", "cust-shared", "alice", MORNING_MS);
-    v.notes = "confidential: competitor quoted 12% less".into();
-    alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
-    alice.sync().await.expect("alice pushes");
-    bob.sync().await.expect("bob bootstraps");
+    let (_server, _alice, bob) = alice_with_a_visit_and_bob("confidential: competitor quoted 12% less").await;
 
     // 2. Bob knows only the ids (they show up in URLs, exports, screenshots). He pushes a change that
     //    has nothing to do with those documents: a fresh little document under his actor.
@@ -402,8 +344,8 @@ async fn a_rejected_push_to_a_document_outside_the_reps_scope_does_not_hand_back
                 tx.put(automerge::ROOT, "probe", 1_i64)
             })
             .expect("probe change");
-        let bytes = probe.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
-        let req = push_request("bob-phone", bob.replica.cursor().clone(), id, kind, bytes);
+        let bytes = changes_since(&probe, &[]);
+        let req = bob.push_request(id, kind, bytes);
         let resp = bob.exchange(&req).await.expect("exchange");
 
         // 3. It is refused, and the refusal must not carry the document: bob may not read it (GET
@@ -426,8 +368,7 @@ async fn a_rejected_push_to_a_document_outside_the_reps_scope_does_not_hand_back
 async fn a_rep_cannot_locate_a_customer_outside_their_scope_through_check_in_verification() {
     // 1. Alice's private customer is 2 km north of Lyon; bob is not assigned to it.
     let server = team_with_a_shared_and_a_private_customer().await;
-    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    bob.sync().await.expect("bob bootstraps");
+    let mut bob = server.synced_device("bob-phone", TEAM, "bob", Role::Rep).await;
     assert!(bob.doc("cust-alice").is_none());
 
     // 2. Bob plans visits at alice's customer and at a customer that does not exist, and checks in
@@ -468,8 +409,7 @@ async fn a_rep_reassigning_a_customer_or_moving_it_to_another_territory_is_rejec
     // 1. Bob holds the shared customer (owned by alice) through the territory.
     let server = team_with_a_shared_and_a_private_customer().await;
     server.seed(TEAM, &[fixtures::territory("terr-north", &["carol"])]);
-    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    bob.sync().await.expect("bob bootstraps");
+    let mut bob = server.synced_device("bob-phone", TEAM, "bob", Role::Rep).await;
     let heads = server_heads(&server, TEAM, "cust-shared");
 
     // 2. A tampered app makes bob the owner; then moves the customer to another territory.
@@ -479,23 +419,11 @@ async fn a_rep_reassigning_a_customer_or_moving_it_to_another_territory_is_rejec
         ("territory", |c| c.territory = Some("terr-north".into())),
     ];
     for (field, edit) in edits {
-        let local = bob.replica.update("cust-shared", MORNING_MS, |d| {
-            if let Document::Customer(c) = d {
-                edit(c)
-            }
-        });
+        let local = bob.replica.update("cust-shared", MORNING_MS, on_customer(edit));
         assert!(local.is_err(), "the library refuses {field} before writing");
-        bob.replica
-            .update_unchecked("cust-shared", MORNING_MS, |d| {
-                if let Document::Customer(c) = d {
-                    edit(c)
-                }
-            })
-            .expect("tampered write");
 
         // 3. Sync: rejected with the field named, and bob's device is back on the server's version.
-        let outcome = bob.sync().await.expect("sync");
-        let rejected = outcome.rejected();
+        let rejected = bob.sync_tampered("cust-shared", on_customer(edit)).await;
         assert_eq!(rejected.len(), 1, "{rejected:?}");
         assert_eq!(rejected[0].code, "forbidden_field");
         assert!(rejected[0].reason.contains(field), "{}", rejected[0].reason);
@@ -514,8 +442,7 @@ async fn a_rep_reassigning_a_customer_or_moving_it_to_another_territory_is_rejec
 async fn a_rep_creating_a_plan_or_a_territory_or_editing_their_territory_is_rejected_as_forbidden_kind() {
     // 1. Bob is a rep of terr-shared.
     let server = team_with_a_shared_and_a_private_customer().await;
-    let mut bob = server.add_device("bob-phone", TEAM, "bob", Role::Rep);
-    bob.sync().await.expect("bob bootstraps");
+    let mut bob = server.synced_device("bob-phone", TEAM, "bob", Role::Rep).await;
     let head = feed_head(&server, TEAM);
 
     // 2. A tampered app creates a quarterly plan and a territory of his own (built on a scratch
@@ -523,16 +450,16 @@ async fn a_rep_creating_a_plan_or_a_territory_or_editing_their_territory_is_reje
     let mut scratch = scratch_replica("bob-phone");
     scratch
         .create(
-            Document::Plan(Plan {
-                kind: "plan".into(),
-                schema: SCHEMA_VERSION,
-                id: "plan-2026-q4".into(),
-                quarter: "2026-Q4".into(),
+            Plan {
                 quotas: vec![Quota { rep: Some("bob".into()), tier: Tier::A, amount: 1.0 }],
-                cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
-                thresholds: TierThresholds { a_min_score: 40_000.0, b_min_score: 10_000.0 },
-                focus_share: 0.8,
-            }),
+                ..Plan::new(
+                    "plan-2026-q4",
+                    "2026-Q4",
+                    Cadence { a_days: 7, b_days: 14, c_days: 30 },
+                    TierThresholds { a_min_score: 40_000.0, b_min_score: 10_000.0 },
+                )
+            }
+            .into(),
             MORNING_MS,
         )
         .expect("plan");
@@ -549,15 +476,12 @@ async fn a_rep_creating_a_plan_or_a_territory_or_editing_their_territory_is_reje
     assert!(server.doc(TEAM, "plan-2026-q4").is_none() && server.doc(TEAM, "terr-bob").is_none());
 
     // 3. He adds a friend to his own territory: also refused.
-    bob.replica
-        .update_unchecked("terr-shared", MORNING_MS, |d| {
-            if let Document::Territory(t) = d {
-                t.reps.push("mallory".into())
-            }
-        })
-        .expect("tampered write");
-    let outcome = bob.sync().await.expect("sync");
-    let rejected = outcome.rejected();
+    let add_a_friend = |d: &mut Document| {
+        if let Document::Territory(t) = d {
+            t.reps.push("mallory".into())
+        }
+    };
+    let rejected = bob.sync_tampered("terr-shared", add_a_friend).await;
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].code, "forbidden_kind");
     match server.doc(TEAM, "terr-shared") {
@@ -570,10 +494,11 @@ async fn a_rep_creating_a_plan_or_a_territory_or_editing_their_territory_is_reje
     assert_eq!(quarantine_len(&server, TEAM), 3);
 }
 
-/// Alice checks in 600 m from the customer (flagged by the server) and pulls the verdict.
-async fn alice_with_a_flagged_checkin(server: &TestServer) -> Device {
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("alice bootstraps");
+/// The shared and private customers' team, where alice checks in 600 m from the shared customer
+/// (flagged by the server) and pulls the verdict; with the server's heads of her visit then.
+async fn alice_with_a_flagged_checkin() -> (TestServer, Device, Vec<ChangeHash>) {
+    let server = team_with_a_shared_and_a_private_customer().await;
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     let mut v = fixtures::visit("visit-1", "cust-shared", "alice", MORNING_MS);
     v.checkins.push(fixtures::checkin("ci-1", offset(LYON, 600.0, 0.0), 8.0, MORNING_MS));
     v.state = VisitState::CheckedIn;
@@ -581,35 +506,28 @@ async fn alice_with_a_flagged_checkin(server: &TestServer) -> Device {
     alice.sync().await.expect("push");
     alice.sync().await.expect("pull the verdict");
     assert_eq!(visit_of(alice.doc("visit-1")).verification["ci-1"].status, "flagged");
-    alice
+    let heads = server_heads(&server, TEAM, "visit-1");
+    (server, alice, heads)
 }
 
 #[tokio::test]
 async fn a_rep_overwriting_the_servers_verification_of_their_own_checkin_is_rejected_as_server_field() {
     // 1. Alice's check-in is flagged.
-    let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = alice_with_a_flagged_checkin(&server).await;
-    let heads = server_heads(&server, TEAM, "visit-1");
+    let (server, mut alice, heads) = alice_with_a_flagged_checkin().await;
 
     // 2. A tampered app marks it verified, and also slips a verdict in for a check-in that does not
     //    exist.
-    alice
-        .replica
-        .update_unchecked("visit-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                let mut ok = v.verification["ci-1"].clone();
-                ok.status = fieldsync_core::geo::VerificationStatus::Verified;
-                ok.reasons.clear();
-                ok.distance_m = 3.0;
-                v.verification.insert("ci-1".into(), ok.clone());
-                v.verification.insert("ci-ghost".into(), ok);
-            }
-        })
-        .expect("tampered write");
+    let verified = on_visit(|v| {
+        let mut ok = v.verification["ci-1"].clone();
+        ok.status = fieldsync_core::geo::VerificationStatus::Verified;
+        ok.reasons.clear();
+        ok.distance_m = 3.0;
+        v.verification.insert("ci-1".into(), ok.clone());
+        v.verification.insert("ci-ghost".into(), ok);
+    });
 
     // 3. Rejected; the server keeps its flag, and so does alice's device after the reset.
-    let outcome = alice.sync().await.expect("sync");
-    let rejected = outcome.rejected();
+    let rejected = alice.sync_tampered("visit-1", verified).await;
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].code, "server_field");
     assert_eq!(server_heads(&server, TEAM, "visit-1"), heads);
@@ -622,22 +540,11 @@ async fn a_rep_overwriting_the_servers_verification_of_their_own_checkin_is_reje
 #[tokio::test]
 async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appending_one_is_accepted() {
     // 1. Alice's check-in is flagged: 600 m from the customer.
-    let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = alice_with_a_flagged_checkin(&server).await;
-    let heads = server_heads(&server, TEAM, "visit-1");
+    let (server, mut alice, heads) = alice_with_a_flagged_checkin().await;
 
     // 2. A tampered app moves the check-in onto the customer's door.
-    alice
-        .replica
-        .update_unchecked("visit-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                v.checkins[0].lat = LYON.0;
-                v.checkins[0].lon = LYON.1;
-            }
-        })
-        .expect("tampered write");
-    let outcome = alice.sync().await.expect("sync");
-    let rejected = outcome.rejected();
+    let rejected =
+        alice.sync_tampered("visit-1", on_visit(|v| (v.checkins[0].lat, v.checkins[0].lon) = LYON)).await;
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].code, "append_only");
     assert_eq!(server_heads(&server, TEAM, "visit-1"), heads);
@@ -649,17 +556,12 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
     );
 
     // 3. Removing it is refused the same way.
-    alice
-        .replica
-        .update_unchecked("visit-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                v.checkins.clear();
-                v.verification.clear();
-            }
-        })
-        .expect("tampered write");
-    let outcome = alice.sync().await.expect("sync");
-    let codes: Vec<&str> = outcome.rejected().iter().map(|r| r.code.as_str()).collect();
+    let removed = on_visit(|v| {
+        v.checkins.clear();
+        v.verification.clear();
+    });
+    let rejected = alice.sync_tampered("visit-1", removed).await;
+    let codes: Vec<&str> = rejected.iter().map(|r| r.code.as_str()).collect();
     assert_eq!(codes, ["append_only"]);
 
     // 4. Walking to the door and checking in again ten minutes later is what the app is for: accepted
@@ -667,11 +569,11 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
     server.clock().set_ms(MORNING_MS + 660_000);
     alice
         .replica
-        .update("visit-1", MORNING_MS + 600_000, |d| {
-            if let Document::Visit(v) = d {
-                v.checkins.push(fixtures::checkin("ci-2", LYON, 5.0, MORNING_MS + 600_000));
-            }
-        })
+        .update(
+            "visit-1",
+            MORNING_MS + 600_000,
+            on_visit(|v| v.checkins.push(fixtures::checkin("ci-2", LYON, 5.0, MORNING_MS + 600_000))),
+        )
         .expect("append a check-in");
     let outcome = alice.sync().await.expect("sync");
     assert!(outcome.rejected().is_empty(), "{:?}", outcome.rejected());
@@ -685,25 +587,17 @@ async fn a_rep_moving_an_existing_checkin_is_rejected_as_append_only_while_appen
 async fn a_manager_sets_a_tier_only_by_recording_themself_and_the_owner_rep_receives_it() {
     // 1. Maria manages the team; alice owns the customer.
     let server = team_with_a_shared_and_a_private_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    let mut maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
-    alice.sync().await.expect("alice bootstraps");
-    maria.sync().await.expect("maria bootstraps");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
+    let mut maria = server.synced_device("maria-tablet", TEAM, "maria", Role::Manager).await;
 
     // 2. Maria's outdated app promotes the customer without recording who did it, or crediting
     //    alice: rejected.
     for credited in [None, Some("alice")] {
-        maria
-            .replica
-            .update_unchecked("cust-shared", MORNING_MS, |d| {
-                if let Document::Customer(c) = d {
-                    c.tier = Some(Tier::A);
-                    c.tier_set_by = credited.map(str::to_string);
-                }
-            })
-            .expect("write");
-        let outcome = maria.sync().await.expect("sync");
-        let rejected = outcome.rejected();
+        let promoted = on_customer(|c| {
+            c.tier = Some(Tier::A);
+            c.tier_set_by = credited.map(str::to_string);
+        });
+        let rejected = maria.sync_tampered("cust-shared", promoted).await;
         assert_eq!(rejected.len(), 1, "{rejected:?}");
         assert_eq!(rejected[0].code, "forbidden_field");
         assert!(rejected[0].reason.contains("tier_set_by"), "{}", rejected[0].reason);
@@ -714,13 +608,15 @@ async fn a_manager_sets_a_tier_only_by_recording_themself_and_the_owner_rep_rece
     let at = MORNING_MS + 60_000;
     maria
         .replica
-        .update("cust-shared", at, |d| {
-            if let Document::Customer(c) = d {
+        .update(
+            "cust-shared",
+            at,
+            on_customer(|c| {
                 c.tier = Some(Tier::A);
                 c.tier_set_by = Some("maria".into());
                 c.tier_set_at_ms = Some(at);
-            }
-        })
+            }),
+        )
         .expect("the library allows it");
     let outcome = maria.sync().await.expect("sync");
     assert!(outcome.rejected().is_empty(), "{:?}", outcome.rejected());
@@ -743,44 +639,6 @@ async fn a_manager_sets_a_tier_only_by_recording_themself_and_the_owner_rep_rece
 
 fn real_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Unpadded base64url, as JWTs use it.
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn b64url_decode(s: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'-' => 62,
-            b'_' => 63,
-            other => panic!("not base64url: {other:#x}"),
-        }
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        acc = (acc << 6) | value(c);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 /// SHA-256 (FIPS 180-4), enough to sign test tokens with HS256.
@@ -887,10 +745,9 @@ async fn call(
         req = req.header("authorization", value);
     }
     let resp = req.send().await.expect("the server answers");
-    let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let (status, body) = json_answer(resp).await;
+    (status, headers, body)
 }
 
 /// Every endpoint that needs a token refuses this Authorization header with 401 and a JSON body.
@@ -995,10 +852,7 @@ async fn known_secret_server() -> KnownSecretServer {
         .engine()
         .write_as_server(
             TEAM,
-            &[
-                fixtures::territory("terr-shared", &["alice"]),
-                Document::Customer(fixtures::customer("cust-shared", "alice", Some("terr-shared"), LYON)),
-            ],
+            &fixtures::territory_with_customer("terr-shared", &["alice"], "cust-shared"),
             MORNING_MS,
         )
         .expect("seed");

@@ -11,31 +11,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use automerge::{Automerge, ChangeHash};
 use fieldsync_core::Role;
-use fieldsync_core::docs::{Document, Plan, SCHEMA_VERSION};
+use fieldsync_core::docs::{Cadence, Document, Plan, TierThresholds};
 use fieldsync_core::storage::Storage;
-use fieldsync_e2e::fixtures::{LYON, customer, offset, territory, visit};
+use fieldsync_e2e::fixtures::{
+    LYON, customer, offset, replace_notes, territory, territory_with_customer, visit,
+};
 use fieldsync_e2e::{Device, MORNING_MS, TestServer, customer_of, visit_of};
 use serde_json::json;
 
 const TEAM: &str = "acme";
 
 fn plan() -> Document {
-    Document::Plan(Plan {
-        kind: "plan".into(),
-        schema: SCHEMA_VERSION,
-        id: "plan-2026-q4".into(),
-        quarter: "2026-Q4".into(),
-        quotas: vec![],
-        cadence: fieldsync_core::docs::Cadence { a_days: 14, b_days: 28, c_days: 60 },
-        thresholds: fieldsync_core::docs::TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 },
-        focus_share: 0.8,
-    })
+    let cadence = Cadence { a_days: 14, b_days: 28, c_days: 60 };
+    let thresholds = TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 };
+    Plan::new("plan-2026-q4", "2026-Q4", cadence, thresholds).into()
 }
 
-/// The stored document (storage, not the cache), as Automerge.
-fn stored(server: &TestServer, id: &str) -> Automerge {
-    let bytes = server.server().engine().storage().load_doc(TEAM, id).expect("load").expect("stored");
-    Automerge::load(&bytes).expect("stored bytes load")
+/// Alice's territory with her customer c1, in Lyon.
+fn alices_customer() -> Vec<Document> {
+    territory_with_customer("t-alice", &["alice"], "c1")
 }
 
 fn missing(doc: &Automerge, acked: &[ChangeHash]) -> Vec<usize> {
@@ -47,29 +41,13 @@ fn missing(doc: &Automerge, acked: &[ChangeHash]) -> Vec<usize> {
         .collect()
 }
 
-fn set_notes(d: &mut Document, text: &str) {
-    match d {
-        Document::Visit(v) => v.notes.update(text),
-        Document::Customer(c) => c.notes.update(text),
-        _ => {}
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_edits_survive_managers_reading_while_a_rep_syncs() {
     // 1. A team with a customer, a territory, a plan and alice's visit; alice's phone holds them.
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            territory("t-alice", &["alice"]),
-            Document::Customer(customer("c1", "alice", Some("t-alice"), LYON)),
-            Document::Visit(visit("v1", "c1", "alice", MORNING_MS)),
-            plan(),
-        ],
-    );
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("first sync");
+    let mut docs = alices_customer();
+    docs.extend([visit("v1", "c1", "alice", MORNING_MS).into(), plan()]);
+    let server = TestServer::seeded(TEAM, &docs).await;
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
 
     // 2. Eight of maria's dashboards read the visit and the team's segmentation in a loop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,7 +71,7 @@ async fn acknowledged_edits_survive_managers_reading_while_a_rep_syncs() {
     //    (32 chunks) twice. Every change the server acknowledges is noted.
     let mut acked: Vec<ChangeHash> = Vec::new();
     for n in 0..80 {
-        alice.replica.update("v1", MORNING_MS, |d| set_notes(d, &format!("edit {n}"))).expect("edit");
+        alice.replica.update("v1", MORNING_MS, replace_notes(&format!("edit {n}"))).expect("edit");
         let req = alice.replica.prepare_request();
         let resp = alice.exchange(&req).await.unwrap_or_else(|e| panic!("sync {n} failed: {e:?}"));
         assert!(resp.rejected.is_empty(), "sync {n}: {:?}", resp.rejected);
@@ -112,12 +90,12 @@ async fn acknowledged_edits_survive_managers_reading_while_a_rep_syncs() {
 
     // 4. Every acknowledged change is in the stored document, before and after a restart, and the
     //    text is alice's last edit.
-    assert_eq!(missing(&stored(&server, "v1"), &acked), Vec::<usize>::new(), "missing before restart");
+    assert_eq!(missing(&server.stored(TEAM, "v1"), &acked), Vec::<usize>::new(), "missing before restart");
     let mut server = server;
     server.restart().await;
-    assert_eq!(missing(&stored(&server, "v1"), &acked), Vec::<usize>::new(), "missing after restart");
+    assert_eq!(missing(&server.stored(TEAM, "v1"), &acked), Vec::<usize>::new(), "missing after restart");
     assert_eq!(visit_of(server.doc(TEAM, "v1")).notes.as_str(), "edit 79");
-    alice.replica.update("v1", MORNING_MS, |d| set_notes(d, "after the restart")).expect("edit");
+    alice.replica.update("v1", MORNING_MS, replace_notes("after the restart")).expect("edit");
     alice.sync().await.expect("the phone keeps syncing");
     assert_eq!(visit_of(server.doc(TEAM, "v1")).notes.as_str(), "after the restart");
 }
@@ -125,21 +103,14 @@ async fn acknowledged_edits_survive_managers_reading_while_a_rep_syncs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_territory_design_applied_while_reps_edit_the_moved_customers_keeps_their_edits() {
     // 1. Two reps, twelve customers each side of Lyon; alice's phone holds hers.
-    let server = TestServer::start().await;
     let mut docs = vec![territory("t-alice", &["alice"]), territory("t-bruno", &["bruno"]), plan()];
     for i in 0..12 {
         let (owner, t) = if i < 6 { ("alice", "t-alice") } else { ("bruno", "t-bruno") };
-        docs.push(Document::Customer(customer(
-            &format!("c{i:02}"),
-            owner,
-            Some(t),
-            offset(LYON, 0.0, i as f64 * 500.0),
-        )));
+        docs.push(customer(&format!("c{i:02}"), owner, Some(t), offset(LYON, 0.0, i as f64 * 500.0)).into());
     }
-    server.seed(TEAM, &docs);
+    let server = TestServer::seeded(TEAM, &docs).await;
     let maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("alice bootstraps");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
 
     // 2. Two designs that hand c00..c02 back and forth between alice and bruno.
     let design = |alice_gets: &[&str], bruno_gets: &[&str]| {
@@ -170,7 +141,7 @@ async fn a_territory_design_applied_while_reps_edit_the_moved_customers_keeps_th
             for id in ["c00", "c01", "c02"] {
                 if alice.replica.local(id).is_some() {
                     let text = format!("{id} note {n}");
-                    alice.replica.update(id, MORNING_MS, |d| set_notes(d, &text)).expect("note");
+                    alice.replica.update(id, MORNING_MS, replace_notes(&text)).expect("note");
                 }
             }
             let outcome = alice.sync().await.expect("alice syncs");
@@ -201,7 +172,7 @@ async fn a_territory_design_applied_while_reps_edit_the_moved_customers_keeps_th
     fieldsync_e2e::assert_converged(&server, TEAM, &[&alice]);
 
     // 5. A note written now survives a further design, which only moves the customer.
-    alice.replica.update("c00", MORNING_MS, |d| set_notes(d, "keep me")).expect("note");
+    alice.replica.update("c00", MORNING_MS, replace_notes("keep me")).expect("note");
     alice.sync().await.expect("sync");
     let (status, _) = maria.post_json("/v1/plan/territories/apply", &away).await;
     assert_eq!(status, 200);
@@ -212,24 +183,17 @@ async fn a_territory_design_applied_while_reps_edit_the_moved_customers_keeps_th
 #[tokio::test]
 async fn a_device_that_bootstraps_after_a_trimmed_revoke_holds_exactly_its_scope() {
     // 1. Alice holds two customers.
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            territory("t-alice", &["alice"]),
-            territory("t-bruno", &["bruno"]),
-            Document::Customer(customer("c1", "alice", Some("t-alice"), LYON)),
-            Document::Customer(customer("c2", "alice", Some("t-alice"), offset(LYON, 500.0, 0.0))),
-        ],
-    );
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
+    let mut docs = alices_customer();
+    docs.push(territory("t-bruno", &["bruno"]));
+    docs.push(customer("c2", "alice", Some("t-alice"), offset(LYON, 500.0, 0.0)).into());
+    let server = TestServer::seeded(TEAM, &docs).await;
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     assert!(alice.replica.local("c2").is_some());
 
     // 2. While her phone is off, c2 goes to bruno, and the feed (with the revoke) is trimmed.
     let mut c2 = customer("c2", "bruno", Some("t-bruno"), offset(LYON, 500.0, 0.0));
     c2.notes = "".into();
-    server.seed(TEAM, &[Document::Customer(c2)]);
+    server.seed(TEAM, &[c2.into()]);
     let horizon = server.server().engine().trim_feed(TEAM, 0).expect("trim");
     assert!(horizon > 0);
 
@@ -255,20 +219,12 @@ async fn a_device_that_bootstraps_after_a_trimmed_revoke_holds_exactly_its_scope
 async fn a_phone_whose_push_no_longer_fits_resyncs_the_document_and_keeps_its_text() {
     // 1. Alice's phone plans a visit and syncs; a backup of the phone is taken; she writes a note
     //    and syncs again (the server acknowledges it).
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            territory("t-alice", &["alice"]),
-            Document::Customer(customer("c1", "alice", Some("t-alice"), LYON)),
-        ],
-    );
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
-    alice.replica.create(Document::Visit(visit("v1", "c1", "alice", MORNING_MS)), MORNING_MS).expect("plan");
+    let server = TestServer::seeded(TEAM, &alices_customer()).await;
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
+    alice.replica.create(visit("v1", "c1", "alice", MORNING_MS).into(), MORNING_MS).expect("plan");
     alice.sync().await.expect("push the visit");
     let backup = alice.replica.clone();
-    alice.replica.update("v1", MORNING_MS, |d| set_notes(d, "first note")).expect("note");
+    alice.replica.update("v1", MORNING_MS, replace_notes("first note")).expect("note");
     alice.sync().await.expect("push the note");
     let mut maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
     maria.sync().await.expect("maria syncs the team");
@@ -277,7 +233,7 @@ async fn a_phone_whose_push_no_longer_fits_resyncs_the_document_and_keeps_its_te
     //    takes a sequence number the server already holds for another change.
     let mut restored: Device = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
     restored.replica = backup;
-    restored.replica.update("v1", MORNING_MS, |d| set_notes(d, "typed on the restored phone")).expect("note");
+    restored.replica.update("v1", MORNING_MS, replace_notes("typed on the restored phone")).expect("note");
 
     // 3. Its sync is not refused for good: the visit is rebuilt on the server's version with the
     //    note made again, pushed again, and every later sync works.
@@ -287,7 +243,7 @@ async fn a_phone_whose_push_no_longer_fits_resyncs_the_document_and_keeps_its_te
     let notes = visit_of(server.doc(TEAM, "v1")).notes.as_str().to_string();
     assert!(notes.contains("typed on the restored phone"), "{notes}");
     assert!(notes.contains("first note"), "the acknowledged note is kept too: {notes}");
-    restored.replica.update("v1", MORNING_MS, |d| set_notes(d, "and later")).expect("note");
+    restored.replica.update("v1", MORNING_MS, replace_notes("and later")).expect("note");
     restored.sync().await.expect("later syncs work");
     assert_eq!(visit_of(server.doc(TEAM, "v1")).notes.as_str(), "and later");
 

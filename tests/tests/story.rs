@@ -2,12 +2,12 @@
 //! a manager sees what happened.
 
 use fieldsync_core::Role;
-use fieldsync_core::docs::{Document, VisitState};
+use fieldsync_core::docs::{Document, Tier, VisitState};
 use fieldsync_core::geo::{
     self, CheckinContext, CheckinFix, Datum, LatLon, VerificationStatus, VerifyConfig,
 };
 use fieldsync_core::storage::Storage as _;
-use fieldsync_e2e::fixtures::{self, LYON, offset};
+use fieldsync_e2e::fixtures::{self, LYON, offset, on_customer, prepend_notes};
 use fieldsync_e2e::{DeviceError, MORNING_MS, TestServer, assert_converged};
 use fieldsync_e2e::{customer_of, visit_of};
 
@@ -15,15 +15,7 @@ const TEAM: &str = "acme";
 
 /// A team with one shared territory (alice and bob), one customer in it, and a plan-free setup.
 async fn team_with_shared_customer() -> TestServer {
-    let server = TestServer::start().await;
-    server.seed(
-        TEAM,
-        &[
-            fixtures::territory("terr-1", &["alice", "bob"]),
-            Document::Customer(fixtures::customer("cust-1", "alice", Some("terr-1"), LYON)),
-        ],
-    );
-    server
+    TestServer::seeded(TEAM, &fixtures::territory_with_customer("terr-1", &["alice", "bob"], "cust-1")).await
 }
 
 #[tokio::test]
@@ -76,19 +68,9 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
     // 6. Both edit the same customer's notes at the same time.
     alice
         .replica
-        .update("cust-1", now, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "Alice: ordered 3 pallets. ")
-            }
-        })
+        .update("cust-1", now, prepend_notes("Alice: ordered 3 pallets. "))
         .expect("alice edits the notes");
-    bob.replica
-        .update("cust-1", now, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "Bob: asks for a demo. ")
-            }
-        })
-        .expect("bob edits the notes");
+    bob.replica.update("cust-1", now, prepend_notes("Bob: asks for a demo. ")).expect("bob edits the notes");
 
     // 7. Offline, nothing leaves the phone.
     assert!(matches!(alice.sync().await, Err(DeviceError::Offline)));
@@ -135,11 +117,10 @@ async fn two_reps_work_offline_and_the_manager_sees_both_visits_the_merged_notes
 async fn the_same_push_sent_twice_creates_no_duplicates() {
     // 1. Alice plans a visit offline.
     let server = team_with_shared_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     alice
         .replica
-        .create(Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)), MORNING_MS)
+        .create(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS).into(), MORNING_MS)
         .expect("plan");
     let head_before = server.server().engine().storage().feed_head(TEAM).expect("head");
 
@@ -173,8 +154,7 @@ async fn the_same_push_sent_twice_creates_no_duplicates() {
 async fn a_server_restart_between_push_and_pull_loses_nothing_acknowledged() {
     // 1. Alice checks in and syncs: the server acknowledges.
     let mut server = team_with_shared_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
     let mut v = fixtures::visit("v-1", "cust-1", "alice", MORNING_MS);
     v.checkins.push(fixtures::checkin("ci-1", LYON, 5.0, MORNING_MS));
     alice.replica.create(Document::Visit(v), MORNING_MS).expect("plan");
@@ -185,11 +165,7 @@ async fn a_server_restart_between_push_and_pull_loses_nothing_acknowledged() {
     server.stop().await;
     alice
         .replica
-        .update("v-1", MORNING_MS, |d| {
-            if let Document::Visit(v) = d {
-                v.notes.splice(0, 0, "second thoughts")
-            }
-        })
+        .update("v-1", MORNING_MS, prepend_notes("second thoughts"))
         .expect("edit while the server is down");
     assert!(matches!(alice.sync().await, Err(DeviceError::Transport(_))));
     assert_eq!(alice.replica.outbox_len(), 1, "the unsent edit waits");
@@ -213,36 +189,18 @@ async fn a_server_restart_between_push_and_pull_loses_nothing_acknowledged() {
 async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_rest_is_accepted() {
     // 1. Alice holds the customer.
     let server = team_with_shared_customer().await;
-    let mut alice = server.add_device("alice-phone", TEAM, "alice", Role::Rep);
-    alice.sync().await.expect("bootstrap");
+    let mut alice = server.synced_device("alice-phone", TEAM, "alice", Role::Rep).await;
 
     // 2. Offline she writes a note (allowed), and an outdated app lets her promote the customer to
     //    tier A (not allowed); she also plans a visit.
-    alice
-        .replica
-        .update("cust-1", MORNING_MS, |d| {
-            if let Document::Customer(c) = d {
-                c.notes.splice(0, 0, "Big order coming.")
-            }
-        })
-        .expect("note");
-    let local_refusal = alice.replica.update("cust-1", MORNING_MS, |d| {
-        if let Document::Customer(c) = d {
-            c.tier = Some(fieldsync_core::docs::Tier::A)
-        }
-    });
+    alice.replica.update("cust-1", MORNING_MS, prepend_notes("Big order coming.")).expect("note");
+    let promote = || on_customer(|c| c.tier = Some(Tier::A));
+    let local_refusal = alice.replica.update("cust-1", MORNING_MS, promote());
     assert!(local_refusal.is_err(), "the library refuses it before writing");
+    alice.replica.update_unchecked("cust-1", MORNING_MS, promote()).expect("tampered write");
     alice
         .replica
-        .update_unchecked("cust-1", MORNING_MS, |d| {
-            if let Document::Customer(c) = d {
-                c.tier = Some(fieldsync_core::docs::Tier::A)
-            }
-        })
-        .expect("tampered write");
-    alice
-        .replica
-        .create(Document::Visit(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS)), MORNING_MS)
+        .create(fixtures::visit("v-1", "cust-1", "alice", MORNING_MS).into(), MORNING_MS)
         .expect("plan");
 
     // 3. Sync: the tier change is refused with its reason, the rest is accepted.
@@ -257,10 +215,10 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
 
     // 4. The device was reset to the server's version: the note is there, the tier is not.
     let c = customer_of(alice.doc("cust-1"));
-    assert_eq!(c.tier, Some(fieldsync_core::docs::Tier::B));
+    assert_eq!(c.tier, Some(Tier::B));
     assert_eq!(c.notes.as_str(), "Big order coming.");
     let on_server = customer_of(server.doc(TEAM, "cust-1"));
-    assert_eq!(on_server.tier, Some(fieldsync_core::docs::Tier::B));
+    assert_eq!(on_server.tier, Some(Tier::B));
     assert_eq!(on_server.notes.as_str(), "Big order coming.");
     assert!(server.doc(TEAM, "v-1").is_some(), "the visit in the same push was accepted");
 

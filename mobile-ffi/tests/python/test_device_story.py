@@ -79,6 +79,20 @@ def device(server, user, role):
     return c
 
 
+def customers_near_lyon(phone):
+    """The phone's customers within 50 km of Lyon, nearest first."""
+    return [n.customer for n in phone.customers_near(45.7640, 4.8357, 50_000.0, [], [])]
+
+
+def plan_a_visit_now(phone):
+    """Bootstraps the phone and plans a visit of the next hour at its nearest customer near Lyon:
+    (customer, visit, now)."""
+    phone.sync(None)
+    customer = customers_near_lyon(phone)[0]
+    now = int(time.time() * 1000)
+    return customer, phone.plan_visit(customer.id, now, now + HOUR_MS), now
+
+
 class Progress(fs.SyncProgress):
     def __init__(self):
         self.calls = []
@@ -126,10 +140,7 @@ def test_offline_plan_check_in_and_note_reach_a_second_device(server):
 def test_a_far_check_in_is_flagged_on_the_spot(server):
     # Chloe has no check-in in these tests: travel speed is not what is judged here.
     chloe = device(server, "chloe", "rep")
-    chloe.sync(None)
-    customer = chloe.customers_near(45.7640, 4.8357, 50_000.0, [], [])[0].customer
-    now = int(time.time() * 1000)
-    visit = chloe.plan_visit(customer.id, now, now + HOUR_MS)
+    customer, visit, now = plan_a_visit_now(chloe)
     # Now (a time ahead of the phone's own clock would be clock skew: invalid).
     far = chloe.check_in(visit.id, fs.GpsFix(
         lat=customer.location.lat + 0.01, lon=customer.location.lon, accuracy_m=10.0,
@@ -143,7 +154,7 @@ def test_a_rejected_edit_is_kept_with_its_reason_and_the_document_reset(server):
     # 1. Alice writes a note offline on a customer the manager hands to bruno meanwhile.
     alice = device(server, "alice", "rep")
     alice.sync(None)
-    customer = alice.customers_near(45.7640, 4.8357, 50_000.0, [], [])[-1].customer
+    customer = customers_near_lyon(alice)[-1]
     alice.set_customer_notes(customer.id, "Alice was here")
     maria = device(server, "maria", "manager")
     maria.sync(None)
@@ -177,10 +188,7 @@ def test_a_token_of_another_user_cannot_open_this_store(server):
 
 def test_bad_input_is_a_typed_error(server):
     alice = device(server, "alice", "rep")
-    alice.sync(None)
-    customer = alice.customers_near(45.7640, 4.8357, 50_000.0, [], [])[0].customer
-    now = int(time.time() * 1000)
-    visit = alice.plan_visit(customer.id, now, now + HOUR_MS)
+    customer, visit, now = plan_a_visit_now(alice)
     for lat, lon, acc in [(123.0, 4.0, 5.0), (math.nan, 4.0, 5.0), (45.0, -200.0, 5.0), (45.0, 4.0, math.nan), (45.0, 4.0, -1.0)]:
         with pytest.raises(fs.FieldsyncError.InvalidInput):
             alice.check_in(visit.id, fs.GpsFix(lat=lat, lon=lon, accuracy_m=acc, device_time_ms=now, mock_location=False))
@@ -221,10 +229,7 @@ def test_writes_survive_reopening_the_store(server):
     d = tempfile.mkdtemp()
     c = fs.FieldsyncClient.open(d, server.url)
     c.set_token(server.token("alice", "rep"))
-    c.sync(None)
-    customer = c.customers_near(45.7640, 4.8357, 50_000.0, [], [])[0].customer
-    now = int(time.time() * 1000)
-    visit = c.plan_visit(customer.id, now, now + HOUR_MS)
+    customer, visit, _ = plan_a_visit_now(c)
     device_id = c.device_id()
     del c
     again = fs.FieldsyncClient.open(d, server.url)

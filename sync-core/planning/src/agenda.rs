@@ -338,90 +338,46 @@ pub fn plan_team_week_until(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fieldsync_core::docs::{Cadence, GeoPoint, OpeningHours, SCHEMA_VERSION, TierThresholds};
+    use crate::segmentation::fixtures::rep_day;
+    use fieldsync_core::docs::{Cadence, GeoPoint, OpeningHours, TierThresholds};
 
     fn customer(id: &str, rep: &str, north_km: f64, potential: f64) -> Customer {
+        let opening_hours = (1..=5)
+            .flat_map(|d| {
+                [
+                    OpeningHours { weekday: d, open_min: 510, close_min: 720 },
+                    OpeningHours { weekday: d, open_min: 840, close_min: 1110 },
+                ]
+            })
+            .collect();
+        let at = GeoPoint::wgs84(45.76 + north_km / 111.2, 4.83);
         Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: format!("Customer {id}"),
-            location: GeoPoint::wgs84(45.76 + north_km / 111.2, 4.83),
-            address: String::new(),
             timezone: "Europe/Paris".into(),
-            opening_hours: (1..=5)
-                .flat_map(|d| {
-                    [
-                        OpeningHours { weekday: d, open_min: 510, close_min: 720 },
-                        OpeningHours { weekday: d, open_min: 840, close_min: 1110 },
-                    ]
-                })
-                .collect(),
+            opening_hours,
             potential_value: potential,
             close_probability: 0.5,
-            tier: None,
-            tier_set_by: None,
-            tier_set_at_ms: None,
-            follow_up_status: "none".into(),
             opportunity_stage: "qualification".into(),
             owner_rep: Some(rep.into()),
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "server".into(),
+            ..Customer::new(id, &format!("Customer {id}"), at, "server")
         }
     }
 
     fn plan() -> Plan {
-        Plan {
-            kind: "plan".into(),
-            schema: SCHEMA_VERSION,
-            id: "p".into(),
-            quarter: "2026-Q4".into(),
-            quotas: vec![],
-            cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
-            thresholds: TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 },
-            focus_share: 0.8,
-        }
+        let cadence = Cadence { a_days: 7, b_days: 14, c_days: 30 };
+        Plan::new("p", "2026-Q4", cadence, TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 })
     }
 
     #[test]
     fn a_reps_day_keeps_planned_visits_and_fills_up_with_due_customers_of_their_own() {
         // Monday 2026-11-30 in Lyon.
         let date = LocalDate::new(2026, 11, 30);
-        let input = RepDayInput {
-            rep: "alice".into(),
-            date,
-            timezone: "Europe/Paris".into(),
-            start: LatLon { lat: 45.76, lon: 4.83 },
-            end: LatLon { lat: 45.76, lon: 4.83 },
-            work_start_min: 8 * 60,
-            work_end_min: 18 * 60,
-            travel: TravelModel::default(),
-            max_optional: 10,
-            seed: 1,
-            time_limit_ms: 0,
-        };
+        let input = rep_day(date, "Europe/Paris");
         let mut customers: Vec<Customer> =
             (0..6).map(|i| customer(&format!("c{i}"), "alice", i as f64, 100_000.0)).collect();
         customers.push(customer("bob-1", "bob", 1.0, 100_000.0));
         let day_start = local_time_ms("Europe/Paris", date, 8 * 60).expect("time");
-        let planned = Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: "v-planned".into(),
-            customer_id: "c5".into(),
-            rep: "alice".into(),
-            planned_start_ms: day_start + 3_600_000,
-            planned_end_ms: day_start + 2 * 3_600_000,
-            state: VisitState::Planned,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: "alice".into(),
-        };
+        let planned =
+            Visit::planned("v-planned", "c5", "alice", day_start + 3_600_000, day_start + 2 * 3_600_000);
         let day = plan_rep_day(&customers, &[planned], &plan(), &AllocationConfig::default(), &input)
             .expect("plan");
         let ids: Vec<&str> = day.route.stops.iter().map(|s| s.id.as_str()).collect();
@@ -438,19 +394,7 @@ mod tests {
 
     #[test]
     fn an_unknown_rep_time_zone_is_a_typed_error() {
-        let input = RepDayInput {
-            rep: "alice".into(),
-            date: LocalDate::new(2026, 11, 30),
-            timezone: "Mars/Olympus".into(),
-            start: LatLon { lat: 45.76, lon: 4.83 },
-            end: LatLon { lat: 45.76, lon: 4.83 },
-            work_start_min: 480,
-            work_end_min: 1080,
-            travel: TravelModel::default(),
-            max_optional: 5,
-            seed: 1,
-            time_limit_ms: 0,
-        };
+        let input = RepDayInput { max_optional: 5, ..rep_day(LocalDate::new(2026, 11, 30), "Mars/Olympus") };
         assert!(matches!(
             plan_rep_day(&[], &[], &plan(), &AllocationConfig::default(), &input),
             Err(RouteError::UnknownTimeZone(_))

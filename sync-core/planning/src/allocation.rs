@@ -607,22 +607,8 @@ mod tests {
         let mut v = visit("v", "c", "alice", 0, 45 * MINUTE_MS);
         assert_eq!(visit_duration_minutes(&v, Some(Tier::A), &cfg), 45.0);
         v.checkins = vec![
-            Checkin {
-                id: "k2".into(),
-                lat: 48.0,
-                lon: 2.0,
-                accuracy_m: 5.0,
-                device_time_ms: 20 * MINUTE_MS,
-                mock_location: false,
-            },
-            Checkin {
-                id: "k1".into(),
-                lat: 48.0,
-                lon: 2.0,
-                accuracy_m: 5.0,
-                device_time_ms: 10 * MINUTE_MS,
-                mock_location: false,
-            },
+            Checkin::new("k2", 48.0, 2.0, 5.0, 20 * MINUTE_MS),
+            Checkin::new("k1", 48.0, 2.0, 5.0, 10 * MINUTE_MS),
         ];
         v.checkout = Some(Checkout {
             device_time_ms: 100 * MINUTE_MS,
@@ -661,14 +647,7 @@ mod tests {
         let h = |hours: f64| from + (hours * 3_600_000.0) as i64;
         // alice: A 120 min (measured), high B 60, low B 30, C 30 (planned).
         let mut va = visit("v1", "a", "alice", h(1.0), h(1.5));
-        va.checkins.push(Checkin {
-            id: "k".into(),
-            lat: 48.0,
-            lon: 2.0,
-            accuracy_m: 5.0,
-            device_time_ms: h(1.0),
-            mock_location: false,
-        });
+        va.checkins.push(Checkin::new("k", 48.0, 2.0, 5.0, h(1.0)));
         va.checkout =
             Some(Checkout { device_time_ms: h(3.0), outcome: "order".into(), next_step: String::new() });
         let vb = visit("v2", "b-high", "alice", h(4.0), h(5.0));
@@ -782,17 +761,7 @@ mod tests {
                     outcome: o.to_owned(),
                     next_step: String::new(),
                 });
-                v.checkins = checkin
-                    .map(|t| Checkin {
-                        id: "k".into(),
-                        lat: 0.0,
-                        lon: 0.0,
-                        accuracy_m: 1.0,
-                        device_time_ms: t,
-                        mock_location: false,
-                    })
-                    .into_iter()
-                    .collect();
+                v.checkins = checkin.map(|t| Checkin::new("k", 0.0, 0.0, 1.0, t)).into_iter().collect();
                 v
             })
     }
@@ -821,7 +790,10 @@ mod tests {
             for s in &shares {
                 prop_assert!((0.0..=1.0).contains(&s.focus_share));
             }
-            let _ = due_visits(&customers, &visits, &p, &cfg, now, now.saturating_add(7 * DAY_MS));
+            // Whoever is overdue now is due by the end of the week.
+            let due = due_visits(&customers, &visits, &p, &cfg, now, now.saturating_add(7 * DAY_MS));
+            let ids: BTreeSet<&str> = due.iter().map(|d| d.customer_id.as_str()).collect();
+            prop_assert!(o.iter().all(|x| ids.contains(x.customer_id.as_str())));
         }
     }
 }

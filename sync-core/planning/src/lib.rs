@@ -13,22 +13,17 @@
 //! - [`Deadline`]: the caller's wall-clock cap on a search (see [`deadline`]).
 //!
 //! ```
-//! use fieldsync_core::docs::{Cadence, Customer, GeoPoint, Plan, SCHEMA_VERSION, Tier, TierThresholds};
+//! use fieldsync_core::docs::{Cadence, Customer, GeoPoint, Plan, Tier, TierThresholds};
 //! use fieldsync_planning::segmentation::segment;
 //!
 //! let customer = |id: &str, potential_value: f64, close_probability: f64| Customer {
-//!     kind: "customer".into(), schema: SCHEMA_VERSION, id: id.into(), name: id.into(),
-//!     location: GeoPoint::wgs84(45.76, 4.83), address: String::new(), timezone: "Europe/Paris".into(),
-//!     opening_hours: vec![], potential_value, close_probability, tier: None, tier_set_by: None,
-//!     tier_set_at_ms: None, follow_up_status: String::new(), opportunity_stage: "prospecting".into(),
-//!     owner_rep: Some("alice".into()), territory: None, tags: vec![], notes: "".into(),
-//!     geofence_m: None, created_by: "admin".into(),
+//!     potential_value,
+//!     close_probability,
+//!     owner_rep: Some("alice".into()),
+//!     ..Customer::new(id, id, GeoPoint::wgs84(45.76, 4.83), "admin")
 //! };
-//! let plan = Plan {
-//!     kind: "plan".into(), schema: SCHEMA_VERSION, id: "plan-1".into(), quarter: "2026-Q4".into(),
-//!     quotas: vec![], cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
-//!     thresholds: TierThresholds { a_min_score: 100.0, b_min_score: 40.0 }, focus_share: 0.8,
-//! };
+//! let cadence = Cadence { a_days: 7, b_days: 14, c_days: 30 };
+//! let plan = Plan::new("plan-1", "2026-Q4", cadence, TierThresholds { a_min_score: 100.0, b_min_score: 40.0 });
 //!
 //! // Score = potential × close probability: 180 is an A, 25 a C.
 //! let tiers = segment(&[customer("big", 200.0, 0.9), customer("small", 50.0, 0.5)], &plan);
@@ -209,18 +204,12 @@ mod tests {
         assert!(TravelModel { speed_kmh: 0.0, detour_factor: 1.3 }.validate().is_err());
         assert!(TravelModel { speed_kmh: 30.0, detour_factor: f64::INFINITY }.validate().is_err());
 
+        let date = LocalDate::new(2026, 11, 30);
         let day = RepDayInput {
-            rep: "alice".into(),
-            date: LocalDate::new(2026, 11, 30),
-            timezone: "Europe/Paris".into(),
-            start: LatLon { lat: 45.76, lon: 4.83 },
-            end: LatLon { lat: 45.76, lon: 4.83 },
             work_start_min: 510,
-            work_end_min: 1080,
-            travel: TravelModel::default(),
             max_optional: 12,
             seed: 7,
-            time_limit_ms: 0,
+            ..crate::segmentation::fixtures::rep_day(date, "Europe/Paris")
         };
         assert!(day.validate().is_ok());
         for bad in [

@@ -239,68 +239,50 @@ fn non_negative(x: f64) -> f64 {
     if x.is_finite() && x > 0.0 { x } else { 0.0 }
 }
 
-/// Small documents for planning tests, shared by segmentation, targeting and allocation.
+/// Small documents and inputs for planning tests, shared by the modules' tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use fieldsync_core::docs::{
-        Cadence, Customer, GeoPoint, Plan, SCHEMA_VERSION, TierThresholds, Visit, VisitState,
-    };
+    use crate::TravelModel;
+    use crate::agenda::RepDayInput;
+    use crate::route::LocalDate;
+    use fieldsync_core::docs::{Cadence, Customer, GeoPoint, Plan, TierThresholds, Visit, VisitState};
+    use fieldsync_core::geo::LatLon;
 
     pub(crate) fn customer(id: &str, potential_value: f64, close_probability: f64) -> Customer {
         Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            name: id.into(),
-            location: GeoPoint::wgs84(48.0, 2.0),
-            address: String::new(),
             timezone: "Europe/Paris".into(),
-            opening_hours: vec![],
             potential_value,
             close_probability,
-            tier: None,
-            tier_set_by: None,
-            tier_set_at_ms: None,
             follow_up_status: String::new(),
-            opportunity_stage: "prospecting".into(),
-            owner_rep: None,
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "admin".into(),
+            ..Customer::new(id, id, GeoPoint::wgs84(48.0, 2.0), "admin")
         }
     }
 
     /// The demo plan: A ≥ 100, B ≥ 40, cadence 7/14/30 days, 80 % focus.
     pub(crate) fn plan() -> Plan {
-        Plan {
-            kind: "plan".into(),
-            schema: SCHEMA_VERSION,
-            id: "plan-1".into(),
-            quarter: "2026-Q4".into(),
-            quotas: vec![],
-            cadence: Cadence { a_days: 7, b_days: 14, c_days: 30 },
-            thresholds: TierThresholds { a_min_score: 100.0, b_min_score: 40.0 },
-            focus_share: 0.8,
-        }
+        let cadence = Cadence { a_days: 7, b_days: 14, c_days: 30 };
+        Plan::new("plan-1", "2026-Q4", cadence, TierThresholds { a_min_score: 100.0, b_min_score: 40.0 })
     }
 
     pub(crate) fn visit(id: &str, customer_id: &str, rep: &str, start_ms: i64, end_ms: i64) -> Visit {
-        Visit {
-            kind: "visit".into(),
-            schema: SCHEMA_VERSION,
-            id: id.into(),
-            customer_id: customer_id.into(),
-            rep: rep.into(),
-            planned_start_ms: start_ms,
-            planned_end_ms: end_ms,
-            state: VisitState::Completed,
-            checkins: vec![],
-            checkout: None,
-            notes: "".into(),
-            verification: Default::default(),
-            created_by: rep.into(),
+        Visit { state: VisitState::Completed, ..Visit::planned(id, customer_id, rep, start_ms, end_ms) }
+    }
+
+    /// Alice's working day (8:00–18:00) from and back to Lyon, up to ten optional stops.
+    pub(crate) fn rep_day(date: LocalDate, timezone: &str) -> RepDayInput {
+        let lyon = LatLon { lat: 45.76, lon: 4.83 };
+        RepDayInput {
+            rep: "alice".into(),
+            date,
+            timezone: timezone.into(),
+            start: lyon,
+            end: lyon,
+            work_start_min: 8 * 60,
+            work_end_min: 18 * 60,
+            travel: TravelModel::default(),
+            max_optional: 10,
+            seed: 1,
+            time_limit_ms: 0,
         }
     }
 }

@@ -2,8 +2,7 @@
 //! a city, tiers, log-normal potentials, all from a fixed seed.
 #![allow(dead_code)]
 
-use autosurgeon::Text;
-use fieldsync_core::docs::{Customer, GeoPoint, SCHEMA_VERSION, Tier};
+use fieldsync_core::docs::{Customer, GeoPoint, Tier};
 use fieldsync_core::geo::LatLon;
 
 /// Lyon.
@@ -52,27 +51,14 @@ pub fn customer(
     owner: Option<&str>,
 ) -> Customer {
     Customer {
-        kind: "customer".into(),
-        schema: SCHEMA_VERSION,
-        id: id.into(),
-        name: format!("Customer {id}"),
-        location: GeoPoint::wgs84(lat, lon),
-        address: String::new(),
         timezone: "Europe/Paris".into(),
-        opening_hours: vec![],
         potential_value: potential,
         close_probability: 0.5,
         tier,
-        tier_set_by: None,
-        tier_set_at_ms: None,
         follow_up_status: String::new(),
         opportunity_stage: String::new(),
         owner_rep: owner.map(str::to_string),
-        territory: None,
-        tags: vec![],
-        notes: Text::with_value(""),
-        geofence_m: None,
-        created_by: "import".into(),
+        ..Customer::new(id, &format!("Customer {id}"), GeoPoint::wgs84(lat, lon), "import")
     }
 }
 

@@ -5,7 +5,7 @@
 mod route_day {
     use std::collections::HashSet;
 
-    use fieldsync_core::docs::{Customer, GeoPoint, OpeningHours, SCHEMA_VERSION};
+    use fieldsync_core::docs::{Customer, GeoPoint, OpeningHours};
     use fieldsync_core::geo::LatLon;
     use fieldsync_planning::TravelModel;
     use fieldsync_planning::route::*;
@@ -289,12 +289,6 @@ mod route_day {
     fn customer(tz: &str) -> Customer {
         let hours = |weekday, open_min, close_min| OpeningHours { weekday, open_min, close_min };
         Customer {
-            kind: "customer".into(),
-            schema: SCHEMA_VERSION,
-            id: "c1".into(),
-            name: "Boulangerie".into(),
-            location: GeoPoint::wgs84(48.85, 2.35),
-            address: String::new(),
             timezone: tz.into(),
             // Monday 9:00–12:00 and 14:00–18:30 (entered out of order), Sunday 1:00–4:00, Tuesday all day.
             opening_hours: vec![
@@ -303,19 +297,10 @@ mod route_day {
                 hours(7, 60, 240),
                 hours(2, 0, 1440),
             ],
-            potential_value: 0.0,
             close_probability: 0.5,
-            tier: None,
-            tier_set_by: None,
-            tier_set_at_ms: None,
             follow_up_status: String::new(),
             opportunity_stage: String::new(),
-            owner_rep: None,
-            territory: None,
-            tags: vec![],
-            notes: "".into(),
-            geofence_m: None,
-            created_by: "admin".into(),
+            ..Customer::new("c1", "Boulangerie", GeoPoint::wgs84(48.85, 2.35), "admin")
         }
     }
 

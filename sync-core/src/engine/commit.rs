@@ -125,6 +125,7 @@ impl<S: Storage> SyncEngine<S> {
         // Refused changes, with the server's version when the author may see it; kept (within the
         // author's quota) and answered once the accepted ones are recorded.
         let mut refusals: Vec<Refusal> = Vec::new();
+        let mut verdicts = self.judge_new_checkins(team, &decisions, now_ms, &mut pending.batch)?;
         for d in decisions {
             let Decision { doc_id, kind, pushed, old_meta, outcome, .. } = d;
             let Staged { mut doc, state, accepted_new, rejected } = match outcome {
@@ -145,8 +146,8 @@ impl<S: Storage> SyncEngine<S> {
             if let (Some(state), false) = (&state, accepted_new.is_empty()) {
                 let mut entries = vec![(device, raw(&accepted_new))];
                 if let Document::Visit(visit) = state
-                    && let Some(verdict) =
-                        self.verify_new_checkins(team, visit, &mut doc, now_ms, &mut pending.batch)?
+                    && let Some(new) = verdicts.remove(&doc_id)
+                    && let Some(verdict) = self.write_verdicts(visit, new, &mut doc, now_ms)?
                 {
                     entries.push((SERVER_ORIGIN, verdict.raw_bytes().to_vec()));
                 }

@@ -5,47 +5,88 @@
 
 use automerge::{Automerge, Change, ReadDoc, transaction::CommitOptions};
 
-use super::{Result, SyncEngine, SyncError};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use super::stage::Staged;
+use super::{Decision, Outcome, Result, SyncEngine, SyncError};
 use crate::checkin::{self, CheckinHistory, CustomerSite};
-use crate::docs::{CheckinVerification, DocKind, Document, Visit};
+use crate::docs::{Checkin, CheckinVerification, DocKind, Document, Visit};
 use crate::storage::{Batch, Storage, StorageError};
 
+/// The verdicts of a push, per visit id: check-in id → verdict.
+pub(crate) type Verdicts = HashMap<String, HashMap<String, CheckinVerification>>;
+
 impl<S: Storage> SyncEngine<S> {
-    /// Verifies check-ins the server has not judged yet and records the verdicts in the visit, as a
-    /// change of the server's own. Returns that change.
-    pub(crate) fn verify_new_checkins(
+    /// Judges every check-in of the push's accepted visits that the server has not judged yet, in
+    /// the order they happened across all those visits (so which of two conflicting offline
+    /// check-ins is flagged never depends on the visits' ids), each against its neighbours in time
+    /// in the rep's history; the updated histories go into `batch`.
+    pub(crate) fn judge_new_checkins(
         &self,
         team: &str,
-        visit: &Visit,
-        doc: &mut Automerge,
+        decisions: &[Decision],
         now_ms: i64,
         batch: &mut Batch,
-    ) -> Result<Option<Change>> {
-        let mut pending: Vec<&crate::docs::Checkin> =
-            visit.checkins.iter().filter(|c| !visit.verification.contains_key(&c.id)).collect();
+    ) -> Result<Verdicts> {
+        let mut pending: Vec<(&str, &Visit, &Checkin)> = decisions
+            .iter()
+            .filter_map(|d| match &d.outcome {
+                Outcome::Staged(Staged { state: Some(Document::Visit(v)), accepted_new, .. })
+                    if !accepted_new.is_empty() =>
+                {
+                    Some((d.doc_id.as_str(), v))
+                }
+                _ => None,
+            })
+            .flat_map(|(id, v)| {
+                v.checkins.iter().filter(|c| !v.verification.contains_key(&c.id)).map(move |c| (id, v, c))
+            })
+            .collect();
+        let mut verdicts = Verdicts::new();
         if pending.is_empty() {
-            return Ok(None);
+            return Ok(verdicts);
         }
-        let site = self.customer_site(team, &visit.customer_id, &visit.rep)?;
-        // Visits pushed together see each other's check-ins: the batch holds the newest history.
-        let mut history = match batch.checkins.iter().rposition(|(u, _)| *u == visit.rep) {
-            Some(i) => batch.checkins.remove(i).1,
-            None => self.storage.checkin_history(team, &visit.rep)?.unwrap_or_else(CheckinHistory::new),
-        };
-        let mut verdicts = visit.verification.clone();
-        // Judged in the order they happened, each against its neighbours in time.
-        pending.sort_by_key(|c| c.device_time_ms);
-        for c in pending {
+        pending.sort_by_key(|(_, _, c)| c.device_time_ms);
+        let mut histories: HashMap<&str, CheckinHistory> = HashMap::new();
+        let mut sites: HashMap<&str, Option<CustomerSite>> = HashMap::new();
+        for (visit_id, visit, c) in pending {
+            let history = match histories.entry(visit.rep.as_str()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(
+                    self.storage.checkin_history(team, &visit.rep)?.unwrap_or_else(CheckinHistory::new),
+                ),
+            };
+            let site = match sites.entry(visit_id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.customer_site(team, &visit.customer_id, &visit.rep)?),
+            };
             let j = checkin::judge_and_record(
-                &mut history,
+                history,
                 &checkin::fix_of(c),
                 site.as_ref(),
                 now_ms,
                 &self.config.verify,
             );
-            verdicts.insert(c.id.clone(), CheckinVerification::from_verification(&j.verification, now_ms));
+            verdicts
+                .entry(visit_id.to_string())
+                .or_default()
+                .insert(c.id.clone(), CheckinVerification::from_verification(&j.verification, now_ms));
         }
-        batch.checkins.push((visit.rep.clone(), history));
+        batch.checkins.extend(histories.into_iter().map(|(rep, h)| (rep.to_string(), h)));
+        Ok(verdicts)
+    }
+
+    /// Records `new` verdicts in the visit, as a change of the server's own. Returns that change.
+    pub(crate) fn write_verdicts(
+        &self,
+        visit: &Visit,
+        new: HashMap<String, CheckinVerification>,
+        doc: &mut Automerge,
+        now_ms: i64,
+    ) -> Result<Option<Change>> {
+        let mut verdicts = visit.verification.clone();
+        verdicts.extend(new);
         let actor = doc.get_actor().clone();
         doc.set_actor(self.config.server_actor.clone());
         let written = doc.transact_with(

@@ -64,7 +64,7 @@ use super::{
     OutOfBounds, TravelModel,
 };
 use crate::rng::Rng;
-use fieldsync_core::docs::{Cadence, Customer, LatLonPoint, SCHEMA_VERSION, SubArea, Territory, Tier};
+use fieldsync_core::docs::{Cadence, Customer, LatLonPoint, SubArea, Territory, Tier};
 use fieldsync_core::geo::{LatLon, distance_m, to_wgs84};
 
 // --- configuration -------------------------------------------------------------------------------
@@ -841,12 +841,7 @@ pub fn apply_design(design: &TerritoryDesign, customers: &[Customer]) -> Vec<Cus
 /// Sub-areas are left empty (see [`sub_areas`] and [`to_territory_sub_areas`]).
 pub fn to_territory(result: &TerritoryResult) -> Territory {
     Territory {
-        kind: "territory".into(),
-        schema: SCHEMA_VERSION,
-        id: result.territory_id.clone(),
-        name: result.rep.clone(),
-        reps: vec![result.rep.clone()],
         polygons: vec![result.hull.iter().map(|p| LatLonPoint { lat: p.lat, lon: p.lon }).collect()],
-        sub_areas: Vec::new(),
+        ..Territory::new(&result.territory_id, &result.rep, vec![result.rep.clone()])
     }
 }

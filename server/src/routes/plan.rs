@@ -1,17 +1,19 @@
-//! S.T.A.R. planning over HTTP: `fieldsync-planning`'s pure functions, fed with the team's documents
-//! and checked against the caller's role. Reps see and plan their own; managers the whole team. The
-//! searches' wall-clock caps are built here, over the server's monotonic clock ([`deadline_clock`]).
+//! `/v1/plan/…`: S.T.A.R. planning over HTTP. `fieldsync-planning`'s pure functions, fed with the
+//! team's documents and checked against the caller's role: reps see and plan their own, managers
+//! the whole team. Bounds are checked before any document is loaded; computations run on a
+//! blocking thread holding a planning slot, under a [`Deadline`] read on the server's monotonic
+//! clock ([`deadline_clock`]).
 
 use axum::{
     Json, Router,
-    extract::{Query, State, rejection::JsonRejection, rejection::QueryRejection},
+    extract::State,
     http::StatusCode,
     routing::{get, post},
 };
-use fieldsync_core::Role;
 use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Territory, Visit};
 use fieldsync_core::engine::ServerWrite;
 use fieldsync_core::geo::LatLon;
+use fieldsync_core::{Principal, Role};
 use fieldsync_planning::Deadline;
 use fieldsync_planning::agenda::{
     RepDayInput, TeamWeekInput, TeamWeekRep, plan_rep_day_until, plan_team_week_until,
@@ -21,18 +23,18 @@ use fieldsync_planning::areas::{
     AreaConfig, RepBase, TerritoryConfig, TerritoryDesign, apply_design, design_territories, sub_areas,
     to_territory,
 };
-use fieldsync_planning::route::{LocalDate, RouteError};
+use fieldsync_planning::route::LocalDate;
 use fieldsync_planning::segmentation::{pareto_for_plan, segment};
 use fieldsync_planning::targeting::targets;
 use fieldsync_planning::{
-    MAX_AREAS, MAX_REPS, OutOfBounds, TravelModel, areas::AreaError, check_id_len, check_instant,
-    check_minute_of_day, check_window,
+    MAX_AREAS, MAX_REPS, TravelModel, check_id_len, check_instant, check_minute_of_day, check_window,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, AppState};
-use crate::auth::Claims;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Caller, Manager};
+use crate::state::{AppState, blocking};
 
 /// The documents a report or a plan is computed from.
 #[derive(Debug, Default)]
@@ -50,12 +52,31 @@ impl TeamDocs {
             ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet")
         })
     }
+
+    /// 404 `unknown_rep` unless `rep` is the caller or works in the team (a territory's rep, a
+    /// customer's owner or a visit's rep): a misspelt name must not answer an empty plan as if the
+    /// rep had nothing to do.
+    fn check_rep(&self, who: &Principal, rep: &str) -> Result<(), ApiError> {
+        let known = rep == who.user
+            || self.territories.iter().any(|t| t.reps.iter().any(|r| r == rep))
+            || self.customers.iter().any(|c| c.owner_rep.as_deref() == Some(rep))
+            || self.visits.iter().any(|v| v.rep == rep);
+        if known {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_rep",
+                format!("no rep named {rep:?} in this team"),
+            ))
+        }
+    }
 }
 
 async fn team_docs(state: &AppState, team: &str) -> Result<TeamDocs, ApiError> {
     let engine = state.engine.clone();
     let team = team.to_string();
-    tokio::task::spawn_blocking(move || -> Result<TeamDocs, ApiError> {
+    blocking(move || -> Result<TeamDocs, ApiError> {
         let mut docs = TeamDocs::default();
         for d in engine.team_documents(&team)? {
             match d {
@@ -68,86 +89,33 @@ async fn team_docs(state: &AppState, team: &str) -> Result<TeamDocs, ApiError> {
         Ok(docs)
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-}
-
-/// A slot for a planning computation ([`crate::http::HttpLimits::max_planning_jobs`]): planning
-/// keeps a core busy for up to seconds, so a burst of it must not starve everyone's syncs.
-fn planning_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    state.planning_jobs.clone().try_acquire_owned().map_err(|_| {
-        ApiError::busy("the server is computing as many plans as it can", state.limits.retry_after_s)
-    })
 }
 
 /// Runs a planning computation on a blocking thread, holding its job slot until it is done.
-async fn compute<T: Send + 'static>(
+async fn compute<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     slot: tokio::sync::OwnedSemaphorePermit,
-    f: impl FnOnce() -> T + Send + 'static,
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let _slot = slot;
         f()
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// Largest JSON body of a planning request (a territory design of a large team fits).
-pub const MAX_PLANNING_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-fn manager_only(claims: &Claims) -> Result<(), ApiError> {
-    if claims.role.sees_whole_team() {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this is for managers and admins"))
-    }
 }
 
 /// The rep a request is about: a rep may only ask about themself.
-fn subject(claims: &Claims, rep: Option<String>) -> Result<String, ApiError> {
-    match (claims.role, rep) {
-        (Role::Rep, Some(r)) if r != claims.sub => {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a rep plans for themself only"))
-        }
-        (Role::Rep, _) => Ok(claims.sub.clone()),
+/// The rep a report is narrowed to: a rep's own (asking for another is 403), or the one a manager
+/// names, or none (the whole team).
+fn only_themself(who: &Principal, rep: Option<String>) -> Result<Option<String>, ApiError> {
+    if who.role == Role::Rep { subject(who, rep).map(Some) } else { Ok(rep) }
+}
+
+fn subject(who: &Principal, rep: Option<String>) -> Result<String, ApiError> {
+    match (who.role, rep) {
+        (Role::Rep, Some(r)) if r != who.user => Err(ApiError::forbidden("a rep plans for themself only")),
+        (Role::Rep, _) => Ok(who.user.clone()),
         (_, Some(r)) => Ok(r),
-        (_, None) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "say which rep (\"rep\")")),
-    }
-}
-
-fn bad(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
-}
-
-/// A query parameter out of its bound: 400, as for any other unusable query.
-fn bad_query(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-}
-
-impl From<OutOfBounds> for ApiError {
-    fn from(e: OutOfBounds) -> Self {
-        bad(e)
-    }
-}
-
-impl From<RouteError> for ApiError {
-    fn from(e: RouteError) -> Self {
-        bad(e)
-    }
-}
-
-impl From<AreaError> for ApiError {
-    fn from(e: AreaError) -> Self {
-        bad(e)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> Self {
-        if let Some(timeout) = crate::api::body_timeout_error(&e) {
-            return timeout;
-        }
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+        (_, None) => Err(ApiError::bad_request("say which rep (\"rep\")")),
     }
 }
 
@@ -157,6 +125,34 @@ fn deadline_clock() -> impl Fn() -> std::time::Duration {
     move || origin.elapsed()
 }
 
+/// One of planning's `*_until` functions: the team's customers, visits and plan, an input, a deadline.
+type PlanUntil<I, T, E> = for<'a> fn(
+    &'a [Customer],
+    &'a [Visit],
+    &'a Plan,
+    &'a AllocationConfig,
+    &'a I,
+    Option<Deadline<'a>>,
+) -> Result<T, E>;
+
+/// Runs one of planning's `*_until` functions over the team's documents and current plan like
+/// [`compute`], under a deadline of `time_limit_ms` on the server's monotonic clock.
+async fn compute_until<I: Send + 'static, T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    slot: tokio::sync::OwnedSemaphorePermit,
+    docs: TeamDocs,
+    time_limit_ms: u64,
+    input: I,
+    plan_until: PlanUntil<I, T, E>,
+) -> Result<T, ApiError> {
+    let plan = docs.plan()?.clone();
+    compute(slot, move || {
+        let clock = deadline_clock();
+        let deadline = Deadline::after_ms(&clock, time_limit_ms);
+        plan_until(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input, deadline)
+    })
+    .await
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
     serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -164,18 +160,20 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
 fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
     let mut parts = s.split('-');
     let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(bad(format!("date {s:?} is not YYYY-MM-DD")));
+        return Err(ApiError::invalid(format!("date {s:?} is not YYYY-MM-DD")));
     };
     let parsed = (y.parse::<i16>(), m.parse::<u8>(), d.parse::<u8>());
     match parsed {
         (Ok(y), Ok(m), Ok(d)) if (2000..=2199).contains(&y) => Ok(LocalDate::new(y, m, d)),
-        (Ok(_), Ok(_), Ok(_)) => Err(bad(format!("date {s:?} is not between the years 2000 and 2199"))),
-        _ => Err(bad(format!("date {s:?} is not YYYY-MM-DD"))),
+        (Ok(_), Ok(_), Ok(_)) => {
+            Err(ApiError::invalid(format!("date {s:?} is not between the years 2000 and 2199")))
+        }
+        _ => Err(ApiError::invalid(format!("date {s:?} is not YYYY-MM-DD"))),
     }
 }
 
 fn point(lat: f64, lon: f64, field: &str) -> Result<LatLon, ApiError> {
-    LatLon::new(lat, lon).map_err(|e| bad(format!("{field}: {e}")))
+    LatLon::new(lat, lon).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
 }
 
 pub fn routes() -> Router<AppState> {
@@ -189,12 +187,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/plan/sub-areas", post(areas))
         .route("/v1/plan/territories", post(territories))
         .route("/v1/plan/territories/apply", post(apply_territories))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_PLANNING_BODY_BYTES))
 }
 
-async fn segmentation(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
-    manager_only(&claims)?;
-    let docs = team_docs(&state, &claims.team).await?;
+async fn segmentation(State(state): State<AppState>, Manager(who): Manager) -> Result<Json<Value>, ApiError> {
+    let docs = team_docs(&state, &who.team).await?;
     let plan = docs.plan()?;
     Ok(Json(json!({
         "assignments": segment(&docs.customers, plan),
@@ -202,11 +198,11 @@ async fn segmentation(State(state): State<AppState>, claims: Claims) -> Result<J
     })))
 }
 
-async fn target_report(State(state): State<AppState>, claims: Claims) -> Result<Json<Value>, ApiError> {
-    let docs = team_docs(&state, &claims.team).await?;
+async fn target_report(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
+    let docs = team_docs(&state, &who.team).await?;
     let mut report = targets(&docs.customers, docs.plan()?);
-    if claims.role == Role::Rep {
-        report.reps.retain(|r| r.rep == claims.sub);
+    if who.role == Role::Rep {
+        report.reps.retain(|r| r.rep == who.user);
     }
     to_json(&report)
 }
@@ -221,14 +217,16 @@ struct RepQuery {
 
 async fn overdue_list(
     State(state): State<AppState>,
-    claims: Claims,
-    q: Result<Query<RepQuery>, QueryRejection>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<RepQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q?;
-    let rep = if claims.role == Role::Rep { Some(subject(&claims, q.rep)?) } else { q.rep };
+    let rep = only_themself(&who, q.rep)?;
     let now = q.now_ms.unwrap_or_else(|| state.clock.now_ms());
-    check_instant("now_ms", now).map_err(bad_query)?;
-    let docs = team_docs(&state, &claims.team).await?;
+    check_instant("now_ms", now).map_err(ApiError::invalid_query)?;
+    let docs = team_docs(&state, &who.team).await?;
+    if let Some(r) = &rep {
+        docs.check_rep(&who, r)?;
+    }
     let mut list = overdue(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), now);
     if let Some(r) = rep {
         list.retain(|o| o.owner_rep.as_deref() == Some(r.as_str()));
@@ -238,20 +236,21 @@ async fn overdue_list(
 
 async fn time_shares(
     State(state): State<AppState>,
-    claims: Claims,
-    q: Result<Query<RepQuery>, QueryRejection>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<RepQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q?;
+    let rep = only_themself(&who, q.rep)?;
     let now = state.clock.now_ms();
     let to = q.to_ms.unwrap_or(now);
     let from = q.from_ms.unwrap_or(to.saturating_sub(28 * 86_400_000));
-    check_window(from, to).map_err(bad_query)?;
-    let docs = team_docs(&state, &claims.team).await?;
+    check_window(from, to).map_err(ApiError::invalid_query)?;
+    let docs = team_docs(&state, &who.team).await?;
+    if let Some(r) = &rep {
+        docs.check_rep(&who, r)?;
+    }
     let mut shares =
         time_share(&docs.customers, &docs.visits, docs.plan()?, &AllocationConfig::default(), from, to);
-    if claims.role == Role::Rep {
-        shares.retain(|s| s.rep == claims.sub);
-    } else if let Some(r) = q.rep {
+    if let Some(r) = rep {
         shares.retain(|s| s.rep == r);
     }
     to_json(&shares)
@@ -291,12 +290,11 @@ fn default_max_optional() -> usize {
 
 async fn day(
     State(state): State<AppState>,
-    claims: Claims,
-    body: Result<Json<DayRequest>, JsonRejection>,
+    Caller(who): Caller,
+    ApiJson(r): ApiJson<DayRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(r) = body?;
     check_id_len("timezone", &r.timezone)?;
-    let rep = subject(&claims, r.rep)?;
+    let rep = subject(&who, r.rep)?;
     let start = point(r.start_lat, r.start_lon, "start")?;
     let end = point(r.end_lat.unwrap_or(r.start_lat), r.end_lon.unwrap_or(r.start_lon), "end")?;
     let input = RepDayInput {
@@ -313,22 +311,11 @@ async fn day(
         time_limit_ms: 1_000,
     };
     input.validate()?;
-    let slot = planning_slot(&state)?;
-    let docs = team_docs(&state, &claims.team).await?;
-    let plan = docs.plan()?.clone();
-    let result = compute(slot, move || {
-        let clock = deadline_clock();
-        let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
-        plan_rep_day_until(
-            &docs.customers,
-            &docs.visits,
-            &plan,
-            &AllocationConfig::default(),
-            &input,
-            deadline,
-        )
-    })
-    .await??;
+    let slot = state.planning_slot()?;
+    let docs = team_docs(&state, &who.team).await?;
+    docs.check_rep(&who, &input.rep)?;
+    let limit = input.time_limit_ms;
+    let result = compute_until(slot, docs, limit, input, plan_rep_day_until).await?;
     to_json(&result)
 }
 
@@ -361,22 +348,23 @@ fn default_days() -> u32 {
 
 async fn week(
     State(state): State<AppState>,
-    claims: Claims,
-    body: Result<Json<WeekRequest>, JsonRejection>,
+    Manager(who): Manager,
+    ApiJson(r): ApiJson<WeekRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    manager_only(&claims)?;
-    let Json(r) = body?;
     if r.days == 0 || r.days > 14 {
-        return Err(bad("days must be within 1..=14"));
+        return Err(ApiError::invalid("days must be within 1..=14"));
     }
     check_id_len("timezone", &r.timezone)?;
     check_minute_of_day("work_start_min", r.work_start_min)?;
     check_minute_of_day("work_end_min", r.work_end_min)?;
     if r.work_end_min <= r.work_start_min {
-        return Err(bad("work_end_min must be after work_start_min"));
+        return Err(ApiError::invalid("work_end_min must be after work_start_min"));
     }
     if r.reps.len() > MAX_REPS {
-        return Err(bad(format!("at most {MAX_REPS} reps")));
+        return Err(ApiError::invalid(format!("at most {MAX_REPS} reps")));
+    }
+    if r.reps.is_empty() {
+        return Err(ApiError::invalid("name at least one rep to plan the week for"));
     }
     for rep in &r.reps {
         check_id_len("reps[].rep", &rep.rep)?;
@@ -400,23 +388,14 @@ async fn week(
     for rep in &r.reps {
         input.reps.push(TeamWeekRep { rep: rep.rep.clone(), home: point(rep.lat, rep.lon, &rep.rep)? });
     }
-    let slot = planning_slot(&state)?;
-    let docs = team_docs(&state, &claims.team).await?;
-    let plan = docs.plan()?.clone();
-    let plan = compute(slot, move || {
-        let clock = deadline_clock();
-        let deadline = Deadline::after_ms(&clock, input.time_limit_ms);
-        plan_team_week_until(
-            &docs.customers,
-            &docs.visits,
-            &plan,
-            &AllocationConfig::default(),
-            &input,
-            deadline,
-        )
-    })
-    .await??;
-    to_json(&plan)
+    let slot = state.planning_slot()?;
+    let docs = team_docs(&state, &who.team).await?;
+    for rep in &input.reps {
+        docs.check_rep(&who, &rep.rep)?;
+    }
+    let limit = input.time_limit_ms;
+    let week = compute_until(slot, docs, limit, input, plan_team_week_until).await?;
+    to_json(&week)
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,22 +410,22 @@ struct AreasRequest {
 
 async fn areas(
     State(state): State<AppState>,
-    claims: Claims,
-    body: Result<Json<AreasRequest>, JsonRejection>,
+    Caller(who): Caller,
+    ApiJson(r): ApiJson<AreasRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(r) = body?;
-    let rep = subject(&claims, r.rep)?;
+    let rep = subject(&who, r.rep)?;
     // Bounds first: nothing is loaded for a request that will be refused.
     let cfg = r.config.unwrap_or_default();
     cfg.validate()?;
     if r.n == 0 || r.n > MAX_AREAS {
-        return Err(bad(format!("n must be within 1..={MAX_AREAS}")));
+        return Err(ApiError::invalid(format!("n must be within 1..={MAX_AREAS}")));
     }
-    let slot = planning_slot(&state)?;
-    let docs = team_docs(&state, &claims.team).await?;
+    let slot = state.planning_slot()?;
+    let docs = team_docs(&state, &who.team).await?;
+    docs.check_rep(&who, &rep)?;
     let mine: Vec<Customer> =
         docs.customers.into_iter().filter(|c| c.owner_rep.as_deref() == Some(rep.as_str())).collect();
-    let result = compute(slot, move || sub_areas(&mine, r.n, &cfg, r.seed)).await??;
+    let result = compute(slot, move || sub_areas(&mine, r.n, &cfg, r.seed)).await?;
     to_json(&result)
 }
 
@@ -475,11 +454,9 @@ fn centroid(customers: &[&Customer]) -> Option<LatLon> {
 
 async fn territories(
     State(state): State<AppState>,
-    claims: Claims,
-    body: Result<Json<TerritoriesRequest>, JsonRejection>,
+    Manager(who): Manager,
+    ApiJson(r): ApiJson<TerritoriesRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    manager_only(&claims)?;
-    let Json(r) = body?;
     let mut cfg = TerritoryConfig::default();
     if let Some(t) = r.tolerance {
         cfg.tolerance = t;
@@ -487,14 +464,14 @@ async fn territories(
     cfg.validate()?;
     if let Some(reps) = &r.reps {
         if reps.len() > MAX_REPS {
-            return Err(bad(format!("at most {MAX_REPS} reps")));
+            return Err(ApiError::invalid(format!("at most {MAX_REPS} reps")));
         }
         for rep in reps {
             check_id_len("reps[].rep", &rep.rep)?;
         }
     }
-    let slot = planning_slot(&state)?;
-    let docs = team_docs(&state, &claims.team).await?;
+    let slot = state.planning_slot()?;
+    let docs = team_docs(&state, &who.team).await?;
     let reps = match r.reps {
         Some(reps) => reps,
         None => {
@@ -515,19 +492,17 @@ async fn territories(
         }
     };
     let customers = docs.customers;
-    let design = compute(slot, move || design_territories(&customers, &reps, &cfg, r.seed)).await??;
+    let design = compute(slot, move || design_territories(&customers, &reps, &cfg, r.seed)).await?;
     to_json(&design)
 }
 
 async fn apply_territories(
     State(state): State<AppState>,
-    claims: Claims,
-    body: Result<Json<TerritoryDesign>, JsonRejection>,
+    Manager(who): Manager,
+    ApiJson(design): ApiJson<TerritoryDesign>,
 ) -> Result<Json<Value>, ApiError> {
-    manager_only(&claims)?;
-    let Json(design) = body?;
     design.validate()?;
-    let docs = team_docs(&state, &claims.team).await?;
+    let docs = team_docs(&state, &who.team).await?;
     let changed = apply_design(&design, &docs.customers);
     let mut writes: Vec<ServerWrite> =
         design.territories.iter().map(|t| ServerWrite::Put(Document::Territory(to_territory(t)))).collect();
@@ -543,12 +518,10 @@ async fn apply_territories(
         })
     }));
     let engine = state.engine.clone();
-    let team = claims.team.clone();
+    let team = who.team.clone();
     let now = state.clock.now_ms();
     let n = writes.len();
-    tokio::task::spawn_blocking(move || engine.apply_server_writes(&team, &writes, now))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    tracing::info!(team = %claims.team, manager = %claims.sub, moved = changed.len(), documents = n, "territory design applied");
+    blocking(move || engine.apply_server_writes(&team, &writes, now)).await?;
+    tracing::info!(team = %who.team, manager = %who.user, moved = changed.len(), documents = n, "territory design applied");
     Ok(Json(json!({ "moved_customers": changed.len(), "territories": design.territories.len() })))
 }

@@ -1,0 +1,75 @@
+//! What a handler takes: the caller ([`Caller`], [`Manager`]) and the request's parts
+//! ([`ApiJson`], [`ApiQuery`], [`ApiPath`], [`ApiBytes`]), each refusing with an [`ApiError`] so
+//! that every refusal has the one JSON shape.
+//!
+//! The caller is extracted from the request's head, before its body: a request whose token does
+//! not verify, or a rep calling a manager's endpoint, is refused without a byte of its body read.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use fieldsync_core::Principal;
+
+use crate::error::ApiError;
+use crate::http::Verified;
+use crate::state::AppState;
+
+/// Who is calling: the principal the request's bearer token names.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+/// A caller who sees the whole team (a manager or an admin); anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct Manager(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(Verified(who)) = parts.extensions.get::<Verified>() {
+            return Ok(Caller(who.clone()));
+        }
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        Ok(Caller(state.auth.verify_authorization_header(header)?.into_principal()))
+    }
+}
+
+impl FromRequestParts<AppState> for Manager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Caller(who) = Caller::from_request_parts(parts, state).await?;
+        if who.role.sees_whole_team() {
+            Ok(Manager(who))
+        } else {
+            Err(ApiError::forbidden("this is for managers and admins"))
+        }
+    }
+}
+
+/// A JSON body.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// The query string.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The path parameters.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// The raw body.
+#[derive(Debug)]
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiBytes(Bytes::from_request(req, state).await?))
+    }
+}

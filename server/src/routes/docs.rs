@@ -1,0 +1,60 @@
+//! Reading the team's data as JSON: one document (`GET /v1/docs/{id}`, within the caller's scope)
+//! and the quarantine of rejected edits (`GET /v1/quarantine`, managers and admins).
+
+use axum::{Json, extract::State};
+use fieldsync_core::storage::Storage as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, Caller, Manager};
+use crate::state::{AppState, blocking};
+
+/// Largest page of `/v1/quarantine`.
+pub const MAX_QUARANTINE_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct QuarantineQuery {
+    limit: Option<usize>,
+}
+
+pub async fn quarantine(
+    State(state): State<AppState>,
+    Manager(who): Manager,
+    ApiQuery(q): ApiQuery<QuarantineQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=MAX_QUARANTINE_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_query(format!("limit must be within 1..={MAX_QUARANTINE_PAGE}")));
+    }
+    let entries = blocking(move || state.engine.storage().quarantine(&who.team, limit)).await?;
+    let items: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "doc_id": e.doc_id, "kind": e.kind, "device": e.device, "user": e.user,
+                "received_at_ms": e.received_at_ms, "code": e.code, "reason": e.reason,
+                "hashes": e.hashes, "changes": e.change_count.max(e.changes.len() as u64),
+                "bytes": e.bytes, "digest_only": e.digest_only,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn document(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    fieldsync_core::docs::validate_id("id", &id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let team = who.team.clone();
+    let found = blocking(move || state.engine.read_doc(&team, &id)).await?;
+    match found {
+        Some((doc, meta)) if who.role.sees_whole_team() || meta.audience.includes(&who.user) => {
+            Ok(Json(json!({ "kind": meta.kind, "audience": meta.audience, "doc": doc })))
+        }
+        // Out of scope and absent look the same.
+        _ => Err(ApiError::not_found("no such document")),
+    }
+}

@@ -1,0 +1,70 @@
+//! What every handler shares: the engine, the authenticator, the clock, the limits, and the one
+//! way to run blocking work.
+
+use std::sync::Arc;
+
+use fieldsync_core::engine::SyncEngine;
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+use crate::http::HttpLimits;
+use crate::store::SledStorage;
+
+/// Where the time comes from: the system in production, a fixed clock in tests.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engine: Arc<SyncEngine<SledStorage>>,
+    pub auth: Arc<crate::auth::Authenticator>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Arc<HttpLimits>,
+    /// Slots for planning computations ([`HttpLimits::max_planning_jobs`]).
+    pub planning_jobs: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(
+        engine: Arc<SyncEngine<SledStorage>>,
+        auth: Arc<crate::auth::Authenticator>,
+        clock: Arc<dyn Clock>,
+        limits: HttpLimits,
+    ) -> Self {
+        let planning_jobs = Arc::new(Semaphore::new(limits.max_planning_jobs.max(1)));
+        AppState { engine, auth, clock, limits: Arc::new(limits), planning_jobs }
+    }
+
+    /// A slot for a planning computation ([`HttpLimits::max_planning_jobs`]), or 503: planning
+    /// keeps a core busy for up to seconds, so a burst of it must not starve everyone's syncs.
+    pub fn planning_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.planning_jobs.clone().try_acquire_owned().map_err(|_| {
+            ApiError::busy("the server is computing as many plans as it can", self.limits.retry_after_s)
+        })
+    }
+}
+
+/// Runs blocking work (storage, Automerge, planning) off the async threads, in the request's span.
+pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+        .map_err(Into::into)
+}

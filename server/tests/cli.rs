@@ -1,0 +1,53 @@
+//! The `fieldsync` binary as a new user meets it: mistakes are one clear line, not a backtrace.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fieldsync");
+
+#[test]
+fn serve_on_a_port_in_use_says_so_in_one_line_and_leaves_the_data_directory_untouched() {
+    // 1. Something already listens on the port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+
+    // 2. `fieldsync serve` on it, with a backtrace asked for, as CI's environment does.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", &addr, "--data"])
+        .arg(&data)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run fieldsync");
+
+    // 3. It fails with one line naming the address, and nothing was seeded or even created.
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, no backtrace: {stderr}");
+    assert!(lines[0].starts_with("fieldsync: cannot listen on ") && lines[0].contains(&addr), "{stderr}");
+    assert!(lines[0].to_lowercase().contains("address") || lines[0].contains("in use"), "{stderr}");
+    assert!(!data.exists(), "the data directory was created before the port was checked");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "nothing seeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_token_for_an_unknown_role_is_refused_by_the_argument_parser_with_the_choices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["token", "--team", "demo", "--user", "zed", "--role", "boss", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("run fieldsync");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("boss") && !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+        "{stderr}"
+    );
+}
