@@ -22,6 +22,7 @@ for language in kotlin swift python; do
   cargo run -q $flag -p fieldsync-bindgen -- generate --library "$lib" --language "$language" \
     --out-dir "$dir" --no-format
 done
-touch "$out/python/fieldsync/__init__.py"
+# The package init polishes the generated records and errors for Python (repr, type checks, messages).
+cp mobile-ffi/python/__init__.py "$out/python/fieldsync/__init__.py"
 cp "$lib" "$out/python/fieldsync/"
 echo "bindings in $out (kotlin, swift, python)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# All the tests: Rust (unit, integration, end-to-end on loopback, doc tests), then the Python tests of
-# the generated bindings against a real `fieldsync serve`.
+# All the tests: Rust (unit, integration, end-to-end on loopback, doc tests), the Python tests of
+# the generated bindings against a real `fieldsync serve`, then README's own commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -10,6 +10,9 @@ cargo test --workspace --doc
 
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install --quiet pytest
 mobile-ffi/generate-bindings.sh debug "$target_dir/bindings"
-cargo build -p fieldsync-server --bin fieldsync
+cargo build -p fieldsync-server --bin fieldsync -p fieldsync-device --bin fieldsync-device
 FIELDSYNC_BINDINGS="$target_dir/bindings/python" FIELDSYNC_BIN="$target_dir/debug/fieldsync" \
   python3 -m pytest -q mobile-ffi/tests/python
+
+# README's commands, as written, on a fresh data directory (needs jq and curl, as README does).
+python3 scripts/readme_test.py "$target_dir/debug"

@@ -19,6 +19,9 @@ pub enum FieldsyncError {
     /// Bad input from the app: fix the call.
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: String, reason: String },
+    /// No such document on this device: it never came, or it left the user's scope.
+    #[error("not found: {id}")]
+    NotFound { id: String },
     /// The local store failed (disk full, corrupt files).
     #[error("storage: {message}")]
     Storage { message: String },
@@ -41,10 +44,7 @@ impl From<ClientError> for FieldsyncError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::InvalidInput { field, reason } => FieldsyncError::InvalidInput { field, reason },
-            ClientError::NotFound(id) => FieldsyncError::InvalidInput {
-                field: "id".into(),
-                reason: format!("no document {id} on this device"),
-            },
+            ClientError::NotFound(id) => FieldsyncError::NotFound { id },
             ClientError::AlreadyExists(id) => {
                 FieldsyncError::InvalidInput { field: "id".into(), reason: format!("{id} exists already") }
             }

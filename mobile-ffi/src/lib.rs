@@ -308,7 +308,7 @@ impl FieldsyncClient {
         self.read(|r| Ok(r.customer(&customer_id)?))
     }
 
-    /// Plans a visit for the signed-in rep.
+    /// Plans a visit: the signed-in rep's own; a manager's is for the rep who owns the customer.
     pub fn plan_visit(&self, customer_id: String, start_ms: i64, end_ms: i64) -> Result<Visit> {
         self.write(|r| Ok(r.plan_visit(&new_id("visit"), &customer_id, start_ms, end_ms, now_ms())?))
     }
@@ -430,14 +430,13 @@ impl FieldsyncClient {
     /// A document as JSON (for debugging screens and the device CLI).
     pub fn document_json(&self, doc_id: String) -> Result<String> {
         self.read(|r| {
-            let d = r
-                .get(&doc_id)
-                .ok_or_else(|| invalid("doc_id", format!("no document {doc_id} on this device")))?;
+            let d = r.get(&doc_id).ok_or_else(|| FieldsyncError::NotFound { id: doc_id.clone() })?;
             serde_json::to_string(&d).map_err(|e| FieldsyncError::Internal { message: e.to_string() })
         })
     }
 
     /// Syncs over HTTP until the server has nothing more. Local writes go on while it runs.
+    #[uniffi::method(default(progress = None))]
     pub fn sync(&self, progress: Option<Arc<dyn SyncProgress>>) -> Result<SyncSummary> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.syncing.store(true, Ordering::SeqCst);

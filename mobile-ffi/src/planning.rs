@@ -3,7 +3,7 @@
 //! search's wall-clock cap is built here, over the device's monotonic clock: the planning crate
 //! reads none.
 
-use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Visit};
+use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Visit, VisitState};
 use fieldsync_core::geo::LatLon;
 use fieldsync_planning::agenda::{RepDayInput, plan_rep_day_until};
 use fieldsync_planning::allocation::{AllocationConfig, overdue};
@@ -35,10 +35,21 @@ pub struct DroppedDayStop {
     pub reason: String,
 }
 
+/// A visit of the day already made (checked in or completed): shown, not routed again.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DoneDayVisit {
+    pub visit_id: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub state: VisitState,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DayPlan {
     pub leave_ms: i64,
     pub stops: Vec<DayStop>,
+    pub done: Vec<DoneDayVisit>,
     pub dropped: Vec<DroppedDayStop>,
     pub total_travel_m: f64,
     pub total_travel_s: f64,
@@ -50,7 +61,8 @@ pub struct DayPlan {
 pub struct OverdueCustomer {
     pub customer_id: String,
     pub customer_name: String,
-    pub days_overdue: f64,
+    /// None when the customer was never visited (`never_visited`).
+    pub days_overdue: Option<f64>,
     pub urgency: f64,
     pub remote: bool,
     pub never_visited: bool,
@@ -145,6 +157,17 @@ impl FieldsyncClient {
         let info: std::collections::HashMap<&str, _> = day.stops.iter().map(|s| (s.id.as_str(), s)).collect();
         Ok(DayPlan {
             leave_ms: day.route.leave_ms,
+            done: day
+                .done
+                .iter()
+                .map(|d| DoneDayVisit {
+                    visit_id: d.visit_id.clone(),
+                    customer_id: d.customer_id.clone(),
+                    customer_name: d.customer_name.clone(),
+                    state: d.state,
+                    at_ms: d.at_ms,
+                })
+                .collect(),
             stops: day
                 .route
                 .stops

@@ -1,8 +1,8 @@
 //! The records that exist for the app only (the documents themselves are the core's records).
 
 use fieldsync_core::client::{ApplyReport, RejectedEdit};
-use fieldsync_core::docs::{Customer, Visit};
-use fieldsync_core::geo::{CheckinFix, LatLon, Verification};
+use fieldsync_core::docs::{CheckinVerification, Customer, Visit};
+use fieldsync_core::geo::{CheckinFix, LatLon};
 
 /// A GPS fix from the phone (WGS-84).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -19,7 +19,9 @@ pub struct GpsFix {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct CheckInResult {
     pub visit: Visit,
-    pub verification: Verification,
+    /// The verdict on the spot, in the record the server writes into the visit once it has judged
+    /// the check-in itself.
+    pub verification: CheckinVerification,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]

@@ -51,8 +51,13 @@ impl From<DocError> for ClientError {
     }
 }
 
-fn not_found(doc_id: &str) -> ClientError {
-    ClientError::NotFound(doc_id.to_string())
+/// A document this device does not hold: `NotFound`, unless the id could never name one (empty,
+/// too long, outside the id alphabet), which is bad input.
+pub(crate) fn not_found(doc_id: &str) -> ClientError {
+    match crate::docs::validate_id("id", doc_id) {
+        Err(e) => e.into(),
+        Ok(()) => ClientError::NotFound(doc_id.to_string()),
+    }
 }
 
 /// One local document and what the server is known to hold of it.

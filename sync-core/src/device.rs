@@ -19,9 +19,11 @@
 use crate::checkin::{self, CheckinHistory, CustomerSite};
 use crate::client::{ClientError, Replica, Result};
 use crate::docs::{
-    Checkin, Checkout, Customer, DocKind, Document, GeoPoint, Tier, Visit, VisitState, on_customer, on_visit,
+    Checkin, CheckinVerification, Checkout, Customer, DocKind, Document, GeoPoint, Tier, Visit, VisitState,
+    on_customer, on_visit,
 };
-use crate::geo::{self, CheckinFix, LatLon, Verification, VerifyConfig};
+use crate::geo::{self, CheckinFix, LatLon, VerifyConfig};
+use crate::rules::Role;
 
 fn invalid(field: &str, reason: impl Into<String>) -> ClientError {
     ClientError::InvalidInput { field: field.into(), reason: reason.into() }
@@ -32,7 +34,7 @@ impl Replica {
     pub fn visit(&self, id: &str) -> Result<Visit> {
         match self.get(id) {
             Some(Document::Visit(v)) => Ok(v),
-            _ => Err(ClientError::NotFound(id.to_string())),
+            _ => Err(crate::client::not_found(id)),
         }
     }
 
@@ -40,7 +42,7 @@ impl Replica {
     pub fn customer(&self, id: &str) -> Result<Customer> {
         match self.get(id) {
             Some(Document::Customer(c)) => Ok(c),
-            _ => Err(ClientError::NotFound(id.to_string())),
+            _ => Err(crate::client::not_found(id)),
         }
     }
 
@@ -87,7 +89,8 @@ impl Replica {
         }
     }
 
-    /// Plans a visit of the signed-in rep at a customer held on this device.
+    /// Plans a visit at a customer held on this device: the signed-in rep's own, or, for a manager or
+    /// an admin, one for the rep who owns the customer (a manager does not visit in their own name).
     pub fn plan_visit(
         &mut self,
         visit_id: &str,
@@ -99,8 +102,19 @@ impl Replica {
         if end_ms < start_ms {
             return Err(invalid("end_ms", "ends before it starts"));
         }
-        self.customer(customer_id)?;
-        let v = Visit::planned(visit_id, customer_id, &self.principal().user, start_ms, end_ms);
+        let customer = self.customer(customer_id)?;
+        let rep = match (self.principal().role, customer.owner_rep) {
+            (Role::Rep, _) => self.principal().user.clone(),
+            (_, Some(owner)) => owner,
+            (_, None) => {
+                return Err(invalid("customer", "the customer has no owner rep to plan the visit for"));
+            }
+        };
+        // Planned for `rep`, written by the signed-in user.
+        let v = Visit {
+            created_by: self.principal().user.clone(),
+            ..Visit::planned(visit_id, customer_id, &rep, start_ms, end_ms)
+        };
         self.create(Document::Visit(v.clone()), now_ms)?;
         Ok(v)
     }
@@ -129,7 +143,7 @@ impl Replica {
         fix: CheckinFix,
         now_ms: i64,
         config: &VerifyConfig,
-    ) -> Result<(Visit, Verification)> {
+    ) -> Result<(Visit, CheckinVerification)> {
         let point = fix.point.validate().map_err(|e| invalid("fix", e.to_string()))?;
         if !(fix.accuracy_m.is_finite() && fix.accuracy_m >= 0.0) {
             return Err(invalid("fix.accuracy_m", "must be a finite number >= 0"));
@@ -143,7 +157,9 @@ impl Replica {
         let me = self.principal().user.clone();
         let site_of = |id: &str| self.customer(id).ok().and_then(|c| CustomerSite::of(&c));
         let history = CheckinHistory::on_device(&me, &refs, site_of, now_ms, config);
-        let verification = checkin::judge(&history, &fix, Some(&site), now_ms, config).verification;
+        let judged = checkin::judge(&history, &fix, Some(&site), now_ms, config).verification;
+        // The same record the server writes into the visit: one shape for a verdict everywhere.
+        let verification = CheckinVerification::from_verification(&judged, now_ms);
         let checkin = Checkin {
             mock_location: fix.mock_location,
             ..Checkin::new(checkin_id, point.lat, point.lon, fix.accuracy_m, fix.device_time_ms)

@@ -50,6 +50,7 @@ pub mod client;
 pub mod device;
 pub mod docs;
 pub mod engine;
+pub mod figures;
 pub mod geo;
 pub mod protocol;
 pub mod rules;

@@ -91,6 +91,11 @@ pub struct QuarantineEntry {
     /// Only a digest was kept: the user's quarantine quota was used up, or the edit was too large.
     #[serde(default)]
     pub digest_only: bool,
+    /// The document as its author would have had it, as JSON (kept with whole entries of documents
+    /// in the author's scope, up to 64 KiB): the text they tried to write, readable without
+    /// decoding changes.
+    #[serde(default)]
+    pub attempted: Option<String>,
 }
 
 /// What the quarantine holds for one user: entries, and bytes of kept changes.

@@ -232,6 +232,9 @@ async fn a_rep_changing_a_tier_offline_is_rejected_and_quarantined_while_the_res
     assert_eq!(items[0]["user"], "alice");
     assert_eq!(items[0]["device"], "alice-phone");
     assert_eq!(items[0]["code"], "forbidden_field");
+    // What she tried to write, readable without decoding the changes.
+    assert_eq!(items[0]["attempted"]["tier"], "A", "{}", items[0]);
+    assert_eq!(items[0]["attempted"]["notes"], "Big order coming.", "{}", items[0]);
     // A rep may not read the quarantine.
     assert_eq!(alice.get_json("/v1/quarantine").await.0, 403);
     // Syncing again is quiet: nothing is pushed twice.

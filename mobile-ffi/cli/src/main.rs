@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 const AFTER_HELP: &str = "\
 Every command prints one JSON document to stdout. Errors print one JSON line to stderr,
 {\"error\": KIND, \"message\": TEXT}, and exit with a code per kind:
-  2 invalid_input   3 offline   4 unauthorized   5 rejected   6 storage   7 cancelled   1 internal
+  2 invalid_input   3 offline   4 unauthorized   5 rejected   6 storage   7 cancelled   8 not_found
+  1 internal
 
 Times (--start, --time) are epoch milliseconds, RFC 3339 (2026-11-30T09:00:00Z) or `now`.
 Everything but `sync` works offline; the store remembers its user, so --token is needed on first
@@ -85,12 +86,15 @@ enum Command {
         #[arg(long)]
         minutes: u32,
     },
-    /// List the visits planned to start within a UTC day (default: today) or within [--from, --to),
-    /// in time order.
+    /// List the visits planned to start within a day of the team's time zone (default: today) or
+    /// within [--from, --to), in time order.
     Visits {
-        /// A UTC day, YYYY-MM-DD.
-        #[arg(long, value_parser = parse_day, conflicts_with_all = ["from", "to"])]
-        day: Option<(i64, i64)>,
+        /// A day, YYYY-MM-DD, in --timezone.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        day: Option<jiff::civil::Date>,
+        /// The time zone days are counted in: the same default as `day`'s.
+        #[arg(long, default_value = TEAM_TIMEZONE)]
+        timezone: String,
         /// Start of the range: epoch ms (inclusive), RFC 3339 or `now`.
         #[arg(long, requires = "to", value_parser = parse_time, allow_negative_numbers = true)]
         from: Option<i64>,
@@ -199,7 +203,7 @@ enum Command {
         #[arg(long, allow_negative_numbers = true)]
         lon: f64,
         /// The rep's time zone.
-        #[arg(long, default_value = "Europe/Paris")]
+        #[arg(long, default_value = TEAM_TIMEZONE)]
         timezone: String,
         /// Working day, minutes after local midnight.
         #[arg(long, default_value_t = 510)]
@@ -279,14 +283,15 @@ fn parse_time(s: &str) -> Result<i64, String> {
 }
 
 /// A UTC day as `[start, end)` in epoch milliseconds.
-fn parse_day(s: &str) -> Result<(i64, i64), String> {
-    let date: jiff::civil::Date = s.parse().map_err(|e| format!("expected YYYY-MM-DD: {e}"))?;
-    utc_day(date).map_err(|e| e.to_string())
-}
+/// The time zone dates are read in unless a command is told otherwise: the demo team's, and the
+/// default of the planning commands too, so that `visits` and `day` mean the same day.
+const TEAM_TIMEZONE: &str = "Europe/Paris";
 
-fn utc_day(date: jiff::civil::Date) -> Result<(i64, i64), jiff::Error> {
-    let start = date.to_zoned_datetime(TimeZone::UTC)?.timestamp().as_millisecond();
-    Ok((start, start + 86_400_000))
+/// A local day as [start, end) epoch ms (23 or 25 hours on the days clocks change).
+fn local_day(date: jiff::civil::Date, tz: &TimeZone) -> Result<(i64, i64), jiff::Error> {
+    let start = date.to_zoned_datetime(tz.clone())?.timestamp().as_millisecond();
+    let end = date.tomorrow()?.to_zoned_datetime(tz.clone())?.timestamp().as_millisecond();
+    Ok((start, end))
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> FieldsyncError {
@@ -307,6 +312,7 @@ fn exit_code(e: &FieldsyncError) -> (u8, &'static str) {
         FieldsyncError::Rejected { .. } => (5, "rejected"),
         FieldsyncError::Storage { .. } => (6, "storage"),
         FieldsyncError::Cancelled => (7, "cancelled"),
+        FieldsyncError::NotFound { .. } => (8, "not_found"),
     }
 }
 
@@ -322,6 +328,7 @@ fn error_json(e: &FieldsyncError) -> Value {
             out["doc"] = json!(doc);
             out["reason"] = json!(reason);
         }
+        FieldsyncError::NotFound { id } => out["doc"] = json!(id),
         _ => {}
     }
     out
@@ -413,11 +420,14 @@ fn execute(client: &FieldsyncClient, command: Command, has_token: bool) -> Resul
             let end = start + i64::from(minutes) * 60_000;
             to_json(&client.plan_visit(customer, start, end)?)
         }
-        Command::Visits { day, from, to } => {
-            let (from, to) = match (day, from, to) {
-                (Some(range), _, _) => range,
-                (None, Some(from), Some(to)) => (from, to),
-                _ => utc_day(Timestamp::now().to_zoned_datetime(TimeZone::UTC).date()).map_err(internal)?,
+        Command::Visits { day, timezone, from, to } => {
+            let (from, to) = match (from, to) {
+                (Some(from), Some(to)) => (from, to),
+                _ => {
+                    let tz = TimeZone::get(&timezone).map_err(|e| invalid("timezone", e.to_string()))?;
+                    let day = day.unwrap_or_else(|| Timestamp::now().to_zoned_datetime(tz.clone()).date());
+                    local_day(day, &tz).map_err(|e| invalid("day", e.to_string()))?
+                }
             };
             to_json(&client.visits_between(from, to)?)
         }
@@ -469,7 +479,12 @@ fn execute(client: &FieldsyncClient, command: Command, has_token: bool) -> Resul
                     "arrival_ms": s.arrival_ms, "start_ms": s.start_ms, "depart_ms": s.depart_ms,
                     "travel_m_from_prev": s.travel_m_from_prev,
                 })).collect::<Vec<_>>(),
-                "dropped": d.dropped.iter().map(|x| json!({ "id": x.id, "reason": x.reason })).collect::<Vec<_>>(),
+                // The same shape as the server's day plan: a reason is an object with its code.
+                "done": d.done.iter().map(|v| json!({
+                    "visit_id": v.visit_id, "customer_id": v.customer_id, "customer_name": v.customer_name,
+                    "state": to_json(&v.state).unwrap_or_default(), "at_ms": v.at_ms,
+                })).collect::<Vec<_>>(),
+                "dropped": d.dropped.iter().map(|x| json!({ "id": x.id, "reason": { "code": x.reason } })).collect::<Vec<_>>(),
             }))
         }
         Command::Overdue => {
@@ -528,7 +543,9 @@ fn main() -> ExitCode {
     };
     let compact = cli.compact;
     match run(cli) {
-        Ok(value) => {
+        Ok(mut value) => {
+            // Figures as every surface prints them (no floating-point noise).
+            fieldsync_mobile::fieldsync_core::figures::round(&mut value);
             let text =
                 if compact { serde_json::to_string(&value) } else { serde_json::to_string_pretty(&value) };
             match text {

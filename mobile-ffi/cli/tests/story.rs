@@ -238,6 +238,18 @@ fn two_reps_check_in_offline_and_the_manager_sees_both_visits_verified_by_the_se
     ]);
     assert_eq!(checked_out["state"], "completed");
     assert_eq!(checked_out["checkout"]["next_step"], "send the quote by Friday");
+    // A second check-out would rewrite the record of the visit: refused, the first one kept.
+    let (code, error) = failed(bruno.run(
+        OFFLINE,
+        None,
+        &["check-out", "--visit", &bruno_visit, "--outcome", "nobody there"],
+    ));
+    assert_eq!(
+        (code, text(&error["error"]), text(&error["field"])),
+        (2, "invalid_input", "checkout"),
+        "{error}"
+    );
+    assert_eq!(bruno.offline(&["show", &bruno_visit])["checkout"]["outcome"], "quote requested");
     let moved = bruno.offline(&["customer-status", "--customer", text(&c2["id"]), "--stage", "proposal"]);
     assert_eq!(moved["opportunity_stage"], "proposal");
 
@@ -341,8 +353,9 @@ fn a_customer_the_manager_hands_to_bruno_leaves_alice_and_her_offline_note_is_ke
     let kept = kept.as_array().unwrap().iter().find(|r| r["doc_id"] == id.as_str()).expect("kept");
     assert!(!text(&kept["reason"]).is_empty());
     assert_eq!(kept["attempted"]["notes"], "Alice was here", "{kept}");
+    // Gone from her phone: a not-found, not a bad argument.
     let (code, error) = failed(alice.run(OFFLINE, None, &["show", &id]));
-    assert_eq!((code, text(&error["error"])), (2, "invalid_input"), "{error}");
+    assert_eq!((code, text(&error["error"]), text(&error["doc"])), (8, "not_found", id.as_str()), "{error}");
 
     // Bruno's new phone, configured through the environment, receives it.
     let bruno_store = tempfile::tempdir().unwrap();
@@ -478,4 +491,60 @@ fn a_rep_plans_her_day_and_reads_her_overdue_list_offline() {
     }
     let overdue = alice.offline(&["overdue"]);
     assert!(!overdue.as_array().expect("list").is_empty());
+}
+
+#[test]
+fn a_managers_planned_visit_is_for_the_rep_who_owns_the_customer() {
+    let server = TestServer::start();
+    let maria = server.device("maria", Role::Manager);
+    maria.online(&["sync"]);
+    let customer = customers(&maria).into_iter().next().expect("a customer");
+    let owner = text(&customer["owner_rep"]).to_string();
+    let start = (now_ms() + HOUR_MS).to_string();
+    let visit =
+        maria.offline(&["plan", "--customer", text(&customer["id"]), "--start", &start, "--minutes", "30"]);
+    assert_eq!((text(&visit["rep"]), owner.as_str()), (owner.as_str(), owner.as_str()), "{visit}");
+    assert_ne!(visit["rep"], "maria");
+    // The server takes it, and it reaches the owner.
+    let synced = maria.online(&["sync"]);
+    assert_eq!(synced["rejected"].as_array().map(Vec::len), Some(0), "{synced}");
+    let rep = server.device(&owner, Role::Rep);
+    rep.online(&["sync"]);
+    assert_eq!(rep.offline(&["show", text(&visit["id"])])["rep"], owner.as_str());
+}
+
+#[test]
+fn visits_of_a_day_are_counted_in_the_teams_time_zone_like_the_day_plan() {
+    let server = TestServer::start();
+    let alice = server.device("alice", Role::Rep);
+    alice.online(&["sync"]);
+    let customer = customers(&alice).into_iter().next().expect("a customer");
+    let id = text(&customer["id"]).to_string();
+    // Late on 10 June in Lyon, and just after midnight on the 11th: both on 10 June in UTC.
+    let late = alice.offline(&[
+        "plan",
+        "--customer",
+        &id,
+        "--start",
+        "2026-06-10T23:30:00+02:00",
+        "--minutes",
+        "20",
+    ]);
+    let next = alice.offline(&[
+        "plan",
+        "--customer",
+        &id,
+        "--start",
+        "2026-06-11T00:30:00+02:00",
+        "--minutes",
+        "20",
+    ]);
+    let ids = |v: Value| -> Vec<String> {
+        v.as_array().expect("visits").iter().map(|x| text(&x["id"]).to_string()).collect()
+    };
+    assert_eq!(ids(alice.offline(&["visits", "--day", "2026-06-10"])), [text(&late["id"])]);
+    assert_eq!(ids(alice.offline(&["visits", "--day", "2026-06-11"])), [text(&next["id"])]);
+    // Another time zone is one flag away.
+    let utc = ids(alice.offline(&["visits", "--day", "2026-06-10", "--timezone", "UTC"]));
+    assert_eq!(utc, [text(&late["id"]), text(&next["id"])]);
 }

@@ -146,8 +146,10 @@ def test_a_far_check_in_is_flagged_on_the_spot(server):
         lat=customer.location.lat + 0.01, lon=customer.location.lon, accuracy_m=10.0,
         device_time_ms=now, mock_location=True))
     assert far.verification.status == core.VerificationStatus.FLAGGED, far.verification.reasons
-    codes = {type(r).__name__.split(".")[-1] for r in far.verification.reasons}
-    assert "OUTSIDE_FENCE" in codes and "MOCK_LOCATION" in codes, codes
+    # The same record the server writes into the visit: snake_case codes and a sentence each.
+    codes = {r.code for r in far.verification.reasons}
+    assert "outside_fence" in codes and "mock_location" in codes, codes
+    assert all(r.message for r in far.verification.reasons), far.verification.reasons
 
 
 def test_a_rejected_edit_is_kept_with_its_reason_and_the_document_reset(server):
@@ -166,8 +168,9 @@ def test_a_rejected_edit_is_kept_with_its_reason_and_the_document_reset(server):
     assert summary.rejected, summary
     kept = alice.rejected_edits()
     assert any(r.doc_id == customer.id and "Alice was here" in (r.attempted_json or "") for r in kept), kept
-    with pytest.raises(fs.FieldsyncError.InvalidInput):
+    with pytest.raises(fs.FieldsyncError.NotFound) as gone:
         alice.get_customer(customer.id)
+    assert gone.value.id == customer.id
 
 
 def test_an_expired_token_is_unauthorized(server):
@@ -285,3 +288,33 @@ def test_a_rep_plans_her_day_offline_from_the_documents_on_her_phone(server):
         alice.plan_my_day("30/11/2026", "Europe/Paris", 45.76, 4.83, 510, 1080)
     with pytest.raises(fs.FieldsyncError.InvalidInput):
         alice.plan_my_day(day.isoformat(), "Mars/Olympus", 45.76, 4.83, 510, 1080)
+
+
+def test_records_and_errors_read_the_way_python_users_expect(server):
+    alice = device(server, "alice", "rep")
+    # sync() needs no progress listener.
+    summary = alice.sync()
+    assert summary.pulled_docs > 0
+    # A record's repr shows its fields, as a dataclass would.
+    point = core.GeoPoint(lat=45.76, lon=4.83, datum="wgs84")
+    assert repr(point) == "GeoPoint(lat=45.76, lon=4.83, datum=wgs84)", repr(point)
+    assert "GeoPoint(lat=" in repr(customers_near_lyon(alice)[0])
+    # A field of the wrong type is refused when the record is built, not inside a later call.
+    with pytest.raises(TypeError):
+        fs.GpsFix(lat="45", lon=4.83, accuracy_m=5.0, device_time_ms=0, mock_location=False)
+    with pytest.raises(TypeError):
+        core.GeoPoint(lat=45.76, lon=4.83, datum=None)
+    # An error reads as a sentence, and keeps its typed fields.
+    offline = fs.FieldsyncClient.open(tempfile.mkdtemp(), unused_url())
+    offline.set_token(server.token("alice", "rep"))
+    with pytest.raises(fs.FieldsyncError.Offline) as e:
+        offline.sync()
+    assert str(e.value).startswith("offline: ") and "message=" not in str(e.value), str(e.value)
+    assert e.value.message and e.value.message in str(e.value)
+    assert repr(e.value).startswith("FieldsyncError.Offline(message=")
+    with pytest.raises(fs.FieldsyncError.NotFound) as e:
+        alice.get_visit("visit-that-never-was")
+    assert str(e.value) == "not found: visit-that-never-was", str(e.value)
+    with pytest.raises(fs.FieldsyncError.InvalidInput) as e:
+        alice.check_in("", fs.GpsFix(lat=45.0, lon=4.0, accuracy_m=5.0, device_time_ms=0, mock_location=False))
+    assert str(e.value).startswith("invalid "), str(e.value)

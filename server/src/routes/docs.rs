@@ -2,6 +2,7 @@
 //! and the quarantine of rejected edits (`GET /v1/quarantine`, managers and admins).
 
 use axum::{Json, extract::State};
+use fieldsync_core::docs::Audience;
 use fieldsync_core::storage::Storage as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,10 +37,21 @@ pub async fn quarantine(
                 "received_at_ms": e.received_at_ms, "code": e.code, "reason": e.reason,
                 "hashes": e.hashes, "changes": e.change_count.max(e.changes.len() as u64),
                 "bytes": e.bytes, "digest_only": e.digest_only,
+                // What the author tried to write, as the document would have read.
+                "attempted": e.attempted.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
             })
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+/// Who reads a document besides managers and admins, in snake_case like every code:
+/// `{"scope": "team"}` or `{"scope": "reps", "reps": [...]}`.
+fn audience_json(audience: &Audience) -> Value {
+    match audience {
+        Audience::Team => json!({ "scope": "team" }),
+        Audience::Users(reps) => json!({ "scope": "reps", "reps": reps }),
+    }
 }
 
 pub async fn document(
@@ -52,7 +64,7 @@ pub async fn document(
     let found = blocking(move || state.engine.read_doc(&team, &id)).await?;
     match found {
         Some((doc, meta)) if who.role.sees_whole_team() || meta.audience.includes(&who.user) => {
-            Ok(Json(json!({ "kind": meta.kind, "audience": meta.audience, "doc": doc })))
+            Ok(Json(json!({ "kind": meta.kind, "audience": audience_json(&meta.audience), "doc": doc })))
         }
         // Out of scope and absent look the same.
         _ => Err(ApiError::not_found("no such document")),

@@ -153,8 +153,9 @@ async fn compute_until<I: Send + 'static, T: Send + 'static, E: Into<ApiError> +
     .await
 }
 
+/// A report or plan as JSON, its figures rounded as on every surface ([`fieldsync_core::figures`]).
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+    fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
@@ -192,10 +193,10 @@ pub fn routes() -> Router<AppState> {
 async fn segmentation(State(state): State<AppState>, Manager(who): Manager) -> Result<Json<Value>, ApiError> {
     let docs = team_docs(&state, &who.team).await?;
     let plan = docs.plan()?;
-    Ok(Json(json!({
+    to_json(&json!({
         "assignments": segment(&docs.customers, plan),
         "pareto": pareto_for_plan(&docs.customers, plan),
-    })))
+    }))
 }
 
 async fn target_report(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
@@ -340,6 +341,9 @@ struct WeekRequest {
     #[serde(default = "default_work_end")]
     work_end_min: u32,
     travel: Option<TravelModel>,
+    /// ISO weekdays the team works, Monday to Friday unless given.
+    #[serde(default = "fieldsync_planning::agenda::default_working_weekdays")]
+    working_weekdays: Vec<u8>,
 }
 
 fn default_days() -> u32 {
@@ -382,6 +386,7 @@ async fn week(
         travel: r.travel.unwrap_or_default(),
         seed: 7,
         time_limit_ms: 5_000,
+        working_weekdays: r.working_weekdays,
     };
     // The days resolve in the time zone before the reps' points are looked at, as they always have.
     input.validate()?;

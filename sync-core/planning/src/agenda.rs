@@ -55,10 +55,24 @@ pub struct StopInfo {
     pub must: bool,
 }
 
+/// A visit of the day the rep has made already (checked in or completed): shown, not routed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoneVisit {
+    pub visit_id: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub state: VisitState,
+    /// The first check-in's device time, else the planned start.
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RepDayPlan {
     pub route: DayRoute,
     pub stops: Vec<StopInfo>,
+    /// The day's visits already made, in time order; their customers are not offered again.
+    #[serde(default)]
+    pub done: Vec<DoneVisit>,
     pub day_start_ms: i64,
     pub day_end_ms: i64,
 }
@@ -166,6 +180,24 @@ pub fn plan_rep_day_until(
         });
     }
 
+    // The day's visits already made are shown as done, and their customers not offered again.
+    let mut done: Vec<DoneVisit> = visits
+        .iter()
+        .filter(|v| v.rep == input.rep && matches!(v.state, VisitState::CheckedIn | VisitState::Completed))
+        .filter_map(|v| {
+            let at_ms = v.checkins.first().map_or(v.planned_start_ms, |c| c.device_time_ms);
+            (day_start_ms - 12 * 3_600_000..day_end_ms).contains(&at_ms).then(|| DoneVisit {
+                visit_id: v.id.clone(),
+                customer_id: v.customer_id.clone(),
+                customer_name: by_id.get(v.customer_id.as_str()).map(|c| c.name.clone()).unwrap_or_default(),
+                state: v.state,
+                at_ms,
+            })
+        })
+        .collect();
+    done.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.visit_id.cmp(&b.visit_id)));
+    planned_customers.extend(done.iter().map(|d| d.customer_id.as_str()));
+
     // Due customers fill the day, most urgent first.
     let mine: Vec<Customer> =
         customers.iter().filter(|c| c.owner_rep.as_deref() == Some(input.rep.as_str())).cloned().collect();
@@ -203,7 +235,7 @@ pub fn plan_rep_day_until(
         time_limit_ms: input.time_limit_ms,
     };
     let route = plan_day_until(&req, deadline)?;
-    Ok(RepDayPlan { route, stops: info, day_start_ms, day_end_ms })
+    Ok(RepDayPlan { route, stops: info, done, day_start_ms, day_end_ms })
 }
 
 /// Most days in one team week plan.
@@ -221,8 +253,12 @@ pub struct TeamWeekRep {
 pub struct TeamWeekInput {
     /// The first day.
     pub date: LocalDate,
-    /// Working days from `date`, 1..=[`MAX_WEEK_DAYS`].
+    /// Working days from `date` (the first working day on or after it), 1..=[`MAX_WEEK_DAYS`].
     pub days: u32,
+    /// The team's working weekdays, ISO (1 = Monday … 7 = Sunday); Monday to Friday by default.
+    /// A week from a Tuesday runs to the next Monday, never through the weekend.
+    #[serde(default = "default_working_weekdays")]
+    pub working_weekdays: Vec<u8>,
     /// The team's time zone: working hours are local to it.
     pub timezone: String,
     pub reps: Vec<TeamWeekRep>,
@@ -236,6 +272,11 @@ pub struct TeamWeekInput {
     pub time_limit_ms: u64,
 }
 
+/// Monday to Friday.
+pub fn default_working_weekdays() -> Vec<u8> {
+    (1..=5).collect()
+}
+
 impl TeamWeekInput {
     /// Every knob within its bound and every day resolvable in `timezone`, checked by
     /// [`plan_team_week`] before any work is done.
@@ -243,8 +284,9 @@ impl TeamWeekInput {
         self.day_bounds().map(|_| ())
     }
 
-    /// Validates, and gives each working day as (start, end), epoch ms.
-    fn day_bounds(&self) -> Result<Vec<(i64, i64)>, RouteError> {
+    /// Validates, and gives each working day as (start, end), epoch ms, with the number of calendar
+    /// days they span from `date`.
+    fn day_bounds(&self) -> Result<(Vec<(i64, i64)>, u32), RouteError> {
         if self.days == 0 || self.days > MAX_WEEK_DAYS {
             return Err(OutOfBounds::new("days", format!("must be within 1..={MAX_WEEK_DAYS}")).into());
         }
@@ -262,16 +304,29 @@ impl TeamWeekInput {
         }
         check_time_limit(self.time_limit_ms)?;
         self.travel.validate()?;
+        if self.working_weekdays.is_empty()
+            || self.working_weekdays.len() > 7
+            || self.working_weekdays.iter().any(|d| !(1..=7).contains(d))
+        {
+            return Err(
+                OutOfBounds::new("working_weekdays", "1 to 7 ISO weekdays, 1 = Monday … 7 = Sunday").into()
+            );
+        }
         let mut bounds = Vec::new();
         let mut date = self.date;
-        for _ in 0..self.days {
-            bounds.push((
-                local_time_ms(&self.timezone, date, self.work_start_min)?,
-                local_time_ms(&self.timezone, date, self.work_end_min)?,
-            ));
+        let mut span = 0;
+        // At least one working day a week: the days are found within `days` weeks.
+        while bounds.len() < self.days as usize && span < 7 * self.days {
+            if self.working_weekdays.contains(&date.weekday()?) {
+                bounds.push((
+                    local_time_ms(&self.timezone, date, self.work_start_min)?,
+                    local_time_ms(&self.timezone, date, self.work_end_min)?,
+                ));
+            }
+            span += 1;
             date = date.next()?;
         }
-        Ok(bounds)
+        Ok((bounds, span))
     }
 }
 
@@ -300,7 +355,7 @@ pub fn plan_team_week_until(
     input: &TeamWeekInput,
     deadline: Option<Deadline<'_>>,
 ) -> Result<WeekPlan, RouteError> {
-    let day_bounds = input.day_bounds()?;
+    let (day_bounds, span) = input.day_bounds()?;
     let reps = input
         .reps
         .iter()
@@ -314,7 +369,7 @@ pub fn plan_team_week_until(
     for d in due.iter().filter(|d| !d.remote) {
         let Some(c) = by_id.get(d.customer_id.as_str()) else { continue };
         let Some(at) = location(c) else { continue };
-        let windows = opening_windows_for_days(c, input.date, input.days).unwrap_or_default();
+        let windows = opening_windows_for_days(c, input.date, span).unwrap_or_default();
         stops.push(WeekStop {
             id: c.id.clone(),
             location: at,
@@ -393,6 +448,36 @@ mod tests {
     }
 
     #[test]
+    fn the_days_visits_already_made_are_shown_done_and_not_offered_again() {
+        let date = LocalDate::new(2026, 11, 30);
+        let input = rep_day(date, "Europe/Paris");
+        let customers: Vec<Customer> =
+            (0..4).map(|i| customer(&format!("c{i}"), "alice", i as f64, 100_000.0)).collect();
+        let day_start = local_time_ms("Europe/Paris", date, 8 * 60).expect("time");
+        let mut done = Visit::planned("v-done", "c1", "alice", day_start, day_start + 3_600_000);
+        done.state = VisitState::Completed;
+        done.checkins.push(fieldsync_core::docs::Checkin::new("k", 45.77, 4.83, 5.0, day_start + 600_000));
+        let mut here = Visit::planned("v-here", "c2", "alice", day_start + 3_600_000, day_start + 7_200_000);
+        here.state = VisitState::CheckedIn;
+        here.checkins.push(fieldsync_core::docs::Checkin::new("k2", 45.78, 4.83, 5.0, day_start + 3_700_000));
+        let mut yesterday = done.clone();
+        yesterday.id = "v-yesterday".into();
+        yesterday.checkins[0].device_time_ms -= 86_400_000;
+        let visits = [done, here, yesterday];
+        let day =
+            plan_rep_day(&customers, &visits, &plan(), &AllocationConfig::default(), &input).expect("plan");
+        let shown: Vec<(&str, VisitState)> =
+            day.done.iter().map(|d| (d.visit_id.as_str(), d.state)).collect();
+        assert_eq!(shown, [("v-done", VisitState::Completed), ("v-here", VisitState::CheckedIn)]);
+        assert_eq!(day.done[0].customer_name, customers[1].name);
+        let routed: Vec<&str> = day.stops.iter().map(|s| s.customer_id.as_str()).collect();
+        assert!(
+            !routed.contains(&"c1") && !routed.contains(&"c2"),
+            "made today, not offered again: {routed:?}"
+        );
+    }
+
+    #[test]
     fn an_unknown_rep_time_zone_is_a_typed_error() {
         let input = RepDayInput { max_optional: 5, ..rep_day(LocalDate::new(2026, 11, 30), "Mars/Olympus") };
         assert!(matches!(
@@ -414,6 +499,7 @@ mod tests {
             travel: TravelModel::default(),
             seed: 7,
             time_limit_ms: 0,
+            working_weekdays: default_working_weekdays(),
         };
         let mut customers: Vec<Customer> =
             (0..4).map(|i| customer(&format!("a{i}"), "alice", i as f64, 100_000.0)).collect();
@@ -435,10 +521,46 @@ mod tests {
             TeamWeekInput { days: MAX_WEEK_DAYS + 1, ..input.clone() },
             TeamWeekInput { work_end_min: 60, ..input.clone() },
             TeamWeekInput { time_limit_ms: MAX_TIME_LIMIT_MS + 1, ..input.clone() },
+            TeamWeekInput { working_weekdays: vec![], ..input.clone() },
+            TeamWeekInput { working_weekdays: vec![0], ..input.clone() },
+            TeamWeekInput { working_weekdays: vec![8], ..input.clone() },
         ] {
             assert!(matches!(bad.validate(), Err(RouteError::InvalidRequest { .. })), "{bad:?}");
         }
         let mars = TeamWeekInput { timezone: "Mars/Olympus".into(), ..input };
         assert!(matches!(mars.validate(), Err(RouteError::UnknownTimeZone(_))));
+    }
+
+    #[test]
+    fn a_week_from_a_tuesday_skips_the_weekend() {
+        let home = LatLon { lat: 45.76, lon: 4.83 };
+        // Tuesday 1 December 2026, five working days: Tuesday to the next Monday.
+        let input = TeamWeekInput {
+            date: LocalDate::new(2026, 12, 1),
+            days: 5,
+            timezone: "Europe/Paris".into(),
+            reps: vec![TeamWeekRep { rep: "alice".into(), home }],
+            work_start_min: 8 * 60,
+            work_end_min: 18 * 60,
+            travel: TravelModel::default(),
+            seed: 7,
+            time_limit_ms: 0,
+            working_weekdays: default_working_weekdays(),
+        };
+        let customers: Vec<Customer> =
+            (0..3).map(|i| customer(&format!("a{i}"), "alice", i as f64, 100_000.0)).collect();
+        let week =
+            plan_team_week(&customers, &[], &plan(), &AllocationConfig::default(), &input).expect("plan");
+        let starts: Vec<i64> = week.days.iter().map(|d| d.day_start_ms).collect();
+        let at_eight =
+            |day: u8| local_time_ms("Europe/Paris", LocalDate::new(2026, 12, day), 8 * 60).expect("time");
+        // Tuesday 1 to Friday 4, then Monday 7: no weekend.
+        assert_eq!(starts, [1, 2, 3, 4, 7].map(at_eight));
+        // A team that works Saturdays says so.
+        let six = TeamWeekInput { working_weekdays: (1..=6).collect(), ..input };
+        let week =
+            plan_team_week(&customers, &[], &plan(), &AllocationConfig::default(), &six).expect("plan");
+        assert_eq!(week.days.len(), 5);
+        assert_eq!(week.days[4].day_start_ms - week.days[3].day_start_ms, 86_400_000, "Friday then Saturday");
     }
 }

@@ -59,10 +59,11 @@ pub struct Overdue {
     pub owner_rep: Option<String>,
     pub tier: Tier,
     pub cadence_days: u32,
-    /// Days past due. A customer never contacted counts as one full cadence overdue: finite, so it
-    /// sorts among the others instead of above everything forever.
-    pub days_overdue: f64,
-    /// days_overdue / cadence_days × tier weight.
+    /// Days past due; `None` for a customer never contacted (`never_visited`): there is no due
+    /// date to be late from.
+    pub days_overdue: Option<f64>,
+    /// days_overdue / cadence_days × tier weight. A customer never contacted ranks as one full
+    /// cadence late: among the others (first among equals), not above everything forever.
     pub urgency: f64,
     pub remote: bool,
     pub never_visited: bool,
@@ -233,7 +234,7 @@ fn status(
 ) -> Option<Overdue> {
     let tier = effective_tier(c, &plan.thresholds);
     let cadence_days = cadence_days(plan, tier);
-    let (days_overdue, due_at_ms) = match last_contact_ms {
+    let (late_days, due_at_ms) = match last_contact_ms {
         None => (f64::from(cadence_days), None),
         Some(last) => {
             let due = last.saturating_add(i64::from(cadence_days) * DAY_MS);
@@ -244,13 +245,13 @@ fn status(
             ((i128::from(now_ms) - i128::from(due)) as f64 / DAY_MS as f64, Some(due))
         }
     };
-    let urgency = days_overdue / f64::from(cadence_days) * weight(*cfg.tier_weights.get(tier));
+    let urgency = late_days / f64::from(cadence_days) * weight(*cfg.tier_weights.get(tier));
     Some(Overdue {
         customer_id: c.id.clone(),
         owner_rep: c.owner_rep.clone(),
         tier,
         cadence_days,
-        days_overdue,
+        days_overdue: last_contact_ms.map(|_| late_days),
         urgency: if urgency.is_finite() { urgency } else { 0.0 },
         remote,
         never_visited: last_contact_ms.is_none(),
@@ -464,7 +465,7 @@ mod tests {
         let urgencies: Vec<f64> = o.iter().map(|o| o.urgency).collect();
         assert_eq!(urgencies, [4.0, 3.0, 3.0, 3.0, 0.5]);
         let late = &o[1];
-        assert_eq!((late.tier, late.cadence_days, late.days_overdue), (Tier::A, 7, 7.0));
+        assert_eq!((late.tier, late.cadence_days, late.days_overdue), (Tier::A, 7, Some(7.0)));
         assert_eq!(late.last_contact_ms, Some(NOW - 14 * DAY_MS));
         assert_eq!(late.due_at_ms, Some(NOW - 7 * DAY_MS));
         assert!(!late.never_visited && !late.remote);
@@ -481,9 +482,10 @@ mod tests {
         let visits = [done("v1", "a-old", "alice", 14.0)];
         let o = overdue(&customers, &visits, &plan(), &AllocationConfig::default(), NOW);
         assert_eq!(ids(&o), ["z-never", "a-old", "c-never"]);
-        assert_eq!((o[0].days_overdue, o[0].urgency, o[0].never_visited), (7.0, 3.0, true));
+        assert_eq!((o[0].days_overdue, o[0].urgency, o[0].never_visited), (None, 3.0, true));
         assert_eq!((o[0].last_contact_ms, o[0].due_at_ms), (None, None));
-        assert_eq!((o[2].days_overdue, o[2].urgency), (30.0, 1.0));
+        assert_eq!((o[2].days_overdue, o[2].urgency), (None, 1.0));
+        assert_eq!((o[1].days_overdue, o[1].never_visited), (Some(7.0), false));
     }
 
     #[test]
@@ -502,7 +504,7 @@ mod tests {
         let mut no_checkout = done("v3", "a", "alice", 8.0);
         no_checkout.checkout = None;
         let o = overdue(&customers, &[no_checkout], &plan(), &AllocationConfig::default(), NOW);
-        assert_eq!(o[0].days_overdue, 1.0);
+        assert_eq!(o[0].days_overdue, Some(1.0));
     }
 
     #[test]
@@ -708,7 +710,7 @@ mod tests {
         let visits = [v, visit("w", "y", "alice", i64::MIN, i64::MAX)];
         for now in [i64::MIN, 0, i64::MAX] {
             for o in overdue(&customers, &visits, &broken, &bad_cfg, now) {
-                assert!(o.urgency.is_finite() && o.days_overdue.is_finite(), "{o:?}");
+                assert!(o.urgency.is_finite() && o.days_overdue.is_none_or(f64::is_finite), "{o:?}");
             }
             for s in time_share(&customers, &visits, &broken, &bad_cfg, i64::MIN, now) {
                 assert!(s.total_minutes.is_finite() && s.gap.is_finite(), "{s:?}");
@@ -784,7 +786,8 @@ mod tests {
             }
             for x in &o {
                 prop_assert!(x.urgency.is_finite() && x.urgency >= 0.0);
-                prop_assert!(x.days_overdue.is_finite() && x.days_overdue > 0.0);
+                prop_assert_eq!(x.days_overdue.is_none(), x.never_visited);
+                prop_assert!(x.days_overdue.is_none_or(|d| d.is_finite() && d > 0.0));
             }
             let shares = time_share(&customers, &visits, &p, &cfg, now.saturating_sub(7 * DAY_MS), now);
             for s in &shares {

@@ -15,12 +15,15 @@ use fieldsync_core::docs::{Customer, Plan, Tier, TierThresholds};
 /// The tiers in report order.
 pub const TIERS: [Tier; 3] = [Tier::A, Tier::B, Tier::C];
 
-/// One value per tier. Serialised as `{"a": …, "b": …, "c": …}`, which reads better in JSON reports
-/// than a map keyed by tier.
+/// One value per tier. Serialised as `{"A": …, "B": …, "C": …}`: keyed by the tier's name, as a
+/// tier is written everywhere else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerTier<T> {
+    #[serde(rename = "A")]
     pub a: T,
+    #[serde(rename = "B")]
     pub b: T,
+    #[serde(rename = "C")]
     pub c: T,
 }
 
@@ -475,8 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn per_tier_serialises_as_a_b_c() {
+    fn per_tier_is_keyed_by_the_tiers_names() {
         let v = serde_json::to_value(PerTier { a: 1, b: 2, c: 3 }).unwrap();
-        assert_eq!(v, serde_json::json!({"a": 1, "b": 2, "c": 3}));
+        assert_eq!(v, serde_json::json!({"A": 1, "B": 2, "C": 3}));
+        assert_eq!(serde_json::to_value(Tier::A).unwrap(), "A");
     }
 }

@@ -18,7 +18,28 @@ use crate::storage::{
 };
 
 /// Refused changes of one document, with the server's version when the author may see it.
-type Refusal = (String, DocKind, Vec<(Change, Violation)>, Option<ByteBuf>);
+struct Refusal {
+    doc_id: String,
+    kind: DocKind,
+    rejected: Vec<(Change, Violation)>,
+    server_doc: Option<ByteBuf>,
+    /// The document as its author would have had it (JSON): what they tried to write.
+    attempted: Option<String>,
+}
+
+/// Largest attempted document kept with a quarantine entry; a larger one is left out (the
+/// changes themselves are kept within the quota anyway).
+const MAX_ATTEMPTED_BYTES: usize = 64 * 1024;
+
+/// The document with the refused changes applied on top of what was accepted, as JSON: the
+/// notes and fields the author tried to write, for whoever reviews the quarantine. None when it
+/// does not build or is too large.
+fn attempted_json(doc: &Automerge, rejected: &[(Change, Violation)]) -> Option<String> {
+    let mut fork = doc.fork();
+    fork.apply_changes(rejected.iter().map(|(c, _)| c.clone())).ok()?;
+    let json = serde_json::to_string(&Document::hydrate(&fork).ok()?).ok()?;
+    (json.len() <= MAX_ATTEMPTED_BYTES).then_some(json)
+}
 
 /// One write of one document, as pushes and server writes both record it.
 pub(crate) struct DocUpdate<'a> {
@@ -125,6 +146,7 @@ impl<S: Storage> SyncEngine<S> {
         // Refused changes, with the server's version when the author may see it; kept (within the
         // author's quota) and answered once the accepted ones are recorded.
         let mut refusals: Vec<Refusal> = Vec::new();
+        let mut usage = self.storage.quarantine_usage(team, &who.user)?;
         let mut verdicts = self.judge_new_checkins(team, &decisions, now_ms, &mut pending.batch)?;
         for d in decisions {
             let Decision { doc_id, kind, pushed, old_meta, outcome, .. } = d;
@@ -133,7 +155,7 @@ impl<S: Storage> SyncEngine<S> {
                     if !held.is_empty() {
                         resp.accepted.push(accepted(&doc_id, &held));
                     }
-                    refusals.push((doc_id, kind, rejected, None));
+                    refusals.push(Refusal { doc_id, kind, rejected, server_doc: None, attempted: None });
                     continue;
                 }
                 Outcome::Staged(staged) => staged,
@@ -165,34 +187,34 @@ impl<S: Storage> SyncEngine<S> {
             }
             if !rejected.is_empty() {
                 let server_doc = state.is_some().then(|| ByteBuf::from(doc.save()));
-                refusals.push((doc_id.clone(), kind, rejected, server_doc));
+                // Only while the author's quarantine has room for whole entries: past it, digests.
+                let room = usage.entries < self.config.quarantine_quota.entries_per_user;
+                let attempted = (state.is_some() && room).then(|| attempted_json(&doc, &rejected)).flatten();
+                refusals.push(Refusal { doc_id: doc_id.clone(), kind, rejected, server_doc, attempted });
             }
             if !accepted_new.is_empty() {
                 pending.to_cache.push((doc_id, doc));
             }
         }
-        let mut usage = self.storage.quarantine_usage(team, &who.user)?;
-        for (doc_id, kind, rejected, server_doc) in refusals.into_iter().filter(|r| !r.2.is_empty()) {
-            self.quarantine(&mut pending.batch, &mut usage, who, device, &doc_id, kind, &rejected, now_ms);
-            resp.rejected.push(rejection(&doc_id, &rejected, server_doc));
+        for r in refusals.into_iter().filter(|r| !r.rejected.is_empty()) {
+            self.quarantine(&mut pending.batch, &mut usage, who, device, &r, now_ms);
+            resp.rejected.push(rejection(&r.doc_id, &r.rejected, r.server_doc));
         }
         self.commit_pending(pending)
     }
 
     /// Keeps refused changes with their reason, within the author's quota: past it (or for a
     /// single refusal too large to keep), a digest of what was refused.
-    #[allow(clippy::too_many_arguments)]
     fn quarantine(
         &self,
         batch: &mut Batch,
         usage: &mut QuarantineUsage,
         who: &Principal,
         device: &str,
-        doc_id: &str,
-        kind: DocKind,
-        rejected: &[(Change, Violation)],
+        refusal: &Refusal,
         now_ms: i64,
     ) {
+        let Refusal { doc_id, kind, rejected, attempted, .. } = refusal;
         let Some((_, first)) = rejected.first() else { return };
         let quota = &self.config.quarantine_quota;
         let bytes: u64 = rejected.iter().map(|(c, _)| c.raw_bytes().len() as u64).sum();
@@ -204,8 +226,8 @@ impl<S: Storage> SyncEngine<S> {
             return;
         }
         let entry = QuarantineEntry {
-            doc_id: doc_id.into(),
-            kind,
+            doc_id: doc_id.clone(),
+            kind: *kind,
             device: device.into(),
             user: who.user.clone(),
             received_at_ms: now_ms,
@@ -220,6 +242,7 @@ impl<S: Storage> SyncEngine<S> {
             change_count: rejected.len() as u64,
             bytes,
             digest_only: !keep_whole,
+            attempted: if keep_whole { attempted.clone() } else { None },
         };
         usage.entries += 1;
         usage.bytes += if keep_whole { bytes } else { 0 };

@@ -169,6 +169,7 @@ pub fn quarantine_and_checkins_are_kept<S: Storage>(s: &S) {
         change_count: 1,
         bytes: 6,
         digest_only: false,
+        attempted: Some(r#"{"notes":"Call back in May."}"#.into()),
     };
     let mut b = Batch::new("t1", 0);
     b.quarantine.push(q.clone());
