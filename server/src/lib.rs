@@ -120,6 +120,13 @@ impl Server {
         let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;
         let engine = SyncEngine::new(storage, engine_config);
+        // Data stored before the report index existed gets its index once, before serving.
+        for team in fieldsync_core::storage::Storage::teams(engine.storage())? {
+            let rows = engine.backfill_index(&team, clock.now_ms())?;
+            if rows > 0 {
+                tracing::info!(team = %team, rows, "report index built from the stored documents");
+            }
+        }
         let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits);
         Ok(Server { state })
     }

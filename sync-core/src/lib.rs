@@ -52,6 +52,7 @@ pub mod docs;
 pub mod engine;
 pub mod figures;
 pub mod geo;
+pub mod index;
 pub mod protocol;
 pub mod rules;
 pub mod storage;

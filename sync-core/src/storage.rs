@@ -16,6 +16,7 @@ use serde_bytes::ByteBuf;
 
 use crate::checkin::CheckinHistory;
 use crate::docs::{Audience, DocKind};
+use crate::index::{IndexRow, StageChange};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -132,6 +133,10 @@ pub struct Batch {
     pub quarantine: Vec<QuarantineEntry>,
     /// Reps whose check-in history changed, with the new history.
     pub checkins: Vec<(String, CheckinHistory)>,
+    /// Report-index rows of the documents written (`index.rs`), the last one per document wins.
+    pub index: Vec<IndexRow>,
+    /// Opportunity-stage transitions the batch makes.
+    pub stage_changes: Vec<StageChange>,
 }
 
 impl Batch {
@@ -140,7 +145,12 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty() && self.feed.is_empty() && self.quarantine.is_empty() && self.checkins.is_empty()
+        self.docs.is_empty()
+            && self.feed.is_empty()
+            && self.quarantine.is_empty()
+            && self.checkins.is_empty()
+            && self.index.is_empty()
+            && self.stage_changes.is_empty()
     }
 
     /// Appends a feed entry with the next sequence number and returns it.
@@ -198,6 +208,12 @@ pub trait Storage: Send + Sync {
     fn checkin_history(&self, team: &str, user: &str) -> Result<Option<CheckinHistory>>;
     /// Teams that have a feed.
     fn teams(&self) -> Result<Vec<String>>;
+    /// The report-index row of a document (maintained by `commit`).
+    fn index_row(&self, team: &str, doc_id: &str) -> Result<Option<IndexRow>>;
+    /// Every report-index row of a team, in document-id order.
+    fn index_rows(&self, team: &str) -> Result<Vec<IndexRow>>;
+    /// The team's opportunity-stage transitions, oldest first.
+    fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +299,8 @@ pub struct KvStorage<B> {
     commit_lock: Mutex<()>,
 }
 
-const TEAM_WIDE: &str = "*";
+/// The audience-index member of documents the whole team reads (plans).
+pub const TEAM_WIDE: &str = "*";
 
 fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("/").into_bytes()
@@ -517,6 +534,15 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         for (user, c) in &batch.checkins {
             ops.push(KvOp::Put(key(&["k", team, user]), enc(c)?));
         }
+        for row in &batch.index {
+            ops.push(KvOp::Put(key(&["r", team, row.id()]), enc(row)?));
+        }
+        for (i, change) in batch.stage_changes.iter().enumerate() {
+            ops.push(KvOp::Put(
+                key(&["s", team, &format!("{new_head:020}"), &format!("{i:06}")]),
+                enc(change)?,
+            ));
+        }
         self.kv.apply(ops)
     }
 
@@ -554,6 +580,24 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             .map(|b| dec("quarantine usage", &b))
             .transpose()?
             .unwrap_or_default())
+    }
+
+    fn index_row(&self, team: &str, doc_id: &str) -> Result<Option<IndexRow>> {
+        self.kv.get(&key(&["r", team, doc_id]))?.map(|b| dec("index row", &b)).transpose()
+    }
+
+    fn index_rows(&self, team: &str) -> Result<Vec<IndexRow>> {
+        self.scan_prefix(&key(&["r", team, ""]), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| dec("index row", &v))
+            .collect()
+    }
+
+    fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>> {
+        self.scan_prefix(&key(&["s", team, ""]), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| dec("stage change", &v))
+            .collect()
     }
 
     fn teams(&self) -> Result<Vec<String>> {

@@ -10,9 +10,11 @@
 //! | `POST /v1/sync` | [`sync`] |
 //! | `GET /v1/docs/{id}`, `GET /v1/quarantine` | [`docs`] |
 //! | `/v1/plan/…` | [`plan`] |
+//! | `GET /v1/reports/visits`, `GET /v1/reports/customers` | [`reports`] |
 
 pub mod docs;
 pub mod plan;
+pub mod reports;
 pub mod sync;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/sync", post(sync::sync).layer(DefaultBodyLimit::max(MAX_SYNC_BODY_BYTES)))
         .route("/v1/quarantine", get(docs::quarantine))
         .route("/v1/docs/{id}", get(docs::document))
+        .route("/v1/reports/visits", get(reports::visits))
+        .route("/v1/reports/customers", get(reports::customers))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

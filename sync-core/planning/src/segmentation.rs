@@ -67,12 +67,17 @@ pub fn potential(c: &Customer) -> f64 {
 
 /// Close probability clamped into 0..=1 (NaN counts as 0).
 pub fn probability(c: &Customer) -> f64 {
-    if c.close_probability.is_finite() { c.close_probability.clamp(0.0, 1.0) } else { 0.0 }
+    unit(c.close_probability)
 }
 
 /// Expected value: potential value × close probability; 0 when either is not a usable number.
 pub fn score(c: &Customer) -> f64 {
-    let s = potential(c) * probability(c);
+    score_of(c.potential_value, c.close_probability)
+}
+
+/// [`score`] from the two figures (the report index keeps them without the document).
+pub fn score_of(potential_value: f64, close_probability: f64) -> f64 {
+    let s = non_negative(potential_value) * unit(close_probability);
     if s.is_finite() { s } else { 0.0 }
 }
 
@@ -97,9 +102,14 @@ pub fn tier_for(c: &Customer, t: &TierThresholds) -> Tier {
 /// without `tier_set_by` is only a cached computed tier and may be stale against the current
 /// thresholds, so it is recomputed.
 pub fn effective_tier(c: &Customer, t: &TierThresholds) -> Tier {
-    match (c.tier, &c.tier_set_by) {
-        (Some(tier), Some(_)) => tier,
-        _ => tier_for(c, t),
+    effective_tier_of(c.tier, c.tier_set_by.is_some(), score(c), t)
+}
+
+/// [`effective_tier`] from its parts: the stored tier, whether a manager set it, the score.
+pub fn effective_tier_of(tier: Option<Tier>, set_by_manager: bool, score: f64, t: &TierThresholds) -> Tier {
+    match (tier, set_by_manager) {
+        (Some(tier), true) => tier,
+        _ => tier_for_score(score, t),
     }
 }
 

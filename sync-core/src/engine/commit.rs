@@ -11,6 +11,7 @@ use serde_bytes::ByteBuf;
 use super::stage::Staged;
 use super::{Decision, Outcome, Result, Snapshot, SyncEngine};
 use crate::docs::{Audience, DocKind, Document};
+use crate::index::IndexRow;
 use crate::protocol::{Accepted, Rejected, SyncResponse};
 use crate::rules::{Principal, Violation};
 use crate::storage::{
@@ -51,6 +52,8 @@ pub(crate) struct DocUpdate<'a> {
     pub state: &'a Document,
     /// The new changes, as feed entries in order: origin and the raw change bytes.
     pub entries: Vec<(&'a str, Vec<u8>)>,
+    /// When the server stores it (the report index's `first_seen_ms` and stage changes).
+    pub now_ms: i64,
 }
 
 /// A batch being built, with what the commit needs besides it.
@@ -71,7 +74,7 @@ impl Pending {
 impl<S: Storage> SyncEngine<S> {
     /// Records one document write in the batch: feed entries for every reader, grants and revokes
     /// when the audience changed, the chunk or a compacted copy.
-    pub(crate) fn record(&self, pending: &mut Pending, u: DocUpdate<'_>) {
+    pub(crate) fn record(&self, pending: &mut Pending, u: DocUpdate<'_>) -> Result<()> {
         let team = pending.batch.team.clone();
         let audience = u.state.audience(&|t| self.territory_reps(&team, t, &pending.new_audiences));
         if let Document::Territory(_) = u.state {
@@ -98,6 +101,23 @@ impl<S: Storage> SyncEngine<S> {
             audience,
             data: if compact { DocData::Replace(u.doc.save()) } else { DocData::Append(chunk) },
         });
+        self.index(pending, u.doc_id, u.state, u.now_ms)
+    }
+
+    /// The document's report-index row, in the same batch as the document (`index.rs`).
+    fn index(&self, pending: &mut Pending, doc_id: &str, state: &Document, now_ms: i64) -> Result<()> {
+        let old = match pending.batch.index.iter().rposition(|r| r.id() == doc_id) {
+            Some(i) => Some(pending.batch.index[i].clone()),
+            None => self.storage.index_row(&pending.batch.team, doc_id)?,
+        };
+        let first_seen = old.as_ref().map_or(now_ms, IndexRow::first_seen_ms);
+        if let Some(row) = IndexRow::of(state, first_seen) {
+            if let Some(change) = row.stage_change_from(old.as_ref(), now_ms) {
+                pending.batch.stage_changes.push(change);
+            }
+            pending.batch.index.push(row);
+        }
+        Ok(())
     }
 
     /// Commits the batch durably, then caches what it wrote at the version the storage gave it.
@@ -167,12 +187,19 @@ impl<S: Storage> SyncEngine<S> {
             }
             if let (Some(state), false) = (&state, accepted_new.is_empty()) {
                 let mut entries = vec![(device, raw(&accepted_new))];
+                // The state recorded (and indexed) is the one stored: with the new verdicts.
+                let mut judged = None;
                 if let Document::Visit(visit) = state
                     && let Some(new) = verdicts.remove(&doc_id)
-                    && let Some(verdict) = self.write_verdicts(visit, new, &mut doc, now_ms)?
                 {
-                    entries.push((SERVER_ORIGIN, verdict.raw_bytes().to_vec()));
+                    let mut with_verdicts = visit.clone();
+                    with_verdicts.verification.extend(new.clone());
+                    if let Some(verdict) = self.write_verdicts(visit, new, &mut doc, now_ms)? {
+                        entries.push((SERVER_ORIGIN, verdict.raw_bytes().to_vec()));
+                        judged = Some(Document::Visit(with_verdicts));
+                    }
                 }
+                let state = judged.as_ref().unwrap_or(state);
                 self.record(
                     &mut pending,
                     DocUpdate {
@@ -182,8 +209,9 @@ impl<S: Storage> SyncEngine<S> {
                         doc: &doc,
                         state,
                         entries,
+                        now_ms,
                     },
-                );
+                )?;
             }
             if !rejected.is_empty() {
                 let server_doc = state.is_some().then(|| ByteBuf::from(doc.save()));

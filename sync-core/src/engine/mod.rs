@@ -480,6 +480,57 @@ impl<S: Storage> SyncEngine<S> {
         Ok(out)
     }
 
+    /// The team's current plan (the latest quarter), read from the team-wide documents only.
+    pub fn current_plan(&self, team: &str) -> Result<Option<crate::docs::Plan>> {
+        let mut best: Option<crate::docs::Plan> = None;
+        let mut after = String::new();
+        loop {
+            let page = self.storage.list_docs(team, Some(crate::storage::TEAM_WIDE), &after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (id, kind) in page {
+                if kind != DocKind::Plan {
+                    continue;
+                }
+                if let Some((Document::Plan(p), _)) = self.read_doc(team, &id)?
+                    && best.as_ref().is_none_or(|b| p.quarter > b.quarter)
+                {
+                    best = Some(p);
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// The team's opportunity-stage transitions, oldest first (`index.rs`).
+    pub fn stage_changes(&self, team: &str) -> Result<Vec<crate::index::StageChange>> {
+        Ok(self.storage.stage_changes(team)?)
+    }
+
+    /// The team's report-index rows (`index.rs`): what reports read instead of the documents.
+    pub fn index_rows(&self, team: &str) -> Result<Vec<crate::index::IndexRow>> {
+        Ok(self.storage.index_rows(team)?)
+    }
+
+    /// Builds the report index of a team stored before the index existed (documents, no rows): one
+    /// pass over the documents under the team's lock, committed like any batch. Returns the number
+    /// of rows written (0 when the team has its index already).
+    pub fn backfill_index(&self, team: &str, now_ms: i64) -> Result<usize> {
+        let lock = self.team_lock(team);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.storage.index_rows(team)?.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = crate::storage::Batch::new(team, self.storage.feed_head(team)?);
+        batch.index =
+            self.team_documents(team)?.iter().filter_map(|d| crate::index::IndexRow::of(d, now_ms)).collect();
+        let n = batch.index.len();
+        if n > 0 {
+            self.storage.commit(batch)?;
+        }
+        Ok(n)
+    }
+
     /// Drops feed entries older than the newest `keep` of a team; devices further behind bootstrap.
     pub fn trim_feed(&self, team: &str, keep: u64) -> Result<u64> {
         let head = self.storage.feed_head(team)?;

@@ -181,8 +181,9 @@ impl<S: Storage> SyncEngine<S> {
                     doc: &doc,
                     state: &after,
                     entries: vec![(SERVER_ORIGIN, new)],
+                    now_ms,
                 },
-            );
+            )?;
             changed.push(doc_id.to_string());
             pending.to_cache.push((doc_id.to_string(), doc));
         }

@@ -1,0 +1,96 @@
+//! `/v1/reports/…`: the manager's review of plan against execution, computed from the report
+//! index the engine keeps in the same batch as every write (`fieldsync_core::index`) — a report
+//! never hydrates the team's documents. A rep reads their own figures; managers and admins the
+//! team's or one rep's. Windows are `[from_ms, to_ms)`, the last 28 days by default, at most 366.
+
+use axum::{Json, extract::State, http::StatusCode};
+use fieldsync_core::{Principal, Role};
+use fieldsync_planning::check_window;
+use fieldsync_planning::reports::{ReportWindow, customer_report, knows_rep, visit_report};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, Caller};
+use crate::state::{AppState, blocking};
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    rep: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+}
+
+/// The window and rep a report is for, checked before anything is read: a rep only their own.
+fn window(state: &AppState, who: &Principal, q: ReportQuery) -> Result<ReportWindow, ApiError> {
+    let rep = match (who.role, q.rep) {
+        (Role::Rep, Some(r)) if r != who.user => {
+            return Err(ApiError::forbidden("a rep reads their own figures only"));
+        }
+        (Role::Rep, _) => Some(who.user.clone()),
+        (_, rep) => rep,
+    };
+    if let Some(r) = &rep {
+        fieldsync_core::docs::validate_id("rep", r).map_err(ApiError::invalid_query)?;
+    }
+    let to_ms = q.to_ms.unwrap_or_else(|| state.clock.now_ms());
+    let from_ms = q.from_ms.unwrap_or(to_ms.saturating_sub(28 * 86_400_000));
+    check_window(from_ms, to_ms).map_err(ApiError::invalid_query)?;
+    Ok(ReportWindow { from_ms, to_ms, rep })
+}
+
+/// 404 `unknown_rep` for a rep the index has never seen (the caller themself is always known).
+fn check_rep(
+    rows: &[fieldsync_core::index::IndexRow],
+    who: &Principal,
+    window: &ReportWindow,
+) -> Result<(), ApiError> {
+    match &window.rep {
+        Some(r) if r != &who.user && !knows_rep(rows, r) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rep",
+            format!("no rep named {r:?} in this team"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
+    fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /v1/reports/visits`: planned against completed and missed visits, the completion rate,
+/// check-in verification (rate, flagged list with reasons), per rep.
+pub async fn visits(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = window(&state, &who, q)?;
+    let now = state.clock.now_ms();
+    let engine = state.engine.clone();
+    let team = who.team.clone();
+    let rows = blocking(move || engine.index_rows(&team)).await?;
+    check_rep(&rows, &who, &window)?;
+    to_json(&visit_report(&rows, &window, now))
+}
+
+/// `GET /v1/reports/customers`: new customers, tiers, coverage of A customers within their
+/// cadence, the pipeline funnel and the opportunities won, by tier.
+pub async fn customers(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = window(&state, &who, q)?;
+    let engine = state.engine.clone();
+    let team = who.team.clone();
+    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
+        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
+    })
+    .await?;
+    check_rep(&rows, &who, &window)?;
+    let plan = plan
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    to_json(&customer_report(&rows, &changes, &plan, &window))
+}

@@ -1,0 +1,288 @@
+//! Reports for the manager's desk (plan → execute → review): what was planned against what
+//! happened, computed from the report index ([`fieldsync_core::index`]) that the server keeps in
+//! the same batch as every write — never by hydrating the documents. Pure functions of the rows,
+//! the plan, a window and `now_ms`.
+//!
+//! ```
+//! use fieldsync_core::docs::{Checkin, Document, Visit, VisitState};
+//! use fieldsync_core::index::IndexRow;
+//! use fieldsync_planning::reports::{ReportWindow, visit_report};
+//! let mut done = Visit::planned("v-1", "c-1", "alice", 1_000, 2_000);
+//! done.state = VisitState::Completed;
+//! done.checkins.push(Checkin::new("k-1", 45.76, 4.83, 5.0, 1_100));
+//! let late = Visit::planned("v-2", "c-2", "alice", 3_000, 4_000);
+//! let rows: Vec<IndexRow> =
+//!     [done, late].into_iter().filter_map(|v| IndexRow::of(&Document::Visit(v), 0)).collect();
+//! let window = ReportWindow { from_ms: 0, to_ms: 10_000, rep: None };
+//! let report = visit_report(&rows, &window, 5_000);
+//! // Two planned, one completed, one over without a check-in: missed.
+//! assert_eq!((report.total.planned, report.total.completed, report.total.missed), (2, 1, 1));
+//! assert_eq!(report.total.completion_rate, 0.5);
+//! ```
+
+use std::collections::BTreeMap;
+
+use fieldsync_core::docs::{Plan, Tier, VisitState};
+use fieldsync_core::geo::VerificationStatus;
+use fieldsync_core::index::{CustomerRow, IndexRow, StageChange, VisitRow};
+use serde::{Deserialize, Serialize};
+
+use crate::allocation::cadence_days;
+use crate::segmentation::{PerTier, effective_tier_of, score_of};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The range a report covers, `[from_ms, to_ms)`, for the team or one rep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportWindow {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub rep: Option<String>,
+}
+
+impl ReportWindow {
+    fn covers(&self, t: i64) -> bool {
+        (self.from_ms..self.to_ms).contains(&t)
+    }
+
+    fn for_rep(&self, rep: Option<&str>) -> bool {
+        self.rep.as_deref().is_none_or(|r| rep == Some(r))
+    }
+}
+
+/// A check-in the server did not verify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlaggedCheckin {
+    pub visit_id: String,
+    pub checkin_id: String,
+    pub rep: String,
+    pub customer_id: String,
+    pub device_time_ms: i64,
+    pub status: VerificationStatus,
+    pub codes: Vec<String>,
+}
+
+/// Visits and check-ins of one rep, or of the whole window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitFigures {
+    /// Visits planned to start in the window (cancelled ones aside).
+    pub planned: usize,
+    /// Of those, completed (remote contacts included).
+    pub completed: usize,
+    /// Of those, missed: marked missed, or never checked in and over by `now`.
+    pub missed: usize,
+    /// completed / planned; 0 when nothing was planned.
+    pub completion_rate: f64,
+    /// Completed as remote contacts (far customers served by phone).
+    pub remote_contacts: usize,
+    /// Check-ins made in the window that the server judged.
+    pub checkins_judged: usize,
+    pub verified: usize,
+    pub flagged: usize,
+    pub invalid: usize,
+    /// verified / judged; 0 when nothing was judged.
+    pub verification_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepVisitFigures {
+    pub rep: String,
+    #[serde(flatten)]
+    pub figures: VisitFigures,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitReport {
+    #[serde(flatten)]
+    pub window: ReportWindow,
+    #[serde(flatten)]
+    pub total: VisitFigures,
+    pub per_rep: Vec<RepVisitFigures>,
+    /// Every check-in of the window not verified, oldest first.
+    pub flagged_checkins: Vec<FlaggedCheckin>,
+}
+
+/// Planned against completed visits, missed ones, and how trustworthy the check-ins were.
+pub fn visit_report(rows: &[IndexRow], window: &ReportWindow, now_ms: i64) -> VisitReport {
+    let mut total = VisitFigures::default();
+    let mut per_rep: BTreeMap<&str, VisitFigures> = BTreeMap::new();
+    let mut flagged_checkins = Vec::new();
+    for v in visits(rows).filter(|v| window.for_rep(Some(&v.rep))) {
+        let rep = per_rep.entry(v.rep.as_str()).or_default();
+        for f in [&mut total, rep] {
+            count_visit(f, v, window, now_ms);
+        }
+        for j in v.verdicts.iter().filter(|j| window.covers(j.device_time_ms)) {
+            if j.status != VerificationStatus::Verified {
+                flagged_checkins.push(FlaggedCheckin {
+                    visit_id: v.id.clone(),
+                    checkin_id: j.checkin_id.clone(),
+                    rep: v.rep.clone(),
+                    customer_id: v.customer_id.clone(),
+                    device_time_ms: j.device_time_ms,
+                    status: j.status,
+                    codes: j.codes.clone(),
+                });
+            }
+        }
+    }
+    for f in std::iter::once(&mut total).chain(per_rep.values_mut()) {
+        f.completion_rate = ratio(f.completed, f.planned);
+        f.verification_rate = ratio(f.verified, f.checkins_judged);
+    }
+    flagged_checkins
+        .sort_by(|a, b| a.device_time_ms.cmp(&b.device_time_ms).then(a.checkin_id.cmp(&b.checkin_id)));
+    VisitReport {
+        window: window.clone(),
+        total,
+        per_rep: per_rep
+            .into_iter()
+            .map(|(rep, figures)| RepVisitFigures { rep: rep.to_string(), figures })
+            .collect(),
+        flagged_checkins,
+    }
+}
+
+fn count_visit(f: &mut VisitFigures, v: &VisitRow, window: &ReportWindow, now_ms: i64) {
+    if window.covers(v.planned_start_ms) && v.state != VisitState::Cancelled {
+        f.planned += 1;
+        match v.state {
+            VisitState::Completed => {
+                f.completed += 1;
+                f.remote_contacts += usize::from(v.remote_contact);
+            }
+            VisitState::Missed => f.missed += 1,
+            VisitState::Planned if v.planned_end_ms <= now_ms => f.missed += 1,
+            _ => {}
+        }
+    }
+    for j in v.verdicts.iter().filter(|j| window.covers(j.device_time_ms)) {
+        f.checkins_judged += 1;
+        match j.status {
+            VerificationStatus::Verified => f.verified += 1,
+            VerificationStatus::Flagged => f.flagged += 1,
+            VerificationStatus::Invalid => f.invalid += 1,
+        }
+    }
+}
+
+/// One stage of the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageFigures {
+    pub stage: String,
+    pub customers: usize,
+    /// Sum of the customers' potential value.
+    pub potential_value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerReport {
+    #[serde(flatten)]
+    pub window: ReportWindow,
+    /// Customers the server first stored within the window (prospects and imports).
+    pub new_customers: usize,
+    /// Customers by effective tier now.
+    pub customers_by_tier: PerTier<usize>,
+    /// A customers contacted (a completed visit or a remote contact) within their cadence before
+    /// the window's end, and the share they are of all A customers.
+    pub a_customers_covered: usize,
+    pub a_coverage: f64,
+    /// The pipeline now, in the order stages first appear in the plan of work.
+    pub funnel: Vec<StageFigures>,
+    /// Opportunities moved to `won` within the window, by tier.
+    pub won_by_tier: PerTier<usize>,
+    /// Stage transitions within the window.
+    pub stage_changes: usize,
+}
+
+/// The stages of the pipeline, in their order; others follow, sorted.
+pub const STAGES: [&str; 6] = ["prospecting", "qualification", "proposal", "negotiation", "won", "lost"];
+
+/// New customers, tiers, coverage of A customers within their cadence, the funnel and conversions.
+pub fn customer_report(
+    rows: &[IndexRow],
+    stage_changes: &[StageChange],
+    plan: &Plan,
+    window: &ReportWindow,
+) -> CustomerReport {
+    let tier = |c: &CustomerRow| {
+        effective_tier_of(
+            c.tier,
+            c.tier_set_by.is_some(),
+            score_of(c.potential_value, c.close_probability),
+            &plan.thresholds,
+        )
+    };
+    let mine: Vec<&CustomerRow> =
+        customers(rows).filter(|c| window.for_rep(c.owner_rep.as_deref())).collect();
+    let mut by_tier = PerTier::<usize>::default();
+    let mut funnel: BTreeMap<&str, StageFigures> = BTreeMap::new();
+    for c in &mine {
+        *by_tier.get_mut(tier(c)) += 1;
+        let stage = funnel.entry(c.opportunity_stage.as_str()).or_insert_with(|| StageFigures {
+            stage: c.opportunity_stage.clone(),
+            customers: 0,
+            potential_value: 0.0,
+        });
+        stage.customers += 1;
+        stage.potential_value += if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+    }
+    // Last contact per customer before the window's end: completed visits and remote contacts.
+    let mut last_contact: BTreeMap<&str, i64> = BTreeMap::new();
+    for v in visits(rows).filter(|v| v.state == VisitState::Completed) {
+        let at = v.checkout_ms.or(v.first_checkin_ms).unwrap_or(v.planned_end_ms);
+        if at < window.to_ms {
+            let e = last_contact.entry(v.customer_id.as_str()).or_insert(at);
+            *e = (*e).max(at);
+        }
+    }
+    let a: Vec<&&CustomerRow> = mine.iter().filter(|c| tier(c) == Tier::A).collect();
+    let a_days = i64::from(cadence_days(plan, Tier::A));
+    let covered = a
+        .iter()
+        .filter(|c| last_contact.get(c.id.as_str()).is_some_and(|t| window.to_ms - t <= a_days * DAY_MS))
+        .count();
+    let by_id: BTreeMap<&str, &CustomerRow> = mine.iter().map(|c| (c.id.as_str(), *c)).collect();
+    let mut won_by_tier = PerTier::<usize>::default();
+    let mut changes = 0;
+    for s in stage_changes.iter().filter(|s| window.covers(s.at_ms) && !s.from.is_empty()) {
+        let Some(c) = by_id.get(s.customer_id.as_str()) else { continue };
+        changes += 1;
+        if s.to == "won" {
+            *won_by_tier.get_mut(tier(c)) += 1;
+        }
+    }
+    let rank = |s: &str| STAGES.iter().position(|x| *x == s).unwrap_or(STAGES.len());
+    let mut funnel: Vec<StageFigures> = funnel.into_values().collect();
+    funnel.sort_by(|a, b| rank(&a.stage).cmp(&rank(&b.stage)).then(a.stage.cmp(&b.stage)));
+    CustomerReport {
+        window: window.clone(),
+        new_customers: mine.iter().filter(|c| window.covers(c.first_seen_ms)).count(),
+        customers_by_tier: by_tier,
+        a_customers_covered: covered,
+        a_coverage: ratio(covered, a.len()),
+        funnel,
+        won_by_tier,
+        stage_changes: changes,
+    }
+}
+
+/// Whether `rep` appears in the index as an owner or a visit's rep.
+pub fn knows_rep(rows: &[IndexRow], rep: &str) -> bool {
+    rows.iter().any(|r| match r {
+        IndexRow::Customer(c) => c.owner_rep.as_deref() == Some(rep),
+        IndexRow::Visit(v) => v.rep == rep,
+    })
+}
+
+fn visits(rows: &[IndexRow]) -> impl Iterator<Item = &VisitRow> {
+    rows.iter().filter_map(|r| if let IndexRow::Visit(v) = r { Some(v) } else { None })
+}
+
+fn customers(rows: &[IndexRow]) -> impl Iterator<Item = &CustomerRow> {
+    rows.iter().filter_map(|r| if let IndexRow::Customer(c) = r { Some(c) } else { None })
+}
+
+fn ratio(n: usize, d: usize) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
