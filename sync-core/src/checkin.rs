@@ -290,6 +290,7 @@ impl CheckinVerification {
                 .map(|r| FlagReason { code: r.code().into(), message: r.message() })
                 .collect(),
             received_at_ms,
+            review: None,
         }
     }
 }
@@ -528,6 +529,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             received_at_ms: T,
+            review: None,
         };
         let visit = |rep: &str, entries: Vec<(Checkin, Option<CheckinVerification>)>| {
             let mut verification = HashMap::new();

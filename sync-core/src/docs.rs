@@ -284,6 +284,33 @@ pub struct CheckinVerification {
     pub distance_m: f64,
     pub reasons: Vec<FlagReason>,
     pub received_at_ms: i64,
+    /// A manager's decision on a check-in the server did not verify, written by the server on
+    /// their behalf (`POST /v1/reviews/checkins`): evidence like the verdict, so no client writes it.
+    #[autosurgeon(missing = "Default::default")]
+    #[serde(default)]
+    pub review: Option<CheckinReview>,
+}
+
+/// What a manager decided about a flagged or invalid check-in.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Reconcile, Hydrate, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    /// The visit happened as recorded (the fence was too tight, the GPS poor): it counts.
+    Approved,
+    /// It did not: the visit does not count toward coverage.
+    Rejected,
+}
+
+/// A manager's review of a check-in.
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct CheckinReview {
+    pub decision: ReviewDecision,
+    /// The manager.
+    pub by: String,
+    pub comment: String,
+    pub at_ms: i64,
 }
 
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -1053,6 +1080,12 @@ mod tests {
                 distance_m: 600.0,
                 reasons: vec![FlagReason { code: "outside_fence".into(), message: "600 m".into() }],
                 received_at_ms: 10,
+                review: Some(CheckinReview {
+                    decision: ReviewDecision::Approved,
+                    by: "maria".into(),
+                    comment: "the shop moved across the street".into(),
+                    at_ms: 11,
+                }),
             },
         );
         v

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::docs::{Customer, Document, Tier, Visit, VisitState};
+use crate::docs::{CheckinReview, Customer, Document, Tier, Visit, VisitState};
 use crate::geo::{VerificationStatus, to_wgs84};
 
 /// One indexed document.
@@ -56,6 +56,9 @@ pub struct VerdictRow {
     pub device_time_ms: i64,
     pub status: VerificationStatus,
     pub codes: Vec<String>,
+    /// A manager's review of it, if any.
+    #[serde(default)]
+    pub review: Option<CheckinReview>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +165,7 @@ impl VisitRow {
                     device_time_ms: c.device_time_ms,
                     status: j.status,
                     codes: j.reasons.iter().map(|r| r.code.clone()).collect(),
+                    review: j.review.clone(),
                 })
             })
             .collect();

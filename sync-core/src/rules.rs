@@ -541,6 +541,7 @@ mod tests {
                 distance_m: 3.0,
                 reasons: Vec::new(),
                 received_at_ms: 3,
+                review: None,
             },
         );
         for role in [Role::Rep, Role::Manager, Role::Admin] {

@@ -11,10 +11,12 @@
 //! | `GET /v1/docs/{id}`, `GET /v1/quarantine` | [`docs`] |
 //! | `/v1/plan/…` | [`plan`] |
 //! | `GET /v1/reports/visits`, `GET /v1/reports/customers` | [`reports`] |
+//! | `GET`, `POST /v1/reviews/checkins` | [`reviews`] |
 
 pub mod docs;
 pub mod plan;
 pub mod reports;
+pub mod reviews;
 pub mod sync;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/docs/{id}", get(docs::document))
         .route("/v1/reports/visits", get(reports::visits))
         .route("/v1/reports/customers", get(reports::customers))
+        .route("/v1/reviews/checkins", get(reviews::pending).post(reviews::review))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use fieldsync_core::docs::{Plan, Tier, VisitState};
+use fieldsync_core::docs::{CheckinReview, Plan, ReviewDecision, Tier, VisitState};
 use fieldsync_core::geo::VerificationStatus;
 use fieldsync_core::index::{CustomerRow, IndexRow, StageChange, VisitRow};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,8 @@ pub struct FlaggedCheckin {
     pub device_time_ms: i64,
     pub status: VerificationStatus,
     pub codes: Vec<String>,
+    /// The manager's review, once there is one.
+    pub review: Option<CheckinReview>,
 }
 
 /// Visits and check-ins of one rep, or of the whole window.
@@ -82,6 +84,10 @@ pub struct VisitFigures {
     pub invalid: usize,
     /// verified / judged; 0 when nothing was judged.
     pub verification_rate: f64,
+    /// Flagged or invalid check-ins a manager approved, rejected, or has not reviewed yet.
+    pub reviews_approved: usize,
+    pub reviews_rejected: usize,
+    pub awaiting_review: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +128,7 @@ pub fn visit_report(rows: &[IndexRow], window: &ReportWindow, now_ms: i64) -> Vi
                     device_time_ms: j.device_time_ms,
                     status: j.status,
                     codes: j.codes.clone(),
+                    review: j.review.clone(),
                 });
             }
         }
@@ -162,6 +169,13 @@ fn count_visit(f: &mut VisitFigures, v: &VisitRow, window: &ReportWindow, now_ms
             VerificationStatus::Verified => f.verified += 1,
             VerificationStatus::Flagged => f.flagged += 1,
             VerificationStatus::Invalid => f.invalid += 1,
+        }
+        if j.status != VerificationStatus::Verified {
+            match j.review.as_ref().map(|r| r.decision) {
+                Some(ReviewDecision::Approved) => f.reviews_approved += 1,
+                Some(ReviewDecision::Rejected) => f.reviews_rejected += 1,
+                None => f.awaiting_review += 1,
+            }
         }
     }
 }
@@ -229,7 +243,14 @@ pub fn customer_report(
     }
     // Last contact per customer before the window's end: completed visits and remote contacts.
     let mut last_contact: BTreeMap<&str, i64> = BTreeMap::new();
-    for v in visits(rows).filter(|v| v.state == VisitState::Completed) {
+    // A visit whose check-ins a manager rejected did not happen as recorded: it is no contact.
+    let rejected = |v: &VisitRow| {
+        !v.verdicts.is_empty()
+            && v.verdicts
+                .iter()
+                .all(|j| j.review.as_ref().is_some_and(|r| r.decision == ReviewDecision::Rejected))
+    };
+    for v in visits(rows).filter(|v| v.state == VisitState::Completed && !rejected(v)) {
         let at = v.checkout_ms.or(v.first_checkin_ms).unwrap_or(v.planned_end_ms);
         if at < window.to_ms {
             let e = last_contact.entry(v.customer_id.as_str()).or_insert(at);

@@ -5,7 +5,9 @@
 //! document, no row is missing or extra, the stage history ends at each customer's stage, and the
 //! reports computed from the index equal the reports computed from the documents.
 
-use fieldsync_core::docs::{Cadence, DocKind, Document, Plan, Tier, TierThresholds, on_customer};
+use fieldsync_core::docs::{
+    Cadence, CheckinReview, DocKind, Document, Plan, ReviewDecision, Tier, TierThresholds, on_customer,
+};
 use fieldsync_core::engine::{ServerWrite, SyncEngine};
 use fieldsync_core::geo::{CheckinFix, LatLon, VerifyConfig};
 use fieldsync_core::index::IndexRow;
@@ -44,14 +46,46 @@ fn team(engine: &SyncEngine<MemoryStorage>) {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Plan { rep: usize, customer: usize, hour: i64 },
-    CheckIn { rep: usize, visit: usize, far: bool },
-    CheckOut { rep: usize, visit: usize, remote: bool },
-    Stage { rep: usize, customer: usize, stage: usize },
-    Reassign { customer: usize, to: usize },
-    TamperTier { rep: usize, customer: usize },
-    ServerStage { customer: usize, stage: usize },
-    Sync { device: usize },
+    Plan {
+        rep: usize,
+        customer: usize,
+        hour: i64,
+    },
+    CheckIn {
+        rep: usize,
+        visit: usize,
+        far: bool,
+    },
+    CheckOut {
+        rep: usize,
+        visit: usize,
+        remote: bool,
+    },
+    Stage {
+        rep: usize,
+        customer: usize,
+        stage: usize,
+    },
+    Reassign {
+        customer: usize,
+        to: usize,
+    },
+    TamperTier {
+        rep: usize,
+        customer: usize,
+    },
+    ServerStage {
+        customer: usize,
+        stage: usize,
+    },
+    /// A manager's review of a flagged check-in, written by the server.
+    Review {
+        pick: usize,
+        approve: bool,
+    },
+    Sync {
+        device: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -63,6 +97,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..6usize, 0..2usize).prop_map(|(customer, to)| Op::Reassign { customer, to }),
         1 => (0..2usize, 0..6usize).prop_map(|(rep, customer)| Op::TamperTier { rep, customer }),
         1 => (0..6usize, 0..4usize).prop_map(|(customer, stage)| Op::ServerStage { customer, stage }),
+        1 => (0..8usize, any::<bool>()).prop_map(|(pick, approve)| Op::Review { pick, approve }),
         4 => (0..3usize).prop_map(|device| Op::Sync { device }),
     ]
 }
@@ -133,6 +168,36 @@ fn apply(engine: &SyncEngine<MemoryStorage>, devices: &mut [Replica], op: &Op, s
                 }
             });
             engine.apply_server_writes(TEAM, &[write], now).expect("server write");
+        }
+        Op::Review { pick, approve } => {
+            let flagged: Vec<(String, String)> = engine
+                .team_documents(TEAM)
+                .expect("documents")
+                .into_iter()
+                .filter_map(|d| if let Document::Visit(v) = d { Some(v) } else { None })
+                .flat_map(|v| {
+                    let id = v.id.clone();
+                    v.verification
+                        .into_iter()
+                        .filter(|(_, j)| j.status != "verified")
+                        .map(move |(ck, _)| (id.clone(), ck))
+                })
+                .collect();
+            let Some((visit, ck)) = flagged.get(pick % flagged.len().max(1)).cloned() else { return };
+            let decision = if approve { ReviewDecision::Approved } else { ReviewDecision::Rejected };
+            let write = ServerWrite::edit(&visit, DocKind::Visit, move |d| {
+                if let Document::Visit(v) = d
+                    && let Some(j) = v.verification.get_mut(&ck)
+                {
+                    j.review = Some(CheckinReview {
+                        decision,
+                        by: "maria".into(),
+                        comment: String::new(),
+                        at_ms: now,
+                    });
+                }
+            });
+            engine.apply_server_writes(TEAM, &[write], now).expect("review");
         }
         Op::Sync { device } => {
             sync_until_idle_with(engine, &mut devices[device], now, OnInvalid::SetAside, |_| {});
