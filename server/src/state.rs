@@ -36,6 +36,8 @@ pub struct AppState {
     pub limits: Arc<HttpLimits>,
     /// Slots for planning computations ([`HttpLimits::max_planning_jobs`]).
     pub planning_jobs: Arc<Semaphore>,
+    /// The teams' map R-trees, by index version.
+    pub maps: Arc<crate::routes::map::MapCache>,
 }
 
 impl AppState {
@@ -46,7 +48,7 @@ impl AppState {
         limits: HttpLimits,
     ) -> Self {
         let planning_jobs = Arc::new(Semaphore::new(limits.max_planning_jobs.max(1)));
-        AppState { engine, auth, clock, limits: Arc::new(limits), planning_jobs }
+        AppState { engine, auth, clock, limits: Arc::new(limits), planning_jobs, maps: Arc::default() }
     }
 
     /// A slot for a planning computation ([`HttpLimits::max_planning_jobs`]), or 503: planning

@@ -165,6 +165,19 @@ pub enum Tier {
     C,
 }
 
+impl std::str::FromStr for Tier {
+    type Err = DocError;
+    /// `A`, `B` or `C` (also lower case, as people type it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "A" | "a" => Ok(Tier::A),
+            "B" | "b" => Ok(Tier::B),
+            "C" | "c" => Ok(Tier::C),
+            _ => Err(DocError::invalid("tier", "A, B or C")),
+        }
+    }
+}
+
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Customer {

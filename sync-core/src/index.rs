@@ -30,6 +30,8 @@ pub enum IndexRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerRow {
     pub id: String,
+    #[serde(default)]
+    pub name: String,
     pub owner_rep: Option<String>,
     pub territory: Option<String>,
     /// The stored tier (a manager's override names them in `tier_set_by`); the effective tier is
@@ -77,7 +79,19 @@ pub struct VisitRow {
     pub remote_contact: bool,
     /// Verdicts of the check-ins the server has judged, in check-in order.
     pub verdicts: Vec<VerdictRow>,
+    /// Where and when each check-in was made (WGS-84), in check-in order: the map of a rep's day.
+    #[serde(default)]
+    pub checkins: Vec<CheckinPoint>,
     pub first_seen_ms: i64,
+}
+
+/// One check-in on the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckinPoint {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub device_time_ms: i64,
 }
 
 /// A customer's opportunity stage moved: the documents keep only the current stage.
@@ -138,6 +152,7 @@ impl CustomerRow {
         let at = c.location.parsed("location").ok().map(|(p, datum)| to_wgs84(p, datum));
         CustomerRow {
             id: c.id.clone(),
+            name: c.name.clone(),
             owner_rep: c.owner_rep.clone(),
             territory: c.territory.clone(),
             tier: c.tier,
@@ -180,6 +195,16 @@ impl VisitRow {
             checkout_ms: v.checkout.as_ref().map(|c| c.device_time_ms),
             remote_contact: v.is_remote_contact(),
             verdicts,
+            checkins: v
+                .checkins
+                .iter()
+                .map(|c| CheckinPoint {
+                    id: c.id.clone(),
+                    lat: c.lat,
+                    lon: c.lon,
+                    device_time_ms: c.device_time_ms,
+                })
+                .collect(),
             first_seen_ms,
         }
     }

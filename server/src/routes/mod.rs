@@ -12,8 +12,10 @@
 //! | `/v1/plan/…` | [`plan`] |
 //! | `GET /v1/reports/visits`, `GET /v1/reports/customers` | [`reports`] |
 //! | `GET`, `POST /v1/reviews/checkins` | [`reviews`] |
+//! | `GET /v1/map/customers`, `/v1/map/territories`, `/v1/map/day` | [`map`] |
 
 pub mod docs;
+pub mod map;
 pub mod plan;
 pub mod reports;
 pub mod reviews;
@@ -50,6 +52,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/reports/visits", get(reports::visits))
         .route("/v1/reports/customers", get(reports::customers))
         .route("/v1/reviews/checkins", get(reviews::pending).post(reviews::review))
+        .route("/v1/map/customers", get(map::customers))
+        .route("/v1/map/territories", get(map::territories))
+        .route("/v1/map/day", get(map::day))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -158,7 +158,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
     fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
+pub(crate) fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
     let mut parts = s.split('-');
     let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(ApiError::invalid(format!("date {s:?} is not YYYY-MM-DD")));

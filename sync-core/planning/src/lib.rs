@@ -173,6 +173,7 @@ pub mod agenda;
 pub mod allocation;
 pub mod areas;
 pub mod deadline;
+pub mod map;
 pub mod reports;
 mod rng;
 pub mod route;
