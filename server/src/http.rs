@@ -49,6 +49,9 @@ pub struct HttpLimits {
     pub max_in_flight: usize,
     /// Planning computations (day, week, sub-areas, territories) at once; beyond, 503.
     pub max_planning_jobs: usize,
+    /// Live feeds (`/v1/live`, Server-Sent Events) open at once; beyond, 503. They do not count
+    /// as requests in flight: a dashboard holds one for hours.
+    pub max_live_streams: usize,
     /// Memory that the request bodies being received and decoded may take at once, in bytes: each
     /// request is charged its declared body length (the route's largest body when it declares
     /// none), and a sync request also what decoding that many bytes may cost at most
@@ -71,6 +74,7 @@ impl Default for HttpLimits {
             max_connections: 1024,
             max_in_flight: 256,
             max_planning_jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_live_streams: 64,
             max_body_memory: 1024 * 1024 * 1024,
             max_bodies_per_user: 4,
             max_header_bytes: 64 * 1024,
@@ -92,7 +96,8 @@ pub struct InFlight {
 /// straight away rather than queueing behind the others. `/healthz` is exempt: it costs nothing
 /// and tells the operator the process is alive.
 pub async fn limit_in_flight(State(limit): State<InFlight>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    // Liveness costs nothing; live feeds are capped by their own limit.
+    if matches!(req.uri().path(), "/healthz" | "/v1/live") {
         return next.run(req).await;
     }
     match limit.slots.try_acquire_owned() {

@@ -38,6 +38,10 @@ pub struct AppState {
     pub planning_jobs: Arc<Semaphore>,
     /// The teams' map R-trees, by index version.
     pub maps: Arc<crate::routes::map::MapCache>,
+    /// Woken after every accepted write, so live feeds look at the feed ([`AppState::changed`]).
+    pub feed_changed: Arc<tokio::sync::Notify>,
+    /// Slots for live feeds ([`HttpLimits::max_live_streams`]).
+    pub live_streams: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -48,7 +52,22 @@ impl AppState {
         limits: HttpLimits,
     ) -> Self {
         let planning_jobs = Arc::new(Semaphore::new(limits.max_planning_jobs.max(1)));
-        AppState { engine, auth, clock, limits: Arc::new(limits), planning_jobs, maps: Arc::default() }
+        let live_streams = Arc::new(Semaphore::new(limits.max_live_streams.max(1)));
+        AppState {
+            engine,
+            auth,
+            clock,
+            limits: Arc::new(limits),
+            planning_jobs,
+            maps: Arc::default(),
+            feed_changed: Arc::default(),
+            live_streams,
+        }
+    }
+
+    /// Wakes the live feeds: something was written.
+    pub fn changed(&self) {
+        self.feed_changed.notify_waiters();
     }
 
     /// A slot for a planning computation ([`HttpLimits::max_planning_jobs`]), or 503: planning

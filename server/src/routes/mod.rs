@@ -13,8 +13,10 @@
 //! | `GET /v1/reports/visits`, `GET /v1/reports/customers` | [`reports`] |
 //! | `GET`, `POST /v1/reviews/checkins` | [`reviews`] |
 //! | `GET /v1/map/customers`, `/v1/map/territories`, `/v1/map/day` | [`map`] |
+//! | `GET /v1/live` (Server-Sent Events) | [`live`] |
 
 pub mod docs;
+pub mod live;
 pub mod map;
 pub mod plan;
 pub mod reports;
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/map/customers", get(map::customers))
         .route("/v1/map/territories", get(map::territories))
         .route("/v1/map/day", get(map::day))
+        .route("/v1/live", get(live::live))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {

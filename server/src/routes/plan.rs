@@ -527,6 +527,7 @@ async fn apply_territories(
     let now = state.clock.now_ms();
     let n = writes.len();
     blocking(move || engine.apply_server_writes(&team, &writes, now)).await?;
+    state.changed();
     tracing::info!(team = %who.team, manager = %who.user, moved = changed.len(), documents = n, "territory design applied");
     Ok(Json(json!({ "moved_customers": changed.len(), "territories": design.territories.len() })))
 }

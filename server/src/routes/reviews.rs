@@ -73,6 +73,7 @@ pub async fn review(
         }
     })
     .await?;
+    state.changed();
     tracing::info!(team = %who.team, manager = %who.user, visit = %r.visit_id, checkin = %r.checkin_id, decision = ?review.decision, "check-in reviewed");
     Ok(Json(json!({ "visit_id": r.visit_id, "checkin_id": r.checkin_id, "review": review })))
 }

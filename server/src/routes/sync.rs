@@ -18,6 +18,7 @@ pub async fn sync(
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now_ms();
+    let notify = state.clone();
     let encoded = blocking(move || -> Result<_, ApiError> {
         let req = SyncRequest::decode(&body)?;
         let mut resp = state.engine.handle(&who, &req, now)?;
@@ -34,5 +35,6 @@ pub async fn sync(
         Ok(resp.encode())
     })
     .await?;
+    notify.changed();
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], encoded).into_response())
 }
