@@ -71,7 +71,7 @@ pub struct VisitRow {
     pub planned_start_ms: i64,
     pub planned_end_ms: i64,
     pub state: VisitState,
-    /// The first check-in's device time.
+    /// The earliest check-in device time.
     pub first_checkin_ms: Option<i64>,
     /// The check-out's device time.
     pub checkout_ms: Option<i64>,
@@ -191,7 +191,7 @@ impl VisitRow {
             planned_start_ms: v.planned_start_ms,
             planned_end_ms: v.planned_end_ms,
             state: v.state,
-            first_checkin_ms: v.checkins.first().map(|c| c.device_time_ms),
+            first_checkin_ms: v.checkins.iter().map(|c| c.device_time_ms).min(),
             checkout_ms: v.checkout.as_ref().map(|c| c.device_time_ms),
             remote_contact: v.is_remote_contact(),
             verdicts,

@@ -78,6 +78,39 @@ async fn a_manager_reviews_plan_against_execution_from_the_index() {
         customers["funnel"].as_array().expect("funnel").iter().filter_map(|s| s["customers"].as_u64()).sum();
     assert_eq!(funnel, 300);
     assert!(customers["a_coverage"].as_f64().is_some_and(|r| (0.0..=1.0).contains(&r)));
+    // 4. Effort: time per tier against the 80/20 target, return per tier and territory, attainment.
+    let (status, effort) = maria.get_json(&format!("/v1/reports/effort?{}", window_query(from, to))).await;
+    assert_eq!(status, 200, "{effort}");
+    let minutes: f64 = ["A", "B", "C"].iter().map(|t| effort["minutes_by_tier"][t].as_f64().unwrap()).sum();
+    assert!(minutes > 0.0, "{effort}");
+    let share = effort["focus_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&share) && effort["focus_target"] == 0.8, "{effort}");
+    let hours: f64 = effort["by_territory"]
+        .as_object()
+        .expect("territories")
+        .values()
+        .map(|r| r["visit_hours"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (hours * 60.0 - minutes).abs() < 1e-3,
+        "every visit hour is in one territory: {hours} h vs {minutes} min"
+    );
+    assert_eq!(effort["attainment"].as_array().map(Vec::len), Some(18), "3 team quotas and 3 per rep");
+    // Alice wins her customer's opportunity: the effort report counts it, at its potential.
+    let stage_before = c.opportunity_stage.clone();
+    let target = if stage_before == "won" { "negotiation" } else { "won" };
+    alice.replica.update_customer_status(&customer, None, Some(target.into()), MORNING_MS).expect("stage");
+    if target != "won" {
+        alice.sync().await.expect("sync");
+        alice.replica.update_customer_status(&customer, None, Some("won".into()), MORNING_MS).expect("won");
+    }
+    alice.sync().await.expect("sync");
+    let (_, effort) = maria.get_json(&format!("/v1/reports/effort?{}", window_query(from, to))).await;
+    let won: u64 = ["A", "B", "C"].iter().map(|t| effort["by_tier"][t]["won"].as_u64().unwrap()).sum();
+    let won_value: f64 =
+        ["A", "B", "C"].iter().map(|t| effort["by_tier"][t]["won_value"].as_f64().unwrap()).sum();
+    assert_eq!((won, won_value), (1, c.potential_value), "{}", effort["by_tier"]);
+
     let (status, mine) = alice.get_json("/v1/reports/customers").await;
     assert_eq!(status, 200, "{mine}");
     let mine_total: u64 =

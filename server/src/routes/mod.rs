@@ -10,7 +10,7 @@
 //! | `POST /v1/sync` | [`sync`] |
 //! | `GET /v1/docs/{id}`, `GET /v1/quarantine` | [`docs`] |
 //! | `/v1/plan/…` | [`plan`] |
-//! | `GET /v1/reports/visits`, `GET /v1/reports/customers` | [`reports`] |
+//! | `GET /v1/reports/visits`, `/v1/reports/customers`, `/v1/reports/effort` | [`reports`] |
 //! | `GET`, `POST /v1/reviews/checkins` | [`reviews`] |
 //! | `GET /v1/map/customers`, `/v1/map/territories`, `/v1/map/day` | [`map`] |
 //! | `GET /v1/live` (Server-Sent Events) | [`live`] |
@@ -53,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/docs/{id}", get(docs::document))
         .route("/v1/reports/visits", get(reports::visits))
         .route("/v1/reports/customers", get(reports::customers))
+        .route("/v1/reports/effort", get(reports::effort))
         .route("/v1/reviews/checkins", get(reviews::pending).post(reviews::review))
         .route("/v1/map/customers", get(map::customers))
         .route("/v1/map/territories", get(map::territories))

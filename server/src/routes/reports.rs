@@ -5,8 +5,9 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use fieldsync_core::{Principal, Role};
+use fieldsync_planning::allocation::AllocationConfig;
 use fieldsync_planning::check_window;
-use fieldsync_planning::reports::{ReportWindow, customer_report, knows_rep, visit_report};
+use fieldsync_planning::reports::{ReportWindow, customer_report, effort_report, knows_rep, visit_report};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -93,4 +94,25 @@ pub async fn customers(
     let plan = plan
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
     to_json(&customer_report(&rows, &changes, &plan, &window))
+}
+
+/// `GET /v1/reports/effort`: visit time per tier against the 80/20 focus, remote contacts of far C
+/// customers, return on visit time (won value per visit hour, win rate, average deal) per tier and
+/// per territory, and quota attainment per tier and rep.
+pub async fn effort(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let window = window(&state, &who, q)?;
+    let engine = state.engine.clone();
+    let team = who.team.clone();
+    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
+        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
+    })
+    .await?;
+    check_rep(&rows, &who, &window)?;
+    let plan = plan
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    to_json(&effort_report(&rows, &changes, &plan, &AllocationConfig::default(), &window))
 }

@@ -299,8 +299,15 @@ pub fn due_visits(
 /// Ids of the focus customers: effective tier A, and B customers whose score is above the
 /// configured quantile of the B scores.
 pub fn focus_customers(customers: &[Customer], plan: &Plan, cfg: &AllocationConfig) -> BTreeSet<String> {
-    let tiered: Vec<(&Customer, Tier, f64)> =
-        customers.iter().map(|c| (c, effective_tier(c, &plan.thresholds), score(c))).collect();
+    focus_of(customers.iter().map(|c| (c.id.as_str(), effective_tier(c, &plan.thresholds), score(c))), cfg)
+}
+
+/// [`focus_customers`] from (id, effective tier, score) triples (the report index has no documents).
+pub fn focus_of<'a>(
+    tiered: impl Iterator<Item = (&'a str, Tier, f64)>,
+    cfg: &AllocationConfig,
+) -> BTreeSet<String> {
+    let tiered: Vec<(&str, Tier, f64)> = tiered.collect();
     let mut b_scores: Vec<f64> =
         tiered.iter().filter(|(_, t, _)| *t == Tier::B).map(|(_, _, s)| *s).collect();
     b_scores.sort_by(f64::total_cmp);
@@ -308,7 +315,7 @@ pub fn focus_customers(customers: &[Customer], plan: &Plan, cfg: &AllocationConf
     tiered
         .into_iter()
         .filter(|(_, t, s)| *t == Tier::A || (*t == Tier::B && cut.is_some_and(|cut| *s > cut)))
-        .map(|(c, _, _)| c.id.clone())
+        .map(|(id, _, _)| id.to_string())
         .collect()
 }
 
@@ -327,16 +334,30 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 /// Minutes a visit took: check-out minus the first check-in when both exist, else the planned
 /// window, else the configured typical length for the tier (0 when the customer is unknown).
 pub fn visit_duration_minutes(v: &Visit, tier: Option<Tier>, cfg: &AllocationConfig) -> f64 {
+    let first_checkin = v.checkins.iter().map(|c| c.device_time_ms).min();
+    let checkout = v.checkout.as_ref().map(|co| co.device_time_ms);
+    duration_minutes(first_checkin, checkout, (v.planned_start_ms, v.planned_end_ms), tier, cfg)
+}
+
+/// [`visit_duration_minutes`] from the visit's times: measured from the first check-in to the
+/// check-out, else the planned window, else the tier's typical visit.
+pub fn duration_minutes(
+    first_checkin_ms: Option<i64>,
+    checkout_ms: Option<i64>,
+    (planned_start_ms, planned_end_ms): (i64, i64),
+    tier: Option<Tier>,
+    cfg: &AllocationConfig,
+) -> f64 {
     let plausible = |ms: i128| {
         let min = ms as f64 / MINUTE_MS as f64;
         (min > 0.0 && min <= MAX_PLAUSIBLE_VISIT_MINUTES).then_some(min)
     };
-    let measured = match (&v.checkout, v.checkins.iter().map(|c| c.device_time_ms).min()) {
-        (Some(co), Some(first)) => plausible(i128::from(co.device_time_ms) - i128::from(first)),
+    let measured = match (checkout_ms, first_checkin_ms) {
+        (Some(co), Some(first)) => plausible(i128::from(co) - i128::from(first)),
         _ => None,
     };
     measured
-        .or_else(|| plausible(i128::from(v.planned_end_ms) - i128::from(v.planned_start_ms)))
+        .or_else(|| plausible(i128::from(planned_end_ms) - i128::from(planned_start_ms)))
         .unwrap_or_else(|| tier.map_or(0.0, |t| weight(*cfg.visit_minutes.get(t))))
 }
 

@@ -307,3 +307,157 @@ fn customers(rows: &[IndexRow]) -> impl Iterator<Item = &CustomerRow> {
 fn ratio(n: usize, d: usize) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
+
+/// Where the effort went and what it brought, per tier or territory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Return {
+    /// Hours of completed visits (measured, else planned) within the window.
+    pub visit_hours: f64,
+    /// Potential value of the opportunities won within the window.
+    pub won_value: f64,
+    /// won_value / visit_hours; 0 without visit time.
+    pub value_per_visit_hour: f64,
+    pub won: usize,
+    pub lost: usize,
+    /// won / (won + lost) within the window; 0 when none closed.
+    pub win_rate: f64,
+    /// won_value / won; 0 when none was won.
+    pub average_deal_value: f64,
+}
+
+/// A quota and how much of it the won opportunities reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attainment {
+    /// None: the team's quota.
+    pub rep: Option<String>,
+    pub tier: Tier,
+    pub quota: f64,
+    /// Potential value of the customers whose opportunity is won now.
+    pub won_value: f64,
+    /// won_value / quota; 0 without a quota.
+    pub attainment: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffortReport {
+    #[serde(flatten)]
+    pub window: ReportWindow,
+    /// Visit minutes per tier within the window.
+    pub minutes_by_tier: PerTier<f64>,
+    /// Share of the visit time spent on the focus (A and high-potential B customers), against the
+    /// plan's target (80%).
+    pub focus_share: f64,
+    pub focus_target: f64,
+    /// Remote contacts of C customers (far ones, served by phone) within the window: they count
+    /// toward the cadence without a trip.
+    pub remote_c_contacts: usize,
+    pub by_tier: PerTier<Return>,
+    /// "Which area pays back our effort best", by territory id (customers without one under "").
+    pub by_territory: BTreeMap<String, Return>,
+    /// Every quota of the plan (the rep's only, for a rep) and its attainment now.
+    pub attainment: Vec<Attainment>,
+}
+
+/// Time share against the 80/20 plan, return on visit time per tier and territory, quota attainment.
+pub fn effort_report(
+    rows: &[IndexRow],
+    stage_changes: &[StageChange],
+    plan: &Plan,
+    cfg: &crate::allocation::AllocationConfig,
+    window: &ReportWindow,
+) -> EffortReport {
+    let score = |c: &CustomerRow| score_of(c.potential_value, c.close_probability);
+    let tier =
+        |c: &CustomerRow| effective_tier_of(c.tier, c.tier_set_by.is_some(), score(c), &plan.thresholds);
+    let all: Vec<&CustomerRow> = customers(rows).collect();
+    let focus = crate::allocation::focus_of(all.iter().map(|c| (c.id.as_str(), tier(c), score(c))), cfg);
+    let by_id: BTreeMap<&str, &CustomerRow> = all.iter().map(|c| (c.id.as_str(), *c)).collect();
+    let value =
+        |c: &CustomerRow| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+
+    let mut minutes = PerTier::<f64>::default();
+    let (mut focus_minutes, mut total_minutes, mut remote_c) = (0.0, 0.0, 0);
+    let mut by_tier = PerTier::<Return>::default();
+    let mut by_territory: BTreeMap<String, Return> = BTreeMap::new();
+    for v in visits(rows).filter(|v| v.state == VisitState::Completed && window.for_rep(Some(&v.rep))) {
+        let at = v.checkout_ms.or(v.first_checkin_ms).unwrap_or(v.planned_end_ms);
+        if !window.covers(at) {
+            continue;
+        }
+        let Some(c) = by_id.get(v.customer_id.as_str()) else { continue };
+        let t = tier(c);
+        if v.remote_contact && t == Tier::C {
+            remote_c += 1;
+        }
+        let m = crate::allocation::duration_minutes(
+            v.first_checkin_ms,
+            v.checkout_ms,
+            (v.planned_start_ms, v.planned_end_ms),
+            Some(t),
+            cfg,
+        );
+        *minutes.get_mut(t) += m;
+        total_minutes += m;
+        if focus.contains(&c.id) {
+            focus_minutes += m;
+        }
+        by_tier.get_mut(t).visit_hours += m / 60.0;
+        by_territory.entry(c.territory.clone().unwrap_or_default()).or_default().visit_hours += m / 60.0;
+    }
+    // Moves only: a customer created at a stage (an import) was not won in the window.
+    for s in stage_changes.iter().filter(|s| window.covers(s.at_ms) && !s.from.is_empty() && s.from != s.to) {
+        let Some(c) = by_id.get(s.customer_id.as_str()) else { continue };
+        if !window.for_rep(s.rep.as_deref()) {
+            continue;
+        }
+        for r in [
+            by_tier.get_mut(tier(c)),
+            by_territory.entry(c.territory.clone().unwrap_or_default()).or_default(),
+        ] {
+            match s.to.as_str() {
+                "won" => {
+                    r.won += 1;
+                    r.won_value += value(c);
+                }
+                "lost" => r.lost += 1,
+                _ => {}
+            }
+        }
+    }
+    for r in [&mut by_tier.a, &mut by_tier.b, &mut by_tier.c].into_iter().chain(by_territory.values_mut()) {
+        r.value_per_visit_hour = if r.visit_hours > 0.0 { r.won_value / r.visit_hours } else { 0.0 };
+        r.win_rate = ratio(r.won, r.won + r.lost);
+        r.average_deal_value = if r.won > 0 { r.won_value / r.won as f64 } else { 0.0 };
+    }
+    let attainment = plan
+        .quotas
+        .iter()
+        .filter(|q| window.rep.is_none() || q.rep == window.rep)
+        .map(|q| {
+            let won_value: f64 = all
+                .iter()
+                .filter(|c| c.opportunity_stage == "won" && tier(c) == q.tier)
+                .filter(|c| q.rep.is_none() || c.owner_rep == q.rep)
+                .map(|c| value(c))
+                .sum();
+            let quota = if q.amount.is_finite() { q.amount.max(0.0) } else { 0.0 };
+            Attainment {
+                rep: q.rep.clone(),
+                tier: q.tier,
+                quota,
+                won_value,
+                attainment: if quota > 0.0 { won_value / quota } else { 0.0 },
+            }
+        })
+        .collect();
+    EffortReport {
+        window: window.clone(),
+        minutes_by_tier: minutes,
+        focus_share: if total_minutes > 0.0 { focus_minutes / total_minutes } else { 0.0 },
+        focus_target: plan.focus_share,
+        remote_c_contacts: remote_c,
+        by_tier,
+        by_territory,
+        attainment,
+    }
+}

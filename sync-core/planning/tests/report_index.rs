@@ -15,7 +15,8 @@ use fieldsync_core::storage::{MemoryStorage, Storage as _};
 use fieldsync_core::testing::fixtures::{self, LYON, offset};
 use fieldsync_core::testing::{OnInvalid, memory_engine, replica, sync_until_idle_with};
 use fieldsync_core::{Role, client::Replica};
-use fieldsync_planning::reports::{ReportWindow, customer_report, visit_report};
+use fieldsync_planning::allocation::AllocationConfig;
+use fieldsync_planning::reports::{ReportWindow, customer_report, effort_report, visit_report};
 use proptest::prelude::*;
 
 const TEAM: &str = "acme";
@@ -229,6 +230,11 @@ fn assert_index_is_the_documents(engine: &SyncEngine<MemoryStorage>) -> Result<(
     prop_assert_eq!(
         customer_report(&stored, &changes, &plan(), &window),
         customer_report(&expected, &changes, &plan(), &window)
+    );
+    let cfg = AllocationConfig::default();
+    prop_assert_eq!(
+        effort_report(&stored, &changes, &plan(), &cfg, &window),
+        effort_report(&expected, &changes, &plan(), &cfg, &window)
     );
     Ok(())
 }
