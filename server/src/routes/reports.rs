@@ -76,6 +76,25 @@ pub async fn visits(
     to_json(&visit_report(&rows, &window, now))
 }
 
+/// What the customer and effort reports read: the rows, the stage changes, the current plan.
+struct Loaded {
+    rows: Vec<fieldsync_core::index::IndexRow>,
+    changes: Vec<fieldsync_core::index::StageChange>,
+    plan: fieldsync_core::docs::Plan,
+}
+
+async fn load(state: &AppState, who: &Principal, window: &ReportWindow) -> Result<Loaded, ApiError> {
+    let (engine, team) = (state.engine.clone(), who.team.clone());
+    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
+        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
+    })
+    .await?;
+    check_rep(&rows, who, window)?;
+    let plan = plan
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    Ok(Loaded { rows, changes, plan })
+}
+
 /// `GET /v1/reports/customers`: new customers, tiers, coverage of A customers within their
 /// cadence, the pipeline funnel and the opportunities won, by tier.
 pub async fn customers(
@@ -84,15 +103,7 @@ pub async fn customers(
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let window = window(&state, &who, q)?;
-    let engine = state.engine.clone();
-    let team = who.team.clone();
-    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
-        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
-    })
-    .await?;
-    check_rep(&rows, &who, &window)?;
-    let plan = plan
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    let Loaded { rows, changes, plan } = load(&state, &who, &window).await?;
     to_json(&customer_report(&rows, &changes, &plan, &window))
 }
 
@@ -105,14 +116,6 @@ pub async fn effort(
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let window = window(&state, &who, q)?;
-    let engine = state.engine.clone();
-    let team = who.team.clone();
-    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
-        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
-    })
-    .await?;
-    check_rep(&rows, &who, &window)?;
-    let plan = plan
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    let Loaded { rows, changes, plan } = load(&state, &who, &window).await?;
     to_json(&effort_report(&rows, &changes, &plan, &AllocationConfig::default(), &window))
 }
