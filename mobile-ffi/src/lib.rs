@@ -9,17 +9,28 @@
 //! [`fieldsync_core`]'s, the rep's day plan and overdue list [`fieldsync_planning`]'s (pulled in on
 //! purpose, see [`planning`]); this crate persists a [`Replica`], moves bytes, and maps errors.
 //!
-//! ```no_run
+//! Offline, a rep records a prospect, plans a visit there and checks in; the on-the-spot verdict
+//! comes back at once and both documents wait in the outbox for the next `sync`:
+//!
+//! ```
+//! use base64::Engine as _;
 //! use fieldsync_mobile::{FieldsyncClient, GpsFix};
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+//! // The library reads who it is from the token (the server verifies the signature).
+//! let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+//! let claims = format!(r#"{{"sub":"alice","team":"acme","role":"rep","exp":{}}}"#, now / 1000 + 3600);
+//! let token = format!("{}.{}.sig", b64(r#"{"alg":"HS256","typ":"JWT"}"#), b64(&claims));
+//!
 //! let dir = tempfile::tempdir().unwrap();
-//! let client = FieldsyncClient::open(dir.path().display().to_string(), "http://127.0.0.1:8080".into()).unwrap();
-//! client.set_token("eyJ...".into()).unwrap();
-//! client.sync(None).unwrap();
-//! let visit = client.plan_visit("cust-0001".into(), 1_796_029_200_000, 1_796_031_900_000).unwrap();
+//! let client = FieldsyncClient::open(dir.path().display().to_string(), "http://127.0.0.1:1".into()).unwrap();
+//! client.set_token(token).unwrap();
+//! let shop = client.create_prospect("Boulangerie".into(), 45.7640, 4.8357, "Place Bellecour".into()).unwrap();
+//! let visit = client.plan_visit(shop.id.clone(), now, now + 1_800_000).unwrap();
 //! let result = client.check_in(visit.id.clone(), GpsFix {
-//!     lat: 45.76, lon: 4.83, accuracy_m: 8.0, device_time_ms: 1_796_029_300_000, mock_location: false,
+//!     lat: 45.7640, lon: 4.8357, accuracy_m: 8.0, device_time_ms: now, mock_location: false,
 //! }).unwrap();
-//! println!("{:?}", result.verification.status);
+//! assert_eq!(result.verification.status, fieldsync_mobile::fieldsync_core::geo::VerificationStatus::Verified);
+//! assert_eq!(client.outbox_size(), 2);
 //! ```
 
 mod error;

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod http;

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use fieldsync_core::engine::SyncEngine;
 use tokio::sync::Semaphore;
 
+use crate::cache::{Versioned, Weighed};
 use crate::error::ApiError;
 use crate::http::HttpLimits;
 use crate::store::SledStorage;
+use fieldsync_core::index::{IndexRow, StageChange};
+use fieldsync_core::storage::Storage as _;
+use fieldsync_planning::map::CustomerMap;
 
 /// Where the time comes from: the system in production, a fixed clock in tests.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -36,8 +40,10 @@ pub struct AppState {
     pub limits: Arc<HttpLimits>,
     /// Slots for planning computations ([`HttpLimits::max_planning_jobs`]).
     pub planning_jobs: Arc<Semaphore>,
-    /// The teams' map R-trees, by index version.
-    pub maps: Arc<crate::routes::map::MapCache>,
+    /// The teams' report index (rows and stage changes), by version ([`AppState::team_index`]).
+    pub index: Arc<Versioned<TeamIndex>>,
+    /// The teams' map R-trees, by version.
+    pub maps: Arc<Versioned<CustomerMap>>,
     /// Woken after every accepted write, so live feeds look at the feed ([`AppState::changed`]).
     pub feed_changed: Arc<tokio::sync::Notify>,
     /// Slots for live feeds ([`HttpLimits::max_live_streams`]).
@@ -59,10 +65,28 @@ impl AppState {
             clock,
             limits: Arc::new(limits),
             planning_jobs,
-            maps: Arc::default(),
+            index: Arc::new(Versioned::new(8, 1_000_000)),
+            maps: Arc::new(Versioned::new(8, 200_000)),
             feed_changed: Arc::default(),
             live_streams,
         }
+    }
+
+    /// The team's report index at its current version, from the cache when the feed head has not
+    /// moved since it was read. Blocking: call it inside [`blocking`].
+    pub fn team_index(&self, team: &str) -> Result<(u64, Arc<TeamIndex>), ApiError> {
+        // The version first: what is read after it is never older than the label.
+        let version = self.engine.storage().feed_head(team)?;
+        let index = self.index.get_or_build(team, version, || -> Result<_, ApiError> {
+            Ok(TeamIndex { rows: self.engine.index_rows(team)?, changes: self.engine.stage_changes(team)? })
+        })?;
+        Ok((version, index))
+    }
+
+    /// The team's map at its current version (blocking, like [`AppState::team_index`]).
+    pub fn team_map(&self, team: &str) -> Result<Arc<CustomerMap>, ApiError> {
+        let (version, index) = self.team_index(team)?;
+        self.maps.get_or_build(team, version, || Ok::<_, ApiError>(CustomerMap::build(&index.rows)))
     }
 
     /// Wakes the live feeds: something was written.
@@ -88,4 +112,23 @@ pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
         .map_err(Into::into)
+}
+
+/// What the reports and the map read of a team: the index rows and the stage transitions.
+#[derive(Debug)]
+pub struct TeamIndex {
+    pub rows: Vec<IndexRow>,
+    pub changes: Vec<StageChange>,
+}
+
+impl Weighed for TeamIndex {
+    fn weight(&self) -> usize {
+        self.rows.len() + self.changes.len()
+    }
+}
+
+impl Weighed for CustomerMap {
+    fn weight(&self) -> usize {
+        self.len()
+    }
 }

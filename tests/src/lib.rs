@@ -2,6 +2,29 @@
 //! and devices that sync with it over real HTTP.
 //!
 //! Tests read like the story: start a server, `add_device`, work offline, `sync`, `assert_converged`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! use fieldsync_core::Role;
+//! use fieldsync_e2e::fixtures::{prepend_notes, territory_with_customer};
+//! use fieldsync_e2e::{MORNING_MS, TestServer, assert_converged, customer_of};
+//! // 1. A server on a loopback port with one shared customer.
+//! let server = TestServer::seeded("acme", &territory_with_customer("t", &["alice", "bob"], "c-1")).await;
+//! let mut alice = server.synced_device("alice-phone", "acme", "alice", Role::Rep).await;
+//! let mut bob = server.synced_device("bob-phone", "acme", "bob", Role::Rep).await;
+//! // 2. Offline, both write a note.
+//! alice.replica.update("c-1", MORNING_MS, prepend_notes("alice: call back. ")).unwrap();
+//! bob.replica.update("c-1", MORNING_MS, prepend_notes("bob: sent the quote. ")).unwrap();
+//! // 3. They sync; both notes are kept, and every copy is the same.
+//! alice.sync().await.unwrap();
+//! bob.sync().await.unwrap();
+//! alice.sync().await.unwrap();
+//! let notes = customer_of(server.doc("acme", "c-1")).notes.as_str().to_string();
+//! assert!(notes.contains("alice: call back.") && notes.contains("bob: sent the quote."), "{notes}");
+//! assert_converged(&server, "acme", &[&alice, &bob]);
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,18 +2,15 @@
 //! view through an R-tree, filtered and clustered; territories as polygons; a rep's day as its
 //! check-ins and planned route. A rep sees their own customers, territories and day.
 //!
-//! The R-tree of a team is cached by version (the feed head read before the rows): it is used only
-//! while the head has not moved, and a tree built from older rows never replaces a newer one.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! The R-tree of a team is cached by version ([`crate::cache`]): used only while the feed head has
+//! not moved, never replaced by a tree built from older rows.
 
 use axum::{Json, extract::State};
 use fieldsync_core::docs::{DocKind, Document, Plan, Territory, Tier};
 use fieldsync_core::index::CustomerRow;
 use fieldsync_core::storage::Storage as _;
 use fieldsync_core::{Principal, Role};
-use fieldsync_planning::map::{BBox, CustomerFilter, CustomerMap, day_features, territory_features};
+use fieldsync_planning::map::{BBox, CustomerFilter, day_features, territory_features};
 use fieldsync_planning::reports::knows_rep;
 use fieldsync_planning::route::local_time_ms;
 use fieldsync_planning::segmentation::{effective_tier_of, score_of};
@@ -26,28 +23,6 @@ use crate::state::{AppState, blocking};
 
 /// Points a view may hold before it is clustered (the `max_points` a client asks for is capped).
 pub const MAX_POINTS: usize = 5_000;
-
-/// Per team: the version of the index a tree was built from, and the tree.
-#[derive(Debug, Default)]
-pub struct MapCache(Mutex<HashMap<String, (u64, Arc<CustomerMap>)>>);
-
-impl MapCache {
-    fn get(&self, team: &str, version: u64) -> Option<Arc<CustomerMap>> {
-        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(team).filter(|(v, _)| *v == version).map(|(_, m)| m.clone())
-    }
-
-    /// Keeps `map` unless a tree of a newer version is there already.
-    fn offer(&self, team: &str, version: u64, map: Arc<CustomerMap>) {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.get(team) {
-            Some((v, _)) if *v > version => {}
-            _ => {
-                cache.insert(team.to_string(), (version, map));
-            }
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct CustomersQuery {
@@ -119,18 +94,9 @@ pub async fn customers(
         return Err(ApiError::invalid_query(format!("max_points must be within 1..={MAX_POINTS}")));
     }
     let filter = CustomerFilter { tiers, statuses, rep, territory: q.territory };
-    let (engine, cache, team) = (state.engine.clone(), state.maps.clone(), who.team.clone());
+    let (cached, team) = (state.clone(), who.team.clone());
     let view = blocking(move || -> Result<Value, ApiError> {
-        // The version first: the tree is never older than its label.
-        let version = engine.storage().feed_head(&team)?;
-        let map = match cache.get(&team, version) {
-            Some(m) => m,
-            None => {
-                let m = Arc::new(CustomerMap::build(&engine.index_rows(&team)?));
-                cache.offer(&team, version, m.clone());
-                m
-            }
-        };
+        let map = cached.team_map(&team)?;
         if let Some(r) = &filter.rep
             && r != &who.user
             && !map.has_owner(r)
@@ -141,7 +107,7 @@ pub async fn customers(
                 format!("no rep named {r:?} with customers in this team"),
             ));
         }
-        let plan = engine.current_plan(&team)?;
+        let plan = cached.engine.current_plan(&team)?;
         Ok(map.features(&bbox, &filter, max_points, tier_of(plan.as_ref())))
     })
     .await?;
@@ -199,17 +165,18 @@ pub async fn day(
     let date = super::plan::parse_date(&q.date)?;
     let from = local_time_ms(&q.timezone, date, 0)?;
     let to = local_time_ms(&q.timezone, date.next()?, 0)?;
-    let engine = state.engine.clone();
+    let cached = state.clone();
     let view = blocking(move || -> Result<Value, ApiError> {
-        let rows = engine.index_rows(&who.team)?;
-        if rep != who.user && !knows_rep(&rows, &rep) {
+        let (_, index) = cached.team_index(&who.team)?;
+        let rows = &index.rows;
+        if rep != who.user && !knows_rep(rows, &rep) {
             return Err(ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "unknown_rep",
                 format!("no rep named {rep:?} in this team"),
             ));
         }
-        Ok(day_features(&rows, &rep, from, to))
+        Ok(day_features(rows, &rep, from, to))
     })
     .await?;
     Ok(Json(view))

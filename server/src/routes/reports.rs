@@ -69,30 +69,28 @@ pub async fn visits(
 ) -> Result<Json<Value>, ApiError> {
     let window = window(&state, &who, q)?;
     let now = state.clock.now_ms();
-    let engine = state.engine.clone();
-    let team = who.team.clone();
-    let rows = blocking(move || engine.index_rows(&team)).await?;
-    check_rep(&rows, &who, &window)?;
-    to_json(&visit_report(&rows, &window, now))
+    let (cached, team) = (state.clone(), who.team.clone());
+    let (_, index) = blocking(move || cached.team_index(&team)).await?;
+    check_rep(&index.rows, &who, &window)?;
+    to_json(&visit_report(&index.rows, &window, now))
 }
 
 /// What the customer and effort reports read: the rows, the stage changes, the current plan.
 struct Loaded {
-    rows: Vec<fieldsync_core::index::IndexRow>,
-    changes: Vec<fieldsync_core::index::StageChange>,
+    index: std::sync::Arc<crate::state::TeamIndex>,
     plan: fieldsync_core::docs::Plan,
 }
 
 async fn load(state: &AppState, who: &Principal, window: &ReportWindow) -> Result<Loaded, ApiError> {
-    let (engine, team) = (state.engine.clone(), who.team.clone());
-    let (rows, changes, plan) = blocking(move || -> Result<_, ApiError> {
-        Ok((engine.index_rows(&team)?, engine.stage_changes(&team)?, engine.current_plan(&team)?))
+    let (cached, team) = (state.clone(), who.team.clone());
+    let ((_, index), plan) = blocking(move || -> Result<_, ApiError> {
+        Ok((cached.team_index(&team)?, cached.engine.current_plan(&team)?))
     })
     .await?;
-    check_rep(&rows, who, window)?;
+    check_rep(&index.rows, who, window)?;
     let plan = plan
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
-    Ok(Loaded { rows, changes, plan })
+    Ok(Loaded { index, plan })
 }
 
 /// `GET /v1/reports/customers`: new customers, tiers, coverage of A customers within their
@@ -103,8 +101,8 @@ pub async fn customers(
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let window = window(&state, &who, q)?;
-    let Loaded { rows, changes, plan } = load(&state, &who, &window).await?;
-    to_json(&customer_report(&rows, &changes, &plan, &window))
+    let Loaded { index, plan } = load(&state, &who, &window).await?;
+    to_json(&customer_report(&index.rows, &index.changes, &plan, &window))
 }
 
 /// `GET /v1/reports/effort`: visit time per tier against the 80/20 focus, remote contacts of far C
@@ -116,6 +114,6 @@ pub async fn effort(
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let window = window(&state, &who, q)?;
-    let Loaded { rows, changes, plan } = load(&state, &who, &window).await?;
-    to_json(&effort_report(&rows, &changes, &plan, &AllocationConfig::default(), &window))
+    let Loaded { index, plan } = load(&state, &who, &window).await?;
+    to_json(&effort_report(&index.rows, &index.changes, &plan, &AllocationConfig::default(), &window))
 }

@@ -94,8 +94,9 @@ pub async fn pending(
     if !(1..=MAX_PENDING_PAGE).contains(&limit) {
         return Err(ApiError::invalid_query(format!("limit must be within 1..={MAX_PENDING_PAGE}")));
     }
-    let engine = state.engine.clone();
-    let rows = blocking(move || engine.index_rows(&who.team)).await?;
+    let cached = state.clone();
+    let (_, index) = blocking(move || cached.team_index(&who.team)).await?;
+    let rows = &index.rows;
     let mut items: Vec<Value> = Vec::new();
     let mut pending: Vec<(i64, Value)> = rows
         .iter()
