@@ -1199,4 +1199,73 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<Replica>();
     }
+
+    /// The server's answer that a document's pushed changes do not fit its history.
+    fn out_of_sync(engine: &SyncEngine<MemoryStorage>, r: &Replica, doc_id: &str) -> SyncResponse {
+        use crate::storage::Storage as _;
+        let stored = engine.storage().load_doc(TEAM, doc_id).expect("load").expect("stored");
+        SyncResponse {
+            accepted: vec![],
+            rejected: vec![crate::protocol::Rejected {
+                doc_id: doc_id.into(),
+                // As the server lists them: every change it could not take.
+                hashes: r.docs[doc_id]
+                    .pending()
+                    .expect("pending")
+                    .iter()
+                    .map(|c| ByteBuf::from(c.hash().0.to_vec()))
+                    .collect(),
+                code: OUT_OF_SYNC.into(),
+                reason: "the pushed changes do not fit the stored history".into(),
+                server_doc: Some(ByteBuf::from(stored)),
+            }],
+            docs: vec![],
+            changes: vec![],
+            revoked: vec![],
+            cursor: r.cursor().clone(),
+            more: false,
+            bootstrap_after: None,
+        }
+    }
+
+    #[test]
+    fn a_second_out_of_sync_in_a_row_sets_the_edit_aside_instead_of_rebuilding_forever() {
+        // 1. Alice holds her customer and writes a note offline.
+        let engine = memory_engine(|_| {});
+        engine.write_as_server(TEAM, &[customer("c1", "alice")], 1).expect("seed");
+        let mut r = replica("alice-phone", TEAM, "alice", Role::Rep);
+        sync(&engine, &mut r, 2, RESIDENT_DOCS);
+        r.update("c1", 3, prepend_notes("call back")).expect("note");
+        let epoch = r.actor_epoch();
+
+        // 2. The server says the push does not fit: the document is rebuilt on the server's version
+        //    under a new actor, the note kept, nothing set aside.
+        let first = r.apply_response(&out_of_sync(&engine, &r, "c1")).expect("apply");
+        assert_eq!((first.resynced, first.rejected.len()), (1, 0), "{first:?}");
+        assert_eq!(r.actor_epoch(), epoch + 1);
+        assert!(
+            r.get("c1")
+                .and_then(|d| d.notes().map(|n| n.as_str().to_string()))
+                .is_some_and(|n| n.contains("call back"))
+        );
+        assert!(r.rejected().is_empty());
+
+        // 3. It does not fit again, with no acceptance in between: the edit is set aside for the user
+        //    and the document reset to the server's, instead of a rebuild on every sync.
+        let second = r.apply_response(&out_of_sync(&engine, &r, "c1")).expect("apply");
+        assert_eq!((second.resynced, second.rejected.len()), (0, 1), "{second:?}");
+        assert_eq!(second.rejected[0].code, OUT_OF_SYNC);
+        assert_eq!(r.rejected().len(), 1, "kept for the user");
+        assert!(!r.rejected()[0].changes.is_empty(), "with the refused changes");
+        assert_eq!(r.outbox_len(), 0, "nothing left to push for it");
+
+        // 4. The next sync is quiet: the reset document matches the server.
+        sync(&engine, &mut r, 4, RESIDENT_DOCS);
+        assert_eq!(r.heads("c1"), engine.doc_heads(TEAM, "c1").expect("heads"));
+        let on_server = engine.read_doc(TEAM, "c1").expect("read").expect("stored").0;
+        assert!(
+            !on_server.notes().is_some_and(|n| n.as_str().contains("call back")),
+            "set aside, not pushed"
+        );
+    }
 }
