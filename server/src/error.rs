@@ -73,6 +73,16 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message.to_string())
     }
 
+    /// 404 `unknown_rep`: a rep named in a request does not work in the team.
+    pub fn unknown_rep(rep: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_rep", format!("no rep named {rep:?} in this team"))
+    }
+
+    /// 409 `no_plan`: planning and reports need the team's plan document.
+    pub fn no_plan() -> Self {
+        ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet")
+    }
+
     /// What a 503 may tell the client: only our own words, never the detail.
     fn public_unavailable_reason(&self) -> &'static str {
         match self.code {

@@ -47,6 +47,18 @@ impl FromRequestParts<AppState> for Manager {
     }
 }
 
+/// The rep a request is narrowed to: a rep's own (naming another is 403), the one a manager names,
+/// or none (the whole team). The one rule every route follows.
+pub fn rep_scope(who: &Principal, rep: Option<String>) -> Result<Option<String>, ApiError> {
+    match (who.role, rep) {
+        (fieldsync_core::Role::Rep, Some(r)) if r != who.user => {
+            Err(ApiError::forbidden("a rep sees and plans for themself only"))
+        }
+        (fieldsync_core::Role::Rep, _) => Ok(Some(who.user.clone())),
+        (_, rep) => Ok(rep),
+    }
+}
+
 /// A JSON body.
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]

@@ -78,15 +78,22 @@ impl AppState {
         // The version first: what is read after it is never older than the label.
         let version = self.engine.storage().feed_head(team)?;
         let index = self.index.get_or_build(team, version, || -> Result<_, ApiError> {
-            Ok(TeamIndex { rows: self.engine.index_rows(team)?, changes: self.engine.stage_changes(team)? })
+            Ok(TeamIndex {
+                rows: self.engine.index_rows(team)?,
+                changes: self.engine.stage_changes(team)?,
+                plan: self.engine.current_plan(team)?,
+            })
         })?;
         Ok((version, index))
     }
 
-    /// The team's map at its current version (blocking, like [`AppState::team_index`]).
-    pub fn team_map(&self, team: &str) -> Result<Arc<CustomerMap>, ApiError> {
+    /// The team's map at its current version, with the index it was built from (blocking, like
+    /// [`AppState::team_index`]).
+    pub fn team_map(&self, team: &str) -> Result<(Arc<CustomerMap>, Arc<TeamIndex>), ApiError> {
         let (version, index) = self.team_index(team)?;
-        self.maps.get_or_build(team, version, || Ok::<_, ApiError>(CustomerMap::build(&index.rows)))
+        let map =
+            self.maps.get_or_build(team, version, || Ok::<_, ApiError>(CustomerMap::build(&index.rows)))?;
+        Ok((map, index))
     }
 
     /// Wakes the live feeds: something was written.
@@ -114,11 +121,13 @@ pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
         .map_err(Into::into)
 }
 
-/// What the reports and the map read of a team: the index rows and the stage transitions.
+/// What the reports and the map read of a team: the index rows, the stage transitions, and the
+/// current plan (its thresholds tier the rows) — all at one version.
 #[derive(Debug)]
 pub struct TeamIndex {
     pub rows: Vec<IndexRow>,
     pub changes: Vec<StageChange>,
+    pub plan: Option<fieldsync_core::docs::Plan>,
 }
 
 impl Weighed for TeamIndex {

@@ -212,6 +212,8 @@ pub trait Storage: Send + Sync {
     fn index_row(&self, team: &str, doc_id: &str) -> Result<Option<IndexRow>>;
     /// Every report-index row of a team, in document-id order.
     fn index_rows(&self, team: &str) -> Result<Vec<IndexRow>>;
+    /// Whether the team has any report-index row (without reading them all).
+    fn has_index(&self, team: &str) -> Result<bool>;
     /// The team's opportunity-stage transitions, oldest first.
     fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>>;
 }
@@ -591,6 +593,10 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             .into_iter()
             .map(|(_, v)| dec("index row", &v))
             .collect()
+    }
+
+    fn has_index(&self, team: &str) -> Result<bool> {
+        Ok(!self.scan_prefix(&key(&["r", team, ""]), None, 1)?.is_empty())
     }
 
     fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>> {

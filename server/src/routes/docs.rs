@@ -24,10 +24,7 @@ pub async fn quarantine(
     Manager(who): Manager,
     ApiQuery(q): ApiQuery<QuarantineQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=MAX_QUARANTINE_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_query(format!("limit must be within 1..={MAX_QUARANTINE_PAGE}")));
-    }
+    let limit = super::page_limit(q.limit, MAX_QUARANTINE_PAGE)?;
     let entries = blocking(move || state.engine.storage().quarantine(&who.team, limit)).await?;
     let items: Vec<Value> = entries
         .into_iter()

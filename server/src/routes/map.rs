@@ -6,19 +6,19 @@
 //! not moved, never replaced by a tree built from older rows.
 
 use axum::{Json, extract::State};
+use fieldsync_core::Role;
 use fieldsync_core::docs::{DocKind, Document, Plan, Territory, Tier};
 use fieldsync_core::index::CustomerRow;
 use fieldsync_core::storage::Storage as _;
-use fieldsync_core::{Principal, Role};
 use fieldsync_planning::map::{BBox, CustomerFilter, day_features, territory_features};
 use fieldsync_planning::reports::knows_rep;
 use fieldsync_planning::route::local_time_ms;
-use fieldsync_planning::segmentation::{effective_tier_of, score_of};
+use fieldsync_planning::segmentation::row_tier;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiQuery, Caller, rep_scope};
 use crate::state::{AppState, blocking};
 
 /// Points a view may hold before it is clustered (the `max_points` a client asks for is capped).
@@ -45,23 +45,9 @@ fn list(s: Option<&str>, what: &str) -> Result<Option<Vec<String>>, ApiError> {
     Ok(Some(items))
 }
 
-/// The rep a view is narrowed to: a rep's own (another is 403).
-fn narrowed(who: &Principal, rep: Option<String>) -> Result<Option<String>, ApiError> {
-    match (who.role, rep) {
-        (Role::Rep, Some(r)) if r != who.user => Err(ApiError::forbidden("a rep sees their own map only")),
-        (Role::Rep, _) => Ok(Some(who.user.clone())),
-        (_, rep) => Ok(rep),
-    }
-}
-
 fn tier_of(plan: Option<&Plan>) -> impl Fn(&CustomerRow) -> Option<Tier> + '_ {
     move |c| match plan {
-        Some(p) => Some(effective_tier_of(
-            c.tier,
-            c.tier_set_by.is_some(),
-            score_of(c.potential_value, c.close_probability),
-            &p.thresholds,
-        )),
+        Some(p) => Some(row_tier(c, &p.thresholds)),
         None => c.tier,
     }
 }
@@ -83,7 +69,7 @@ pub async fn customers(
         })
         .transpose()?;
     let statuses = list(q.status.as_deref(), "status")?;
-    let rep = narrowed(&who, q.rep)?;
+    let rep = rep_scope(&who, q.rep)?;
     for (what, id) in [("rep", &rep), ("territory", &q.territory)] {
         if let Some(id) = id {
             fieldsync_core::docs::validate_id(what, id).map_err(ApiError::invalid_query)?;
@@ -96,19 +82,14 @@ pub async fn customers(
     let filter = CustomerFilter { tiers, statuses, rep, territory: q.territory };
     let (cached, team) = (state.clone(), who.team.clone());
     let view = blocking(move || -> Result<Value, ApiError> {
-        let map = cached.team_map(&team)?;
+        let (map, index) = cached.team_map(&team)?;
         if let Some(r) = &filter.rep
             && r != &who.user
             && !map.has_owner(r)
         {
-            return Err(ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "unknown_rep",
-                format!("no rep named {r:?} with customers in this team"),
-            ));
+            return Err(ApiError::unknown_rep(r));
         }
-        let plan = cached.engine.current_plan(&team)?;
-        Ok(map.features(&bbox, &filter, max_points, tier_of(plan.as_ref())))
+        Ok(map.features(&bbox, &filter, max_points, tier_of(index.plan.as_ref())))
     })
     .await?;
     Ok(Json(view))
@@ -159,7 +140,7 @@ pub async fn day(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<DayQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let rep = narrowed(&who, q.rep)?.ok_or_else(|| ApiError::bad_request("say which rep (\"rep\")"))?;
+    let rep = rep_scope(&who, q.rep)?.ok_or_else(|| ApiError::bad_request("say which rep (\"rep\")"))?;
     fieldsync_core::docs::validate_id("rep", &rep).map_err(ApiError::invalid_query)?;
     fieldsync_planning::check_id_len("timezone", &q.timezone)?;
     let date = super::plan::parse_date(&q.date)?;
@@ -170,11 +151,7 @@ pub async fn day(
         let (_, index) = cached.team_index(&who.team)?;
         let rows = &index.rows;
         if rep != who.user && !knows_rep(rows, &rep) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "unknown_rep",
-                format!("no rep named {rep:?} in this team"),
-            ));
+            return Err(ApiError::unknown_rep(&rep));
         }
         Ok(day_features(rows, &rep, from, to))
     })

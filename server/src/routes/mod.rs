@@ -79,6 +79,21 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A report or plan as JSON, its figures rounded as on every surface ([`fieldsync_core::figures`]).
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, ApiError> {
+    fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A page size from `?limit=`: 200 unless given, within `1..=max`.
+pub(crate) fn page_limit(limit: Option<usize>, max: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(200);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid_query(format!("limit must be within 1..={max}")))
+    }
+}
+
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }

@@ -7,7 +7,6 @@
 use axum::{
     Json, Router,
     extract::State,
-    http::StatusCode,
     routing::{get, post},
 };
 use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Territory, Visit};
@@ -32,8 +31,9 @@ use fieldsync_planning::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::to_json;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Caller, Manager};
+use crate::extract::{ApiJson, ApiQuery, Caller, Manager, rep_scope};
 use crate::state::{AppState, blocking};
 
 /// The documents a report or a plan is computed from.
@@ -48,9 +48,7 @@ pub struct TeamDocs {
 impl TeamDocs {
     /// The current plan: the latest quarter.
     fn plan(&self) -> Result<&Plan, ApiError> {
-        self.plans.iter().max_by(|a, b| a.quarter.cmp(&b.quarter)).ok_or_else(|| {
-            ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet")
-        })
+        self.plans.iter().max_by(|a, b| a.quarter.cmp(&b.quarter)).ok_or_else(ApiError::no_plan)
     }
 
     /// 404 `unknown_rep` unless `rep` is the caller or works in the team (a territory's rep, a
@@ -61,15 +59,7 @@ impl TeamDocs {
             || self.territories.iter().any(|t| t.reps.iter().any(|r| r == rep))
             || self.customers.iter().any(|c| c.owner_rep.as_deref() == Some(rep))
             || self.visits.iter().any(|v| v.rep == rep);
-        if known {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_rep",
-                format!("no rep named {rep:?} in this team"),
-            ))
-        }
+        if known { Ok(()) } else { Err(ApiError::unknown_rep(rep)) }
     }
 }
 
@@ -103,20 +93,9 @@ async fn compute<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     .await
 }
 
-/// The rep a request is about: a rep may only ask about themself.
-/// The rep a report is narrowed to: a rep's own (asking for another is 403), or the one a manager
-/// names, or none (the whole team).
-fn only_themself(who: &Principal, rep: Option<String>) -> Result<Option<String>, ApiError> {
-    if who.role == Role::Rep { subject(who, rep).map(Some) } else { Ok(rep) }
-}
-
+/// The rep a plan is for: a rep's own, or the one a manager must name.
 fn subject(who: &Principal, rep: Option<String>) -> Result<String, ApiError> {
-    match (who.role, rep) {
-        (Role::Rep, Some(r)) if r != who.user => Err(ApiError::forbidden("a rep plans for themself only")),
-        (Role::Rep, _) => Ok(who.user.clone()),
-        (_, Some(r)) => Ok(r),
-        (_, None) => Err(ApiError::bad_request("say which rep (\"rep\")")),
-    }
+    rep_scope(who, rep)?.ok_or_else(|| ApiError::bad_request("say which rep (\"rep\")"))
 }
 
 /// The monotonic clock a search's [`Deadline`] is read on: time since this call.
@@ -151,11 +130,6 @@ async fn compute_until<I: Send + 'static, T: Send + 'static, E: Into<ApiError> +
         plan_until(&docs.customers, &docs.visits, &plan, &AllocationConfig::default(), &input, deadline)
     })
     .await
-}
-
-/// A report or plan as JSON, its figures rounded as on every surface ([`fieldsync_core::figures`]).
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
-    fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub(crate) fn parse_date(s: &str) -> Result<LocalDate, ApiError> {
@@ -221,7 +195,7 @@ async fn overdue_list(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<RepQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let rep = only_themself(&who, q.rep)?;
+    let rep = rep_scope(&who, q.rep)?;
     let now = q.now_ms.unwrap_or_else(|| state.clock.now_ms());
     check_instant("now_ms", now).map_err(ApiError::invalid_query)?;
     let docs = team_docs(&state, &who.team).await?;
@@ -240,7 +214,7 @@ async fn time_shares(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<RepQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let rep = only_themself(&who, q.rep)?;
+    let rep = rep_scope(&who, q.rep)?;
     let now = state.clock.now_ms();
     let to = q.to_ms.unwrap_or(now);
     let from = q.from_ms.unwrap_or(to.saturating_sub(28 * 86_400_000));

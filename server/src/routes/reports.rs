@@ -3,16 +3,17 @@
 //! never hydrates the team's documents. A rep reads their own figures; managers and admins the
 //! team's or one rep's. Windows are `[from_ms, to_ms)`, the last 28 days by default, at most 366.
 
-use axum::{Json, extract::State, http::StatusCode};
-use fieldsync_core::{Principal, Role};
+use axum::{Json, extract::State};
+use fieldsync_core::Principal;
 use fieldsync_planning::allocation::AllocationConfig;
 use fieldsync_planning::check_window;
 use fieldsync_planning::reports::{ReportWindow, customer_report, effort_report, knows_rep, visit_report};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::to_json;
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiQuery, Caller, rep_scope};
 use crate::state::{AppState, blocking};
 
 #[derive(Debug, Deserialize)]
@@ -24,13 +25,7 @@ pub struct ReportQuery {
 
 /// The window and rep a report is for, checked before anything is read: a rep only their own.
 fn window(state: &AppState, who: &Principal, q: ReportQuery) -> Result<ReportWindow, ApiError> {
-    let rep = match (who.role, q.rep) {
-        (Role::Rep, Some(r)) if r != who.user => {
-            return Err(ApiError::forbidden("a rep reads their own figures only"));
-        }
-        (Role::Rep, _) => Some(who.user.clone()),
-        (_, rep) => rep,
-    };
+    let rep = rep_scope(who, q.rep)?;
     if let Some(r) = &rep {
         fieldsync_core::docs::validate_id("rep", r).map_err(ApiError::invalid_query)?;
     }
@@ -47,17 +42,9 @@ fn check_rep(
     window: &ReportWindow,
 ) -> Result<(), ApiError> {
     match &window.rep {
-        Some(r) if r != &who.user && !knows_rep(rows, r) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_rep",
-            format!("no rep named {r:?} in this team"),
-        )),
+        Some(r) if r != &who.user && !knows_rep(rows, r) => Err(ApiError::unknown_rep(r)),
         _ => Ok(()),
     }
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<Value>, ApiError> {
-    fieldsync_core::figures::to_json(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `GET /v1/reports/visits`: planned against completed and missed visits, the completion rate,
@@ -83,13 +70,9 @@ struct Loaded {
 
 async fn load(state: &AppState, who: &Principal, window: &ReportWindow) -> Result<Loaded, ApiError> {
     let (cached, team) = (state.clone(), who.team.clone());
-    let ((_, index), plan) = blocking(move || -> Result<_, ApiError> {
-        Ok((cached.team_index(&team)?, cached.engine.current_plan(&team)?))
-    })
-    .await?;
+    let (_, index) = blocking(move || cached.team_index(&team)).await?;
     check_rep(&index.rows, who, window)?;
-    let plan = plan
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_plan", "the team has no plan document yet"))?;
+    let plan = index.plan.clone().ok_or_else(ApiError::no_plan)?;
     Ok(Loaded { index, plan })
 }
 

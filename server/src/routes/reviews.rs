@@ -90,14 +90,10 @@ pub async fn pending(
     Manager(who): Manager,
     ApiQuery(q): ApiQuery<PendingQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(200);
-    if !(1..=MAX_PENDING_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_query(format!("limit must be within 1..={MAX_PENDING_PAGE}")));
-    }
+    let limit = super::page_limit(q.limit, MAX_PENDING_PAGE)?;
     let cached = state.clone();
     let (_, index) = blocking(move || cached.team_index(&who.team)).await?;
     let rows = &index.rows;
-    let mut items: Vec<Value> = Vec::new();
     let mut pending: Vec<(i64, Value)> = rows
         .iter()
         .filter_map(|r| if let IndexRow::Visit(v) = r { Some(v) } else { None })
@@ -115,6 +111,6 @@ pub async fn pending(
         .collect();
     pending.sort_by_key(|p| p.0);
     let total = pending.len();
-    items.extend(pending.into_iter().take(limit).map(|(_, v)| v));
+    let items: Vec<Value> = pending.into_iter().take(limit).map(|(_, v)| v).collect();
     Ok(Json(json!({ "total": total, "items": items })))
 }

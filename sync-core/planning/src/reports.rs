@@ -28,7 +28,7 @@ use fieldsync_core::index::{CustomerRow, IndexRow, StageChange, VisitRow};
 use serde::{Deserialize, Serialize};
 
 use crate::allocation::cadence_days;
-use crate::segmentation::{PerTier, effective_tier_of, score_of};
+use crate::segmentation::{PerTier, potential_of, row_tier, score_of};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -219,14 +219,7 @@ pub fn customer_report(
     plan: &Plan,
     window: &ReportWindow,
 ) -> CustomerReport {
-    let tier = |c: &CustomerRow| {
-        effective_tier_of(
-            c.tier,
-            c.tier_set_by.is_some(),
-            score_of(c.potential_value, c.close_probability),
-            &plan.thresholds,
-        )
-    };
+    let tier = |c: &CustomerRow| row_tier(c, &plan.thresholds);
     let mine: Vec<&CustomerRow> =
         customers(rows).filter(|c| window.for_rep(c.owner_rep.as_deref())).collect();
     let mut by_tier = PerTier::<usize>::default();
@@ -239,7 +232,7 @@ pub fn customer_report(
             potential_value: 0.0,
         });
         stage.customers += 1;
-        stage.potential_value += if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+        stage.potential_value += potential_of(c.potential_value);
     }
     // Last contact per customer before the window's end: completed visits and remote contacts.
     let mut last_contact: BTreeMap<&str, i64> = BTreeMap::new();
@@ -367,13 +360,11 @@ pub fn effort_report(
     window: &ReportWindow,
 ) -> EffortReport {
     let score = |c: &CustomerRow| score_of(c.potential_value, c.close_probability);
-    let tier =
-        |c: &CustomerRow| effective_tier_of(c.tier, c.tier_set_by.is_some(), score(c), &plan.thresholds);
+    let tier = |c: &CustomerRow| row_tier(c, &plan.thresholds);
     let all: Vec<&CustomerRow> = customers(rows).collect();
     let focus = crate::allocation::focus_of(all.iter().map(|c| (c.id.as_str(), tier(c), score(c))), cfg);
     let by_id: BTreeMap<&str, &CustomerRow> = all.iter().map(|c| (c.id.as_str(), *c)).collect();
-    let value =
-        |c: &CustomerRow| if c.potential_value.is_finite() { c.potential_value.max(0.0) } else { 0.0 };
+    let value = |c: &CustomerRow| potential_of(c.potential_value);
 
     let mut minutes = PerTier::<f64>::default();
     let (mut focus_minutes, mut total_minutes, mut remote_c) = (0.0, 0.0, 0);

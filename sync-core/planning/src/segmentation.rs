@@ -75,6 +75,16 @@ pub fn score(c: &Customer) -> f64 {
     score_of(c.potential_value, c.close_probability)
 }
 
+/// [`potential`] of a raw figure: non-negative, 0 when not a usable number.
+pub fn potential_of(potential_value: f64) -> f64 {
+    non_negative(potential_value)
+}
+
+/// The effective tier of a report-index row ([`effective_tier`] without the document).
+pub fn row_tier(c: &fieldsync_core::index::CustomerRow, t: &TierThresholds) -> Tier {
+    effective_tier_of(c.tier, c.tier_set_by.is_some(), score_of(c.potential_value, c.close_probability), t)
+}
+
 /// [`score`] from the two figures (the report index keeps them without the document).
 pub fn score_of(potential_value: f64, close_probability: f64) -> f64 {
     let s = non_negative(potential_value) * unit(close_probability);

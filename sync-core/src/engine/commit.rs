@@ -101,14 +101,23 @@ impl<S: Storage> SyncEngine<S> {
             audience,
             data: if compact { DocData::Replace(u.doc.save()) } else { DocData::Append(chunk) },
         });
-        self.index(pending, u.doc_id, u.state, u.now_ms)
+        self.index(pending, u.doc_id, u.old_meta.is_some(), u.state, u.now_ms)
     }
 
     /// The document's report-index row, in the same batch as the document (`index.rs`).
-    fn index(&self, pending: &mut Pending, doc_id: &str, state: &Document, now_ms: i64) -> Result<()> {
+    /// `stored`: the document existed before this batch (a new one has no stored row to read).
+    fn index(
+        &self,
+        pending: &mut Pending,
+        doc_id: &str,
+        stored: bool,
+        state: &Document,
+        now_ms: i64,
+    ) -> Result<()> {
         let old = match pending.batch.index.iter().rposition(|r| r.id() == doc_id) {
             Some(i) => Some(pending.batch.index[i].clone()),
-            None => self.storage.index_row(&pending.batch.team, doc_id)?,
+            None if stored => self.storage.index_row(&pending.batch.team, doc_id)?,
+            None => None,
         };
         let first_seen = old.as_ref().map_or(now_ms, IndexRow::first_seen_ms);
         if let Some(row) = IndexRow::of(state, first_seen) {

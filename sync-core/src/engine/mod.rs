@@ -518,7 +518,7 @@ impl<S: Storage> SyncEngine<S> {
     pub fn backfill_index(&self, team: &str, now_ms: i64) -> Result<usize> {
         let lock = self.team_lock(team);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.storage.index_rows(team)?.is_empty() {
+        if self.storage.has_index(team)? {
             return Ok(0);
         }
         let mut batch = crate::storage::Batch::new(team, self.storage.feed_head(team)?);

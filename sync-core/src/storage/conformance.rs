@@ -28,6 +28,46 @@ pub fn run_all<S: Storage>(make: impl Fn() -> S) {
     teams_never_see_each_other(&make());
     trimming_moves_the_horizon(&make());
     quarantine_and_checkins_are_kept(&make());
+    the_report_index_is_kept_per_team(&make());
+}
+
+pub fn the_report_index_is_kept_per_team<S: Storage>(s: &S) {
+    use crate::docs::{Customer, Document, GeoPoint};
+    use crate::index::{IndexRow, StageChange};
+    let row = |id: &str, stage: &str| {
+        let c = Customer {
+            opportunity_stage: stage.into(),
+            ..Customer::new(id, "Shop", GeoPoint::wgs84(45.0, 4.0), "m")
+        };
+        IndexRow::of(&Document::Customer(c), 7).expect("a row")
+    };
+    assert!(!s.has_index("t1").expect("has index"));
+    let mut b = Batch::new("t1", 0);
+    b.index.push(row("c2", "proposal"));
+    b.index.push(row("c1", "qualification"));
+    let change = StageChange {
+        customer_id: "c2".into(),
+        rep: None,
+        from: "qualification".into(),
+        to: "proposal".into(),
+        at_ms: 7,
+    };
+    b.stage_changes.push(change.clone());
+    s.commit(b).expect("commit");
+    // The last row of a document wins; rows come in id order.
+    let mut b = Batch::new("t1", 0);
+    b.index.push(row("c1", "won"));
+    s.commit(b).expect("commit");
+    assert!(s.has_index("t1").expect("has index"));
+    assert_eq!(s.index_rows("t1").expect("rows"), vec![row("c1", "won"), row("c2", "proposal")]);
+    assert_eq!(s.index_row("t1", "c1").expect("row"), Some(row("c1", "won")));
+    assert_eq!(s.stage_changes("t1").expect("changes"), vec![change]);
+    // Another team sees none of it.
+    assert!(!s.has_index("t2").expect("has index"));
+    assert!(
+        s.index_rows("t2").expect("rows").is_empty() && s.stage_changes("t2").expect("changes").is_empty()
+    );
+    assert_eq!(s.index_row("t2", "c1").expect("row"), None);
 }
 
 pub fn documents_append_and_load_in_order<S: Storage>(s: &S) {
