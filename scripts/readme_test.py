@@ -105,7 +105,7 @@ def main():
             ['"kind":"customer"', '"id":"cust-0001"', '"owner_rep":"bruno"'],
             # The story, as "What to expect" tells it.
             [
-                "sync: round 1: 70 documents",
+                "sync: round 1: 85 documents",
                 '"status": "verified"',
                 '"error":"offline"',
                 "exit 3",

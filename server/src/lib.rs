@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub cache_docs: usize,
     /// Timeouts and caps of the HTTP server.
     pub limits: HttpLimits,
+    /// The dashboard's settings (a tile URL).
+    pub dashboard: routes::dashboard::DashboardSettings,
 }
 
 impl ServerConfig {
@@ -94,6 +96,7 @@ impl ServerConfig {
             cache_bytes: 64 * 1024 * 1024,
             cache_docs: 2048,
             limits: HttpLimits::default(),
+            dashboard: Default::default(),
         }
     }
 }
@@ -128,7 +131,8 @@ impl Server {
                 tracing::info!(team = %team, rows, "report index built from the stored documents");
             }
         }
-        let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits);
+        let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits)
+            .with_dashboard(config.dashboard);
         Ok(Server { state })
     }
 

@@ -51,6 +51,10 @@ enum Command {
         /// Feed entries kept per team; devices further behind bootstrap from snapshots again.
         #[arg(long, default_value_t = 1_000_000)]
         feed_retain: u64,
+        /// Map tiles for the dashboard (`https://tiles.example/{z}/{x}/{y}.png`); without, the map
+        /// works offline on a plain background.
+        #[arg(long, env = "FIELDSYNC_TILE_URL")]
+        tile_url: Option<String>,
     },
     /// Print a development token (HS256, signed with the data directory's secret).
     Token {
@@ -153,12 +157,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             jwt_issuer,
             jwt_audience,
             feed_retain,
+            tile_url,
         } => {
             // The address first: a port in use must not leave a freshly seeded data directory behind.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let mut config = ServerConfig::dev(&data.data);
+            if let Some(url) = &tile_url {
+                config.dashboard = fieldsync_server::routes::dashboard::DashboardSettings::with_tile_url(url)
+                    .map_err(anyhow::Error::msg)?;
+            }
             if let (Some(alg), Some(key)) = (&jwt_alg, &jwt_public_key) {
                 let pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
                 config.auth = Some(auth::AuthConfig::external(alg, &pem, &jwt_issuer, &jwt_audience)?);
@@ -175,6 +184,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let local = listener.local_addr()?;
             println!("fieldsync listening on http://{local} (data in {})", data.data.display());
+            println!("dashboard: http://{local}/");
             if server.auth().can_issue() {
                 let token = server.auth().issue(
                     seed::DEMO_TEAM,

@@ -14,6 +14,7 @@ use fieldsync_core::docs::{
 use fieldsync_core::engine::SyncEngine;
 use fieldsync_core::geo::{self, CheckinContext, CheckinFix, Datum, LatLon, VerifyConfig};
 use fieldsync_core::storage::Storage;
+use fieldsync_planning::route::{LocalDate, local_time_ms};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 pub const DEMO_TEAM: &str = "demo";
@@ -179,26 +180,13 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         };
         let checkin =
             Checkin::new(&format!("ci-{i:04}"), lat, lon, rng.random_range(5.0..40.0), start + 5 * 60_000);
-        let result = geo::verify_checkin(&CheckinContext {
-            fix: &CheckinFix {
-                point: LatLon { lat, lon },
-                accuracy_m: checkin.accuracy_m,
-                device_time_ms: checkin.device_time_ms,
-                mock_location: false,
-            },
-            customer: LatLon { lat: c.location.lat, lon: c.location.lon },
-            customer_datum: Datum::Wgs84,
-            fence_override_m: None,
-            previous: None,
-            received_at_ms: Some(checkin.device_time_ms + 60_000),
-            config: &verify,
-        });
-        let mut verification = std::collections::HashMap::new();
-        verification.insert(
-            checkin.id.clone(),
-            CheckinVerification::from_verification(&result, checkin.device_time_ms + 60_000),
-        );
+        let verification = judged(&checkin, c, &verify);
         let id = format!("visit-seed-{i:04}");
+        // A few planned visits nobody went to: the reports count them missed.
+        if i % 42 == 12 && !far {
+            visits.push(Visit::planned(&id, &c.id, &rep, start, start + 45 * 60_000));
+            continue;
+        }
         visits.push(Visit {
             state: VisitState::Completed,
             checkins: vec![checkin],
@@ -213,10 +201,85 @@ pub fn demo_documents(seed: u64, now_ms: i64) -> Vec<Document> {
         });
     }
 
+    visits.extend(week_ahead(&customers, now_ms));
+
     docs.push(Document::Plan(plan));
     docs.extend(customers.into_iter().map(Document::Customer));
     docs.extend(visits.into_iter().map(Document::Visit));
     docs
+}
+
+/// The server's verdict on `checkin` at `customer`, received a minute after it was made, as the
+/// visit stores it.
+fn judged(
+    checkin: &Checkin,
+    customer: &Customer,
+    verify: &VerifyConfig,
+) -> std::collections::HashMap<String, CheckinVerification> {
+    let received = checkin.device_time_ms + 60_000;
+    let result = geo::verify_checkin(&CheckinContext {
+        fix: &CheckinFix {
+            point: LatLon { lat: checkin.lat, lon: checkin.lon },
+            accuracy_m: checkin.accuracy_m,
+            device_time_ms: checkin.device_time_ms,
+            mock_location: false,
+        },
+        customer: LatLon { lat: customer.location.lat, lon: customer.location.lon },
+        customer_datum: Datum::Wgs84,
+        fence_override_m: None,
+        previous: None,
+        received_at_ms: Some(received),
+        config: verify,
+    });
+    std::iter::once((checkin.id.clone(), CheckinVerification::from_verification(&result, received))).collect()
+}
+
+/// The working week ahead of each rep, from today: three visits a weekday (09:30, 11:00, 14:30
+/// Paris time) at their A and B customers first. Today's visits that are over were done, with a
+/// check-in at the door; the rest are still planned. No random draws: the team stays the same.
+fn week_ahead(customers: &[Customer], now_ms: i64) -> Vec<Visit> {
+    const TZ: &str = "Europe/Paris";
+    let verify = VerifyConfig::default();
+    let Ok(mut date) = LocalDate::of_ms(TZ, now_ms) else { return Vec::new() };
+    let mut visits = Vec::new();
+    for day in 0..7 {
+        if date.weekday().is_ok_and(|w| w <= 5) {
+            for (r, rep) in DEMO_REPS.iter().enumerate() {
+                let mut theirs: Vec<&Customer> =
+                    customers.iter().filter(|c| c.owner_rep.as_deref() == Some(*rep)).collect();
+                theirs.sort_by_key(|c| (c.tier.map(|t| t as u8), c.id.clone()));
+                for (slot, minute) in [9 * 60 + 30, 11 * 60, 14 * 60 + 30].into_iter().enumerate() {
+                    let Some(c) = theirs.get((day * 3 + slot + r) % theirs.len().max(1)) else { continue };
+                    let Ok(start) = local_time_ms(TZ, date, minute) else { continue };
+                    let id = format!("visit-week-{rep}-{day}-{slot}");
+                    let mut v = Visit::planned(&id, &c.id, rep, start, start + 45 * 60_000);
+                    if start + 45 * 60_000 <= now_ms {
+                        let checkin = Checkin::new(
+                            &format!("ci-week-{rep}-{day}-{slot}"),
+                            c.location.lat,
+                            c.location.lon,
+                            8.0,
+                            start + 3 * 60_000,
+                        );
+                        v.verification = judged(&checkin, c, &verify);
+                        v.checkins.push(checkin);
+                        v.checkout = Some(Checkout {
+                            device_time_ms: start + 40 * 60_000,
+                            outcome: "follow_up".into(),
+                            next_step: "send the quote".into(),
+                        });
+                        v.state = VisitState::Completed;
+                    }
+                    visits.push(v);
+                }
+            }
+        }
+        match date.next() {
+            Ok(next) => date = next,
+            Err(_) => break,
+        }
+    }
+    visits
 }
 
 /// Seeds the demo team unless the team already has data. Returns what was written, or None.

@@ -48,6 +48,8 @@ pub struct AppState {
     pub feed_changed: Arc<tokio::sync::Notify>,
     /// Slots for live feeds ([`HttpLimits::max_live_streams`]).
     pub live_streams: Arc<Semaphore>,
+    /// What the dashboard is configured with.
+    pub dashboard: Arc<crate::routes::dashboard::DashboardSettings>,
 }
 
 impl AppState {
@@ -69,7 +71,14 @@ impl AppState {
             maps: Arc::new(Versioned::new(8, 200_000)),
             feed_changed: Arc::default(),
             live_streams,
+            dashboard: Arc::default(),
         }
+    }
+
+    /// The same state with the dashboard's settings.
+    pub fn with_dashboard(mut self, settings: crate::routes::dashboard::DashboardSettings) -> Self {
+        self.dashboard = Arc::new(settings);
+        self
     }
 
     /// The team's report index at its current version, from the cache when the feed head has not

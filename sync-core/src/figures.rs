@@ -24,6 +24,8 @@ pub fn round(v: &mut Value) {
                 let r = (x * scale).round() / scale;
                 // Out of range for the scaling (|x| > ~9e9 with six decimals): already coarse.
                 let r = if r.is_finite() { r } else { x };
+                // -0.0 (a sum of nothing negated, a tiny negative rounded) reads as a bug: 0.
+                let r = if r == 0.0 { 0.0 } else { r };
                 if let Some(m) = serde_json::Number::from_f64(r) {
                     *n = m;
                 }
@@ -49,11 +51,13 @@ mod tests {
             "nested": [{ "m": 2.0000000000000004 }],
             "big": 1.0e300,
             "tiny": 1.0e-12,
+            "negative_zero": -0.0,
+            "negative_tiny": -1.0e-12,
         }))
         .expect("json");
         assert_eq!(
             v.to_string(),
-            r#"{"big":1e+300,"count":3,"lat":45.764043,"nested":[{"m":2.0}],"score":125119.15,"share":0.3,"tiny":0.0}"#
+            r#"{"big":1e+300,"count":3,"lat":45.764043,"negative_tiny":0.0,"negative_zero":0.0,"nested":[{"m":2.0}],"score":125119.15,"share":0.3,"tiny":0.0}"#
         );
     }
 }

@@ -91,6 +91,14 @@ async fn run(customers: usize, visits: usize) {
         ("report_visits", format!("/v1/reports/visits?{window}")),
         ("report_customers", format!("/v1/reports/customers?{window}")),
         ("report_effort", format!("/v1/reports/effort?{window}")),
+        (
+            "calendar_one_rep_week",
+            format!(
+                "/v1/reports/calendar?rep=rep-07&from_ms={}&to_ms={}",
+                MORNING_MS - 7 * 86_400_000,
+                MORNING_MS
+            ),
+        ),
         ("map_city_bbox", "/v1/map/customers?bbox=4.70,45.66,4.96,45.85&max_points=500".to_string()),
         (
             "map_one_rep",

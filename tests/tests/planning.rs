@@ -71,9 +71,11 @@ async fn a_rep_gets_a_feasible_day_route_of_their_own_customers() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
+    // (A stop is one of her customers, or a visit already planned for her that day.)
     for id in ids {
         match server.doc("demo", id) {
             Some(Document::Customer(c)) => assert_eq!(c.owner_rep.as_deref(), Some("alice")),
+            Some(Document::Visit(v)) => assert_eq!(v.rep, "alice", "{id}"),
             other => panic!("{id}: {other:?}"),
         }
     }

@@ -28,12 +28,14 @@ async fn a_manager_reviews_plan_against_execution_from_the_index() {
     let maria = server.add_device("maria-tablet", TEAM, "maria", Role::Manager);
     let (from, to) = (MORNING_MS - 15 * DAY_MS, MORNING_MS + DAY_MS);
 
-    // 1. The last two weeks: the seed's past visits, completed, a few check-ins flagged.
+    // 1. The last two weeks and the day ahead: the seed's 50 past visits (44 done, a few check-ins
+    // flagged, 6 nobody went to) and the 20 of its working week that start before tomorrow morning.
     let (status, report) = maria.get_json(&format!("/v1/reports/visits?{}", window_query(from, to))).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["planned"], 50, "{report}");
-    assert_eq!(report["completed"], 50);
-    assert_eq!(report["completion_rate"], 1.0);
+    assert_eq!(report["planned"], 70, "{report}");
+    assert_eq!(report["completed"], 44);
+    assert_eq!(report["missed"], 6);
+    assert_eq!(report["completion_rate"], 0.628571);
     let flagged = report["flagged_checkins"].as_array().expect("flagged list");
     assert!(
         !flagged.is_empty() && flagged.iter().all(|f| f["codes"].as_array().is_some_and(|c| !c.is_empty()))
@@ -63,7 +65,7 @@ async fn a_manager_reviews_plan_against_execution_from_the_index() {
     alice.replica.check_out("v-today", "order", "", MORNING_MS + 60_000, MORNING_MS + 60_000).expect("out");
     alice.sync().await.expect("sync");
     let (_, after) = maria.get_json(&format!("/v1/reports/visits?{}", window_query(from, to))).await;
-    assert_eq!((after["planned"].as_u64(), after["completed"].as_u64()), (Some(51), Some(51)), "{after}");
+    assert_eq!((after["planned"].as_u64(), after["completed"].as_u64()), (Some(71), Some(45)), "{after}");
     assert_eq!(after, from_documents(&server, &window));
 
     // 3. The customer report: tiers, funnel, A coverage; alice's own on her phone's token.

@@ -14,11 +14,13 @@ use crate::state::{AppState, blocking};
 /// Largest page of `/v1/quarantine`.
 pub const MAX_QUARANTINE_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuarantineQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/quarantine", tag = "documents", params(QuarantineQuery), responses((status = 200, description = "refused edits, newest first", content_type = "application/json"), crate::routes::openapi::Errors))]
 pub async fn quarantine(
     State(state): State<AppState>,
     Manager(who): Manager,
@@ -51,6 +53,7 @@ fn audience_json(audience: &Audience) -> Value {
     }
 }
 
+#[utoipa::path(get, path = "/v1/docs/{id}", tag = "documents", params(("id" = String, Path, description = "document id")), responses((status = 200, description = "{kind, audience, doc}", content_type = "application/json"), crate::routes::openapi::Errors))]
 pub async fn document(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -28,7 +28,8 @@ const PAGE: usize = 200;
 /// How long a quiet stream waits for a wake-up before looking at the feed again.
 const IDLE: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LiveQuery {
     /// Resume after this feed sequence (the `Last-Event-ID` header wins); default: from now.
     after: Option<u64>,
@@ -42,6 +43,7 @@ struct Cursor {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
+#[utoipa::path(get, path = "/v1/live", tag = "live", params(LiveQuery, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this feed sequence")), responses((status = 200, description = "Server-Sent Events: `event: change`, `id:` the feed sequence, data {seq, doc_id, kind, what, by, rep, line}", content_type = "text/event-stream"), crate::routes::openapi::Errors))]
 pub async fn live(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -24,7 +24,8 @@ use crate::state::{AppState, blocking};
 /// Points a view may hold before it is clustered (the `max_points` a client asks for is capped).
 pub const MAX_POINTS: usize = 5_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomersQuery {
     bbox: String,
     /// Comma-separated tiers: `A,B`.
@@ -53,6 +54,7 @@ fn tier_of(plan: Option<&Plan>) -> impl Fn(&CustomerRow) -> Option<Tier> + '_ {
 }
 
 /// `GET /v1/map/customers?bbox=&tier=&status=&rep=&territory=&max_points=`.
+#[utoipa::path(get, path = "/v1/map/customers", tag = "map", params(CustomersQuery), responses((status = 200, description = "a GeoJSON FeatureCollection of points and clusters (WGS-84)", content_type = "application/geo+json"), crate::routes::openapi::Errors))]
 pub async fn customers(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -96,6 +98,7 @@ pub async fn customers(
 }
 
 /// `GET /v1/map/territories`: the team's territories (a rep's own) as polygons.
+#[utoipa::path(get, path = "/v1/map/territories", tag = "map", responses((status = 200, description = "the territories as GeoJSON polygons", content_type = "application/geo+json"), crate::routes::openapi::Errors))]
 pub async fn territories(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -122,7 +125,8 @@ pub async fn territories(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DayQuery {
     rep: Option<String>,
     date: String,
@@ -135,6 +139,7 @@ fn paris() -> String {
 }
 
 /// `GET /v1/map/day?rep=&date=YYYY-MM-DD&timezone=`: a rep's check-ins of the day and planned route.
+#[utoipa::path(get, path = "/v1/map/day", tag = "map", params(DayQuery), responses((status = 200, description = "a rep's check-ins and planned route of a day as GeoJSON", content_type = "application/geo+json"), crate::routes::openapi::Errors))]
 pub async fn day(
     State(state): State<AppState>,
     Caller(who): Caller,

@@ -4,11 +4,7 @@
 //! blocking thread holding a planning slot, under a [`Deadline`] read on the server's monotonic
 //! clock ([`deadline_clock`]).
 
-use axum::{
-    Json, Router,
-    extract::State,
-    routing::{get, post},
-};
+use axum::{Json, extract::State};
 use fieldsync_core::docs::{Customer, DocKind, Document, Plan, Territory, Visit};
 use fieldsync_core::engine::ServerWrite;
 use fieldsync_core::geo::LatLon;
@@ -30,6 +26,7 @@ use fieldsync_planning::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::to_json;
 use crate::error::ApiError;
@@ -151,19 +148,20 @@ fn point(lat: f64, lon: f64, field: &str) -> Result<LatLon, ApiError> {
     LatLon::new(lat, lon).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/plan/segmentation", get(segmentation))
-        .route("/v1/plan/targets", get(target_report))
-        .route("/v1/plan/overdue", get(overdue_list))
-        .route("/v1/plan/time-share", get(time_shares))
-        .route("/v1/plan/day", post(day))
-        .route("/v1/plan/week", post(week))
-        .route("/v1/plan/sub-areas", post(areas))
-        .route("/v1/plan/territories", post(territories))
-        .route("/v1/plan/territories/apply", post(apply_territories))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(segmentation))
+        .routes(routes!(target_report))
+        .routes(routes!(overdue_list))
+        .routes(routes!(time_shares))
+        .routes(routes!(day))
+        .routes(routes!(week))
+        .routes(routes!(areas))
+        .routes(routes!(territories))
+        .routes(routes!(apply_territories))
 }
 
+#[utoipa::path(get, path = "/v1/plan/segmentation", tag = "planning", responses((status = 200, description = "A/B/C tier per customer and the Pareto summary", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn segmentation(State(state): State<AppState>, Manager(who): Manager) -> Result<Json<Value>, ApiError> {
     let docs = team_docs(&state, &who.team).await?;
     let plan = docs.plan()?;
@@ -173,6 +171,7 @@ async fn segmentation(State(state): State<AppState>, Manager(who): Manager) -> R
     }))
 }
 
+#[utoipa::path(get, path = "/v1/plan/targets", tag = "planning", responses((status = 200, description = "quota attainment and forecast per tier and rep", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn target_report(State(state): State<AppState>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
     let docs = team_docs(&state, &who.team).await?;
     let mut report = targets(&docs.customers, docs.plan()?);
@@ -182,7 +181,8 @@ async fn target_report(State(state): State<AppState>, Caller(who): Caller) -> Re
     to_json(&report)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RepQuery {
     rep: Option<String>,
     now_ms: Option<i64>,
@@ -190,6 +190,7 @@ struct RepQuery {
     to_ms: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/v1/plan/overdue", tag = "planning", params(RepQuery), responses((status = 200, description = "customers past their visit cadence, most urgent first", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn overdue_list(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -209,6 +210,7 @@ async fn overdue_list(
     to_json(&list)
 }
 
+#[utoipa::path(get, path = "/v1/plan/time-share", tag = "planning", params(RepQuery), responses((status = 200, description = "visit time per tier against the 80/20 focus", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn time_shares(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -231,7 +233,7 @@ async fn time_shares(
     to_json(&shares)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct DayRequest {
     rep: Option<String>,
     date: String,
@@ -247,6 +249,8 @@ struct DayRequest {
     work_end_min: u32,
     #[serde(default = "default_max_optional")]
     max_optional: usize,
+    /// Travel speeds and detour factor (fieldsync_planning::TravelModel).
+    #[schema(value_type = Option<Object>)]
     travel: Option<TravelModel>,
 }
 
@@ -263,6 +267,7 @@ fn default_max_optional() -> usize {
     12
 }
 
+#[utoipa::path(post, path = "/v1/plan/day", tag = "planning", request_body(content = DayRequest, content_type = "application/json"), responses((status = 200, description = "a day route under opening hours", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn day(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -294,14 +299,14 @@ async fn day(
     to_json(&result)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct WeekRepRequest {
     rep: String,
     lat: f64,
     lon: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct WeekRequest {
     /// First day, YYYY-MM-DD.
     date: String,
@@ -314,6 +319,8 @@ struct WeekRequest {
     work_start_min: u32,
     #[serde(default = "default_work_end")]
     work_end_min: u32,
+    /// Travel speeds and detour factor (fieldsync_planning::TravelModel).
+    #[schema(value_type = Option<Object>)]
     travel: Option<TravelModel>,
     /// ISO weekdays the team works, Monday to Friday unless given.
     #[serde(default = "fieldsync_planning::agenda::default_working_weekdays")]
@@ -324,6 +331,7 @@ fn default_days() -> u32 {
     5
 }
 
+#[utoipa::path(post, path = "/v1/plan/week", tag = "planning", request_body(content = WeekRequest, content_type = "application/json"), responses((status = 200, description = "week plans for several reps", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn week(
     State(state): State<AppState>,
     Manager(who): Manager,
@@ -377,16 +385,19 @@ async fn week(
     to_json(&week)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct AreasRequest {
     rep: Option<String>,
     n: usize,
     #[serde(default)]
+    /// Balance and compactness knobs (fieldsync_planning::areas::AreaConfig).
+    #[schema(value_type = Option<Object>)]
     config: Option<AreaConfig>,
     #[serde(default)]
     seed: u64,
 }
 
+#[utoipa::path(post, path = "/v1/plan/sub-areas", tag = "planning", request_body(content = AreasRequest, content_type = "application/json"), responses((status = 200, description = "compact, balanced sub-areas", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn areas(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -408,10 +419,11 @@ async fn areas(
     to_json(&result)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct TerritoriesRequest {
     /// Reps and their homes; defaults to the reps of today's territories, based at the centroid of
     /// their customers.
+    #[schema(value_type = Option<Vec<Object>>)]
     reps: Option<Vec<RepBase>>,
     tolerance: Option<f64>,
     #[serde(default)]
@@ -431,6 +443,7 @@ fn centroid(customers: &[&Customer]) -> Option<LatLon> {
     })
 }
 
+#[utoipa::path(post, path = "/v1/plan/territories", tag = "planning", request_body(content = TerritoriesRequest, content_type = "application/json"), responses((status = 200, description = "a balanced territory design with its moves", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn territories(
     State(state): State<AppState>,
     Manager(who): Manager,
@@ -475,6 +488,7 @@ async fn territories(
     to_json(&design)
 }
 
+#[utoipa::path(post, path = "/v1/plan/territories/apply", tag = "planning", request_body(content = Object, content_type = "application/json", description = "a design as POST /v1/plan/territories answered it"), responses((status = 200, description = "{moved_customers, territories}", content_type = "application/json"), crate::routes::openapi::Errors))]
 async fn apply_territories(
     State(state): State<AppState>,
     Manager(who): Manager,

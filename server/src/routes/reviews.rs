@@ -20,16 +20,19 @@ pub const MAX_COMMENT_CHARS: usize = 2000;
 /// Largest page of pending reviews.
 pub const MAX_PENDING_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReviewRequest {
     visit_id: String,
     checkin_id: String,
+    /// `approved` or `rejected`.
+    #[schema(value_type = String, example = "approved")]
     decision: ReviewDecision,
     #[serde(default)]
     comment: String,
 }
 
 /// `POST /v1/reviews/checkins`: approves or rejects one flagged or invalid check-in, with a comment.
+#[utoipa::path(post, path = "/v1/reviews/checkins", tag = "reviews", request_body(content = ReviewRequest, content_type = "application/json"), responses((status = 200, description = "the review as stored in the visit", content_type = "application/json"), crate::routes::openapi::Errors))]
 pub async fn review(
     State(state): State<AppState>,
     Manager(who): Manager,
@@ -78,13 +81,15 @@ pub async fn review(
     Ok(Json(json!({ "visit_id": r.visit_id, "checkin_id": r.checkin_id, "review": review })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PendingQuery {
     limit: Option<usize>,
 }
 
 /// `GET /v1/reviews/checkins`: the check-ins still to review (not verified, no decision yet),
 /// oldest first, from the report index.
+#[utoipa::path(get, path = "/v1/reviews/checkins", tag = "reviews", params(PendingQuery), responses((status = 200, description = "check-ins awaiting review, oldest first", content_type = "application/json"), crate::routes::openapi::Errors))]
 pub async fn pending(
     State(state): State<AppState>,
     Manager(who): Manager,

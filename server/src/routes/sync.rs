@@ -12,6 +12,7 @@ use crate::error::{ApiError, scrub_hex};
 use crate::extract::{ApiBytes, Caller};
 use crate::state::{AppState, blocking};
 
+#[utoipa::path(post, path = "/v1/sync", tag = "sync", request_body(content = Vec<u8>, content_type = "application/x-fieldsync", description = "a framed, versioned CBOR sync request (fieldsync_core::protocol)"), responses((status = 200, description = "the framed CBOR sync response", content_type = "application/x-fieldsync", body = Vec<u8>), crate::routes::openapi::Errors))]
 pub async fn sync(
     State(state): State<AppState>,
     Caller(who): Caller,

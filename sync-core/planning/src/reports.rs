@@ -452,3 +452,146 @@ pub fn effort_report(
         attainment,
     }
 }
+
+/// Where a visit stands on the week calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarStatus {
+    /// Still ahead (or under way without a check-in yet).
+    Planned,
+    /// Checked in, not checked out.
+    CheckedIn,
+    /// Completed on site.
+    Done,
+    /// Completed as a remote contact.
+    Remote,
+    /// Marked missed, or over without a check-in — the rule of [`VisitFigures::missed`].
+    Missed,
+    Cancelled,
+}
+
+/// One visit on a rep's calendar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarEntry {
+    pub visit_id: String,
+    pub customer_id: String,
+    /// The customer's name, when the index knows the customer.
+    pub customer_name: Option<String>,
+    pub tier: Option<Tier>,
+    pub rep: String,
+    pub planned_start_ms: i64,
+    pub planned_end_ms: i64,
+    pub status: CalendarStatus,
+    /// A check-in of the visit the server did not verify.
+    pub flagged: bool,
+}
+
+/// The visits planned to start in a window, by rep then time: what a week calendar shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calendar {
+    #[serde(flatten)]
+    pub window: ReportWindow,
+    pub entries: Vec<CalendarEntry>,
+    /// More visits than `limit` fell in the window: the first `limit` are listed.
+    pub truncated: bool,
+}
+
+/// The calendar of a window: every visit planned to start in it (at most `limit`), with the
+/// status the visit report counts it under, its customer's name and effective tier.
+pub fn calendar(
+    rows: &[IndexRow],
+    plan: Option<&Plan>,
+    window: &ReportWindow,
+    now_ms: i64,
+    limit: usize,
+) -> Calendar {
+    let by_id: BTreeMap<&str, &CustomerRow> = customers(rows).map(|c| (c.id.as_str(), c)).collect();
+    let mut entries: Vec<CalendarEntry> = visits(rows)
+        .filter(|v| window.for_rep(Some(&v.rep)) && window.covers(v.planned_start_ms))
+        .map(|v| {
+            let customer = by_id.get(v.customer_id.as_str());
+            let status = match v.state {
+                VisitState::Completed if v.remote_contact => CalendarStatus::Remote,
+                VisitState::Completed => CalendarStatus::Done,
+                VisitState::CheckedIn => CalendarStatus::CheckedIn,
+                VisitState::Cancelled => CalendarStatus::Cancelled,
+                VisitState::Missed => CalendarStatus::Missed,
+                VisitState::Planned if v.planned_end_ms <= now_ms => CalendarStatus::Missed,
+                VisitState::Planned => CalendarStatus::Planned,
+            };
+            CalendarEntry {
+                visit_id: v.id.clone(),
+                customer_id: v.customer_id.clone(),
+                customer_name: customer.map(|c| c.name.clone()),
+                tier: customer.and_then(|c| match plan {
+                    Some(p) => Some(row_tier(c, &p.thresholds)),
+                    None => c.tier,
+                }),
+                rep: v.rep.clone(),
+                planned_start_ms: v.planned_start_ms,
+                planned_end_ms: v.planned_end_ms,
+                status,
+                flagged: v.verdicts.iter().any(|j| j.status != VerificationStatus::Verified),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        (a.rep.as_str(), a.planned_start_ms, a.visit_id.as_str()).cmp(&(
+            b.rep.as_str(),
+            b.planned_start_ms,
+            b.visit_id.as_str(),
+        ))
+    });
+    let truncated = entries.len() > limit;
+    entries.truncate(limit);
+    Calendar { window: window.clone(), entries, truncated }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use fieldsync_core::docs::{Document, Visit};
+
+    use super::*;
+
+    #[test]
+    fn the_calendar_gives_each_visit_the_status_the_visit_report_counts() {
+        let mut done = Visit::planned("v-done", "c-1", "alice", 1_000, 2_000);
+        done.state = VisitState::Completed;
+        let mut remote = Visit::planned("v-remote", "c-1", "alice", 3_000, 4_000);
+        remote.state = VisitState::Completed;
+        remote.checkout = Some(fieldsync_core::docs::Checkout {
+            device_time_ms: 3_500,
+            outcome: "remote call".into(),
+            next_step: String::new(),
+        });
+        let over = Visit::planned("v-over", "c-1", "alice", 5_000, 6_000);
+        let ahead = Visit::planned("v-ahead", "c-1", "alice", 8_000, 9_000);
+        let other = Visit::planned("v-bruno", "c-1", "bruno", 1_500, 2_000);
+        let outside = Visit::planned("v-later", "c-1", "alice", 20_000, 21_000);
+        let rows: Vec<IndexRow> = [done, remote, over, ahead, other, outside]
+            .into_iter()
+            .filter_map(|v| IndexRow::of(&Document::Visit(v), 0))
+            .collect();
+        let window = ReportWindow { from_ms: 0, to_ms: 10_000, rep: Some("alice".into()) };
+        let cal = calendar(&rows, None, &window, 7_000, 100);
+        let got: Vec<(&str, CalendarStatus)> =
+            cal.entries.iter().map(|e| (e.visit_id.as_str(), e.status)).collect();
+        assert_eq!(
+            got,
+            [
+                ("v-done", CalendarStatus::Done),
+                ("v-remote", CalendarStatus::Remote),
+                ("v-over", CalendarStatus::Missed),
+                ("v-ahead", CalendarStatus::Planned),
+            ]
+        );
+        assert!(!cal.truncated);
+        // The figures agree with the visit report's over the same window.
+        let report = visit_report(&rows, &window, 7_000);
+        let count = |s: CalendarStatus| cal.entries.iter().filter(|e| e.status == s).count();
+        assert_eq!(report.total.missed, count(CalendarStatus::Missed));
+        assert_eq!(report.total.remote_contacts, count(CalendarStatus::Remote));
+        let limited = calendar(&rows, None, &window, 7_000, 2);
+        assert_eq!((limited.entries.len(), limited.truncated), (2, true));
+    }
+}

@@ -42,6 +42,21 @@ impl LocalDate {
         Ok(LocalDate { year: d.year(), month: d.month() as u8, day: d.day() as u8 })
     }
 
+    /// The local date at the instant `ms` (epoch milliseconds) in the IANA zone `tz`.
+    ///
+    /// ```
+    /// use fieldsync_planning::route::{LocalDate, local_time_ms};
+    /// // 00:30 in Paris on 29 March is still the 28th in UTC.
+    /// let early = local_time_ms("Europe/Paris", LocalDate::new(2026, 3, 29), 30).unwrap();
+    /// assert_eq!(LocalDate::of_ms("Europe/Paris", early).unwrap(), LocalDate::new(2026, 3, 29));
+    /// assert_eq!(LocalDate::of_ms("UTC", early).unwrap(), LocalDate::new(2026, 3, 28));
+    /// ```
+    pub fn of_ms(tz: &str, ms: i64) -> Result<LocalDate, RouteError> {
+        let ts = jiff::Timestamp::from_millisecond(ms).map_err(|e| RouteError::InvalidDate(e.to_string()))?;
+        let d = zone(tz)?.to_datetime(ts).date();
+        Ok(LocalDate { year: d.year(), month: d.month() as u8, day: d.day() as u8 })
+    }
+
     /// ISO weekday, 1 = Monday … 7 = Sunday.
     pub fn weekday(self) -> Result<u8, RouteError> {
         Ok(self.civil()?.weekday().to_monday_one_offset() as u8)
