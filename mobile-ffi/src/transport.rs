@@ -60,8 +60,9 @@ pub(crate) fn post_sync(
             reason: message,
         },
         400 | 403 | 413 => FieldsyncError::InvalidInput { field: "request".into(), reason: message },
-        // The server is busy or at one of its limits: like being offline, try again later.
-        408 | 429 | 502..=504 => FieldsyncError::Offline { message },
+        // The server is busy, at one of its limits, or its disk is full (507, nothing written): like
+        // being offline, the outbox stays and the next sync tries again.
+        408 | 429 | 502..=504 | 507 => FieldsyncError::Offline { message },
         _ => FieldsyncError::Internal { message: format!("HTTP {status}: {message}") },
     })
 }

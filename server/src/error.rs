@@ -87,6 +87,9 @@ impl ApiError {
     fn public_unavailable_reason(&self) -> &'static str {
         match self.code {
             "overloaded" => "the server is at its limit of concurrent work",
+            "storage_full" => {
+                "the server's disk is nearly full: nothing was written, reads go on, and writes resume once space is freed"
+            }
             _ => "the server could not complete this request right now",
         }
     }
@@ -121,7 +124,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = current_request_id().unwrap_or_else(new_request_id);
         let message = if self.status.is_server_error() {
-            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE) {
                 // A limit reached or a transient conflict: worth a warning, not an alert.
                 tracing::warn!(
                     request_id = %request_id, code = self.code, detail = %self.message, doc_id = ?self.doc_id,
@@ -194,9 +197,15 @@ impl From<SyncError> for ApiError {
             }
             SyncError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             SyncError::Storage(StorageError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            // Nothing was written; the device keeps its outbox and tries again later.
+            SyncError::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
             SyncError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1);
+        let retry_after = match status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            StatusCode::INSUFFICIENT_STORAGE => Some(60),
+            _ => None,
+        };
         let doc_id = match &e {
             SyncError::CorruptChange { doc_id, .. }
             | SyncError::InvalidDocument { doc_id, .. }

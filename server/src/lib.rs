@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub limits: HttpLimits,
     /// The dashboard's settings (a tile URL).
     pub dashboard: routes::dashboard::DashboardSettings,
+    /// Free space on the data directory's filesystem that writes never eat into: below it, writes
+    /// are refused with 507 and reads go on ([`store`]).
+    pub min_free_bytes: u64,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             cache_docs: 2048,
             limits: HttpLimits::default(),
             dashboard: Default::default(),
+            min_free_bytes: store::DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -119,7 +123,7 @@ impl Server {
             None => auth::AuthConfig::dev_from_data_dir(&config.data_dir)?,
         };
         let authenticator = auth::Authenticator::new(&auth_config)?;
-        let storage = store::open(&config.data_dir, config.cache_bytes)?;
+        let storage = store::open(&config.data_dir, config.cache_bytes, config.min_free_bytes)?;
         // A fresh actor per process: two processes never write the same (actor, seq).
         let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;

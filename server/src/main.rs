@@ -55,6 +55,10 @@ enum Command {
         /// works offline on a plain background.
         #[arg(long, env = "FIELDSYNC_TILE_URL")]
         tile_url: Option<String>,
+        /// Free space kept on the data directory's filesystem (e.g. 64MiB, 1GiB): below it, writes
+        /// are refused with 507 until space is freed, and reads go on.
+        #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
+        min_free_space: u64,
     },
     /// Print a development token (HS256, signed with the data directory's secret).
     Token {
@@ -81,6 +85,25 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+/// A size such as `64MiB`, `1GiB`, `500MB` or a number of bytes.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?}: a size such as 64MiB or 1GiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => return Err(format!("{other:?}: a unit among B, KB, KiB, MB, MiB, GB, GiB")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn now_unix() -> u64 {
@@ -158,12 +181,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             jwt_audience,
             feed_retain,
             tile_url,
+            min_free_space,
         } => {
             // The address first: a port in use must not leave a freshly seeded data directory behind.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let mut config = ServerConfig::dev(&data.data);
+            config.min_free_bytes = min_free_space;
             if let Some(url) = &tile_url {
                 config.dashboard = fieldsync_server::routes::dashboard::DashboardSettings::with_tile_url(url)
                     .map_err(anyhow::Error::msg)?;

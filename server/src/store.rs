@@ -2,26 +2,58 @@
 //!
 //! All keys live in one tree so that one `apply_batch` is atomic across documents, feed and indexes;
 //! the batch is flushed before `apply` returns, which is what makes an acknowledged push durable.
+//!
+//! A full disk must cost nothing. sled applies a batch in memory before it writes it, and under
+//! `ENOSPC` it has been seen to serve a batch whose flush failed and to leave files it could not
+//! open again. So the store never lets the disk fill: before each batch it asks the filesystem how
+//! much is free, and refuses the batch ([`StorageError::Full`], HTTP 507) when writing it could eat
+//! into the reserve ([`SledKv::open`]'s `min_free_bytes`) — like etcd's space quota. Reads go on;
+//! writes resume by themselves once space is freed. Should a write fail anyway (another process
+//! filled the disk, an I/O error), the store is *poisoned*: every later read and write fails
+//! until the server is restarted and sled recovers its last durable state, so nothing that was not
+//! acknowledged is ever served.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fieldsync_core::storage::{KvBackend, KvOp, KvStorage, Result, StorageError};
 
 /// The server's storage: the core's key-value layout over sled.
 pub type SledStorage = KvStorage<SledKv>;
 
+/// Free space kept on the data directory's filesystem by default: sled's own log rewriting, the
+/// operating system and an operator's shell need room when writes stop.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a batch may cost on disk, per byte of keys and values: sled writes it to its log, then to
+/// the pages it rewrites.
+const DISK_BYTES_PER_BATCH_BYTE: u64 = 3;
+
 #[derive(Debug, Clone)]
 pub struct SledKv {
     db: sled::Db,
+    /// The directory whose filesystem's free space is checked before each batch.
+    dir: PathBuf,
+    min_free_bytes: u64,
+    /// Set when a write failed: sled's memory may then hold what its files do not.
+    poisoned: Arc<AtomicBool>,
 }
 
 fn backend(e: sled::Error) -> StorageError {
     StorageError::Backend(e.to_string())
 }
 
+/// Bytes the unprivileged may still write on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 impl SledKv {
-    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self> {
+    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache;
+    /// `min_free_bytes` is the free space writes never eat into.
+    pub fn open(dir: &Path, cache_bytes: u64, min_free_bytes: u64) -> Result<Self> {
         let config = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(cache_bytes)
@@ -31,7 +63,14 @@ impl SledKv {
         let mut attempts = 0;
         loop {
             match config.open() {
-                Ok(db) => return Ok(SledKv { db }),
+                Ok(db) => {
+                    return Ok(SledKv {
+                        db,
+                        dir: dir.to_path_buf(),
+                        min_free_bytes,
+                        poisoned: Arc::default(),
+                    });
+                }
                 Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -44,7 +83,7 @@ impl SledKv {
     /// A store that lives only as long as the process (tests of the conformance suite).
     pub fn temporary() -> Result<Self> {
         let db = sled::Config::new().temporary(true).open().map_err(backend)?;
-        Ok(SledKv { db })
+        Ok(SledKv { db, dir: std::env::temp_dir(), min_free_bytes: 0, poisoned: Arc::default() })
     }
 
     pub fn size_on_disk(&self) -> u64 {
@@ -56,12 +95,48 @@ impl SledKv {
     }
 }
 
+impl SledKv {
+    fn healthy(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(StorageError::Backend(
+                "a write failed earlier: the store serves nothing until the server is restarted".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a batch of `bytes` that could take the filesystem below its reserve.
+    fn check_space(&self, bytes: u64) -> Result<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let free = free_bytes(&self.dir).map_err(|e| StorageError::Backend(format!("statvfs: {e}")))?;
+        let needed = bytes.saturating_mul(DISK_BYTES_PER_BATCH_BYTE).saturating_add(self.min_free_bytes);
+        if free < needed {
+            return Err(StorageError::Full(format!(
+                "{free} bytes free, a batch of {bytes} bytes needs {needed} with the reserve of {}",
+                self.min_free_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// A failed write leaves sled's memory ahead of its files: nothing is served after it.
+    fn poison(&self, e: sled::Error) -> StorageError {
+        self.poisoned.store(true, Ordering::SeqCst);
+        tracing::error!(error = %e, "a storage write failed: the store is closed to reads and writes until restart");
+        backend(e)
+    }
+}
+
 impl KvBackend for SledKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.healthy()?;
         Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.healthy()?;
         if start >= end {
             return Ok(vec![]);
         }
@@ -73,6 +148,15 @@ impl KvBackend for SledKv {
     }
 
     fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
+        self.healthy()?;
+        let bytes: u64 = ops
+            .iter()
+            .map(|op| match op {
+                KvOp::Put(k, v) => (k.len() + v.len()) as u64,
+                KvOp::Delete(k) => k.len() as u64,
+            })
+            .sum();
+        self.check_space(bytes)?;
         let mut batch = sled::Batch::default();
         for op in ops {
             match op {
@@ -80,16 +164,16 @@ impl KvBackend for SledKv {
                 KvOp::Delete(k) => batch.remove(k),
             }
         }
-        self.db.apply_batch(batch).map_err(backend)?;
+        self.db.apply_batch(batch).map_err(|e| self.poison(e))?;
         // Acknowledged means durable.
-        self.db.flush().map_err(backend)?;
+        self.db.flush().map_err(|e| self.poison(e))?;
         Ok(())
     }
 }
 
 /// Opens the storage in a data directory.
-pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStorage> {
-    Ok(KvStorage::new(SledKv::open(dir, cache_bytes)?))
+pub fn open(dir: &Path, cache_bytes: u64, min_free_bytes: u64) -> Result<SledStorage> {
+    Ok(KvStorage::new(SledKv::open(dir, cache_bytes, min_free_bytes)?))
 }
 
 #[cfg(test)]
@@ -109,7 +193,7 @@ mod tests {
         use fieldsync_core::storage::{Batch, DocData, DocWrite, Storage};
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let s = open(dir.path(), 1 << 20).expect("open");
+            let s = open(dir.path(), 1 << 20, DEFAULT_MIN_FREE_BYTES).expect("open");
             let mut b = Batch::new("t", 0);
             b.docs.push(DocWrite {
                 doc_id: "d".into(),
@@ -119,7 +203,7 @@ mod tests {
             });
             s.commit(b).expect("commit");
         }
-        let s = open(dir.path(), 1 << 20).expect("reopen");
+        let s = open(dir.path(), 1 << 20, DEFAULT_MIN_FREE_BYTES).expect("reopen");
         assert_eq!(s.load_doc("t", "d").expect("load").as_deref(), Some(&b"bytes"[..]));
     }
 }

@@ -176,7 +176,7 @@ impl Replica {
     /// Replaces the visit's notes; the change is diffed into the shared text so that concurrent
     /// edits by others merge.
     pub fn set_visit_notes(&mut self, id: &str, notes: &str, now_ms: i64) -> Result<Visit> {
-        self.edit_visit(id, now_ms, |v| v.notes.update(notes))
+        self.edit_visit(id, now_ms, |v| crate::docs::set_text(&mut v.notes, notes))
     }
 
     pub fn check_out(
@@ -219,7 +219,7 @@ impl Replica {
     }
 
     pub fn set_customer_notes(&mut self, id: &str, notes: &str, now_ms: i64) -> Result<Customer> {
-        self.edit_customer(id, now_ms, |c| c.notes.update(notes))
+        self.edit_customer(id, now_ms, |c| crate::docs::set_text(&mut c.notes, notes))
     }
 
     /// A manager gives a customer to another rep (and, when given, moves it to another territory);

@@ -26,6 +26,10 @@ pub enum StorageError {
     Backend(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store keeps its free-space reserve: the batch was not applied, nothing changed, and
+    /// writes go on by themselves once space is freed. Reads are unaffected.
+    #[error("storage is full: {0}")]
+    Full(String),
     /// Another writer moved the team's feed head: the batch was not applied.
     #[error("concurrent write to team {team}: expected feed head {expected}, found {found}")]
     Conflict { team: String, expected: u64, found: u64 },

@@ -473,7 +473,13 @@ impl TestServer {
     /// Like [`TestServer::start`] with a configuration adjusted by `tune` (small limits, a known
     /// secret). A [`TestServer::restart`] comes back with the default configuration.
     pub async fn start_with(tune: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temporary data directory");
+        Self::start_in(&std::env::temp_dir(), tune).await
+    }
+
+    /// Like [`TestServer::start_with`], its data directory inside `parent` (a small filesystem).
+    /// A [`TestServer::restart`] comes back with the default configuration there.
+    pub async fn start_in(parent: &std::path::Path, tune: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir_in(parent).expect("temporary data directory");
         let clock = Arc::new(TestClock(AtomicI64::new(MORNING_MS)));
         let mut config = ServerConfig::dev(dir.path());
         tune(&mut config);

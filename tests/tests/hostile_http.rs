@@ -534,7 +534,7 @@ async fn a_500_names_a_request_id_and_nothing_of_the_storage() {
         // sled lets go of its lock file shortly after the store is dropped: a bounded wait.
         let mut opened = None;
         for _ in 0..100 {
-            match fieldsync_server::store::SledKv::open(server.data_dir(), 1 << 20) {
+            match fieldsync_server::store::SledKv::open(server.data_dir(), 1 << 20, 0) {
                 Ok(kv) => {
                     opened = Some(kv);
                     break;

@@ -71,6 +71,7 @@ impl SyncError {
             SyncError::KindMismatch { .. } => "kind_mismatch",
             SyncError::TooLarge(_) => "too_large",
             SyncError::Storage(StorageError::Conflict { .. }) => "conflict",
+            SyncError::Storage(StorageError::Full(_)) => "storage_full",
             SyncError::Storage(_) => "storage",
         }
     }
