@@ -55,6 +55,8 @@ pub(crate) fn post_sync(
     let message = body["message"].as_str().unwrap_or("no message").to_string();
     Err(match status {
         401 => FieldsyncError::Unauthorized { message },
+        // This phone was revoked (lost or stolen): signing in again here will not help.
+        403 if body["error"] == "device_revoked" => FieldsyncError::Unauthorized { message },
         404 | 409 | 422 => FieldsyncError::Rejected {
             doc: body["doc_id"].as_str().unwrap_or_default().to_string(),
             reason: message,

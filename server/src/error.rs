@@ -196,6 +196,7 @@ impl From<SyncError> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             SyncError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            SyncError::DeviceRevoked(_) => StatusCode::FORBIDDEN,
             SyncError::Storage(StorageError::Conflict { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             // Nothing was written; the device keeps its outbox and tries again later.
             SyncError::Storage(StorageError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,

@@ -77,6 +77,19 @@ enum Command {
         #[arg(long, hide = true)]
         issued_at: Option<u64>,
     },
+    /// Revoke a device of a team (a lost phone) in a stopped server's data directory; on a running
+    /// server, `POST /v1/devices/revoke`.
+    RevokeDevice {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        team: String,
+        /// The device id the phone syncs with.
+        #[arg(long)]
+        device: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Seed the demo team (a manager, five reps, 300 customers around Lyon, territories, a plan, past visits).
     Seed {
         #[command(flatten)]
@@ -240,6 +253,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let authenticator = auth::Authenticator::new(&config)?;
             let ttl = auth::parse_ttl(&ttl)?;
             println!("{}", authenticator.issue(&team, &user, role, ttl, issued_at.unwrap_or_else(now_unix))?);
+            Ok(())
+        }
+        Command::RevokeDevice { data, team, device, reason } => {
+            fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
+            fieldsync_core::docs::validate_id("device", &device).map_err(anyhow::Error::msg)?;
+            let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
+                .with_context(|| {
+                    format!(
+                        "opening {} (stop the server first, or use POST /v1/devices/revoke)",
+                        data.data.display()
+                    )
+                })?;
+            let revocation = fieldsync_core::storage::DeviceRevocation {
+                device_id: device.clone(),
+                by: "fieldsync revoke-device".into(),
+                at_ms: SystemClock.now_ms(),
+                reason,
+            };
+            use fieldsync_core::storage::Storage as _;
+            server.engine().storage().revoke_device(&team, &revocation)?;
+            println!("device {device:?} of team {team:?} revoked: its syncs are refused from now on");
             Ok(())
         }
         Command::Seed { data, seed: seed_value } => {

@@ -51,3 +51,38 @@ fn a_token_for_an_unknown_role_is_refused_by_the_argument_parser_with_the_choice
         "{stderr}"
     );
 }
+
+#[test]
+fn revoke_device_on_a_stopped_servers_data_directory_keeps_the_revocation() {
+    use fieldsync_core::storage::Storage as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 1. The server's data directory exists (as after a `fieldsync serve`).
+    drop(fieldsync_server::Server::open(fieldsync_server::ServerConfig::dev(dir.path())).expect("open"));
+    // 2. An operator revokes a phone with the command.
+    let out = Command::new(BIN)
+        .args(["revoke-device", "--team", "demo", "--device", "alice-phone", "--reason", "stolen", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("run fieldsync");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked"));
+    // 3. The next server to open the directory refuses the phone.
+    let server =
+        fieldsync_server::Server::open(fieldsync_server::ServerConfig::dev(dir.path())).expect("reopen");
+    let kept = server.engine().storage().device_revocation("demo", "alice-phone").expect("read");
+    assert_eq!(kept.map(|r| r.reason), Some("stolen".to_string()));
+    // 4. A device id that is not an id is refused in one line.
+    drop(server);
+    let out = Command::new(BIN)
+        .args(["revoke-device", "--team", "demo", "--device", "a/b", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("run fieldsync");
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

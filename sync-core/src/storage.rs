@@ -103,6 +103,17 @@ pub struct QuarantineEntry {
     pub attempted: Option<String>,
 }
 
+/// A device a manager or admin revoked (a lost or stolen phone): its syncs are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRevocation {
+    pub device_id: String,
+    /// Who revoked it.
+    pub by: String,
+    pub at_ms: i64,
+    /// Why, for the people who read the record later.
+    pub reason: String,
+}
+
 /// What the quarantine holds for one user: entries, and bytes of kept changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineUsage {
@@ -220,6 +231,11 @@ pub trait Storage: Send + Sync {
     fn has_index(&self, team: &str) -> Result<bool>;
     /// The team's opportunity-stage transitions, oldest first.
     fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>>;
+    /// Records that a device of the team is revoked (durable when this returns; revoking again
+    /// keeps the first record).
+    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<()>;
+    /// The revocation of a device of the team, if it was revoked.
+    fn device_revocation(&self, team: &str, device_id: &str) -> Result<Option<DeviceRevocation>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,6 +632,17 @@ impl<B: KvBackend> Storage for KvStorage<B> {
 
     fn checkin_history(&self, team: &str, user: &str) -> Result<Option<CheckinHistory>> {
         self.kv.get(&key(&["k", team, user]))?.map(|b| dec("check-in history", &b)).transpose()
+    }
+
+    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<()> {
+        if self.device_revocation(team, &revocation.device_id)?.is_some() {
+            return Ok(());
+        }
+        self.kv.apply(vec![KvOp::Put(key(&["v", team, &revocation.device_id]), enc(revocation)?)])
+    }
+
+    fn device_revocation(&self, team: &str, device_id: &str) -> Result<Option<DeviceRevocation>> {
+        self.kv.get(&key(&["v", team, device_id]))?.map(|b| dec("device revocation", &b)).transpose()
     }
 }
 

@@ -15,9 +15,11 @@
 //! | `GET /v1/map/customers`, `/v1/map/territories`, `/v1/map/day` | [`map`] |
 //! | `GET /v1/live` (Server-Sent Events) | [`live`] |
 //! | `GET /openapi.json` | [`openapi`] |
+//! | `POST /v1/devices/revoke` | [`devices`] |
 //! | `GET /`, `/assets/{name}`, `/v1/dashboard/config`, `POST /v1/dev/sign-in`, `GET /v1/me` | [`dashboard`] |
 
 pub mod dashboard;
+pub mod devices;
 pub mod docs;
 pub mod live;
 pub mod map;
@@ -64,6 +66,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(map::territories))
         .routes(routes!(map::day))
         .routes(routes!(live::live))
+        .routes(routes!(devices::revoke))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
 }
 

@@ -57,6 +57,9 @@ pub enum SyncError {
     KindMismatch { doc_id: String, stored: DocKind, pushed: DocKind },
     #[error("request too large: {0}")]
     TooLarge(String),
+    /// A manager or admin revoked this device (a lost phone): nothing it sends is applied.
+    #[error("device {0} was revoked: sign in on a new device")]
+    DeviceRevoked(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -70,6 +73,7 @@ impl SyncError {
             SyncError::InvalidDocument { .. } => "invalid_document",
             SyncError::KindMismatch { .. } => "kind_mismatch",
             SyncError::TooLarge(_) => "too_large",
+            SyncError::DeviceRevoked(_) => "device_revoked",
             SyncError::Storage(StorageError::Conflict { .. }) => "conflict",
             SyncError::Storage(StorageError::Full(_)) => "storage_full",
             SyncError::Storage(_) => "storage",
@@ -276,6 +280,10 @@ impl<S: Storage> SyncEngine<S> {
         validate_id("device_id", &req.device_id).map_err(|e| SyncError::BadRequest(e.to_string()))?;
         if req.device_id == SERVER_ORIGIN {
             return Err(SyncError::BadRequest("device id \"server\" is reserved".into()));
+        }
+        // Before anything of the request is looked at: a revoked phone neither pushes nor pulls.
+        if self.storage.device_revocation(&who.team, &req.device_id)?.is_some() {
+            return Err(SyncError::DeviceRevoked(req.device_id.clone()));
         }
         if req.push.len() > self.config.max_push_docs {
             return Err(SyncError::TooLarge(format!(

@@ -29,6 +29,25 @@ pub fn run_all<S: Storage>(make: impl Fn() -> S) {
     trimming_moves_the_horizon(&make());
     quarantine_and_checkins_are_kept(&make());
     the_report_index_is_kept_per_team(&make());
+    revoked_devices_are_kept_per_team(&make());
+}
+
+pub fn revoked_devices_are_kept_per_team<S: Storage>(s: &S) {
+    use crate::storage::DeviceRevocation;
+    let lost = DeviceRevocation {
+        device_id: "alice-phone".into(),
+        by: "maria".into(),
+        at_ms: 7,
+        reason: "lost".into(),
+    };
+    assert_eq!(s.device_revocation("t1", "alice-phone").expect("read"), None);
+    s.revoke_device("t1", &lost).expect("revoke");
+    assert_eq!(s.device_revocation("t1", "alice-phone").expect("read"), Some(lost.clone()));
+    // Revoking again keeps the first record; another team's device of the same id is untouched.
+    s.revoke_device("t1", &DeviceRevocation { by: "root".into(), at_ms: 9, ..lost.clone() }).expect("again");
+    assert_eq!(s.device_revocation("t1", "alice-phone").expect("read"), Some(lost));
+    assert_eq!(s.device_revocation("t2", "alice-phone").expect("read"), None);
+    assert_eq!(s.device_revocation("t1", "alice-phone-2").expect("read"), None);
 }
 
 pub fn the_report_index_is_kept_per_team<S: Storage>(s: &S) {
