@@ -318,3 +318,31 @@ def test_records_and_errors_read_the_way_python_users_expect(server):
     with pytest.raises(fs.FieldsyncError.InvalidInput) as e:
         alice.check_in("", fs.GpsFix(lat=45.0, lon=4.0, accuracy_m=5.0, device_time_ms=0, mock_location=False))
     assert str(e.value).startswith("invalid "), str(e.value)
+
+
+def test_a_revoked_phone_is_unauthorized_and_keeps_its_unsent_edits(server):
+    import json
+    import urllib.error
+    import urllib.request
+    # 1. Chloe's phone syncs, then she loses it with an edit not yet sent.
+    phone = device(server, "chloe", "rep")
+    customer, visit, now = plan_a_visit_now(phone)
+    phone.set_visit_notes(visit.id, "Left at the café.")
+    # 2. Her manager revokes it over HTTP.
+    req = urllib.request.Request(
+        server.url + "/v1/devices/revoke",
+        data=json.dumps({"device_id": phone.device_id(), "reason": "lost"}).encode(),
+        method="POST",
+        headers={"Authorization": "Bearer " + server.token("maria", "manager"),
+                 "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert json.load(resp)["device_id"] == phone.device_id()
+    # 3. The phone's next sync is Unauthorized, typed, and its edit stays in the outbox.
+    with pytest.raises(fs.FieldsyncError.Unauthorized) as e:
+        phone.sync(None)
+    assert "revoked" in str(e.value)
+    assert phone.status().outbox_size > 0
+    # 4. Her new phone syncs as usual.
+    new_phone = device(server, "chloe", "rep")
+    assert new_phone.sync(None).pulled_docs > 0
