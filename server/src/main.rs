@@ -119,10 +119,6 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn print_seed(summary: &seed::SeedSummary) {
     println!(
         "seeded team {:?}: {} customers, {} territories, {} past visits, {} plan",
@@ -224,13 +220,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("fieldsync listening on http://{local} (data in {})", data.data.display());
             println!("dashboard: http://{local}/");
             if server.auth().can_issue() {
-                let token = server.auth().issue(
-                    seed::DEMO_TEAM,
-                    seed::DEMO_MANAGER,
-                    Role::Manager,
-                    Duration::from_secs(8 * 3600),
-                    now_unix(),
-                )?;
+                let token = fieldsync_server::routes::dashboard::demo_manager_token(server.auth())?;
                 println!("demo manager token (8h):\n  {token}");
                 let exe = std::env::current_exe().map(|p| p.display().to_string());
                 println!(
@@ -252,7 +242,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = auth::AuthConfig::dev_from_data_dir(&data.data)?;
             let authenticator = auth::Authenticator::new(&config)?;
             let ttl = auth::parse_ttl(&ttl)?;
-            println!("{}", authenticator.issue(&team, &user, role, ttl, issued_at.unwrap_or_else(now_unix))?);
+            println!(
+                "{}",
+                authenticator.issue(&team, &user, role, ttl, issued_at.unwrap_or_else(auth::unix_now))?
+            );
             Ok(())
         }
         Command::RevokeDevice { data, team, device, reason } => {

@@ -241,13 +241,19 @@ fn week_ahead(customers: &[Customer], now_ms: i64) -> Vec<Visit> {
     const TZ: &str = "Europe/Paris";
     let verify = VerifyConfig::default();
     let Ok(mut date) = LocalDate::of_ms(TZ, now_ms) else { return Vec::new() };
+    let by_rep: Vec<Vec<&Customer>> = DEMO_REPS
+        .iter()
+        .map(|rep| {
+            let mut theirs: Vec<&Customer> =
+                customers.iter().filter(|c| c.owner_rep.as_deref() == Some(*rep)).collect();
+            theirs.sort_by_key(|c| (c.tier.map(|t| t as u8), c.id.clone()));
+            theirs
+        })
+        .collect();
     let mut visits = Vec::new();
     for day in 0..7 {
         if date.weekday().is_ok_and(|w| w <= 5) {
-            for (r, rep) in DEMO_REPS.iter().enumerate() {
-                let mut theirs: Vec<&Customer> =
-                    customers.iter().filter(|c| c.owner_rep.as_deref() == Some(*rep)).collect();
-                theirs.sort_by_key(|c| (c.tier.map(|t| t as u8), c.id.clone()));
+            for (r, (rep, theirs)) in DEMO_REPS.iter().zip(&by_rep).enumerate() {
                 for (slot, minute) in [9 * 60 + 30, 11 * 60, 14 * 60 + 30].into_iter().enumerate() {
                     let Some(c) = theirs.get((day * 3 + slot + r) % theirs.len().max(1)) else { continue };
                     let Ok(start) = local_time_ms(TZ, date, minute) else { continue };

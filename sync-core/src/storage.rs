@@ -232,8 +232,8 @@ pub trait Storage: Send + Sync {
     /// The team's opportunity-stage transitions, oldest first.
     fn stage_changes(&self, team: &str) -> Result<Vec<StageChange>>;
     /// Records that a device of the team is revoked (durable when this returns; revoking again
-    /// keeps the first record).
-    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<()>;
+    /// keeps the first record) and returns the record kept.
+    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<DeviceRevocation>;
     /// The revocation of a device of the team, if it was revoked.
     fn device_revocation(&self, team: &str, device_id: &str) -> Result<Option<DeviceRevocation>>;
 }
@@ -634,11 +634,12 @@ impl<B: KvBackend> Storage for KvStorage<B> {
         self.kv.get(&key(&["k", team, user]))?.map(|b| dec("check-in history", &b)).transpose()
     }
 
-    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<()> {
-        if self.device_revocation(team, &revocation.device_id)?.is_some() {
-            return Ok(());
+    fn revoke_device(&self, team: &str, revocation: &DeviceRevocation) -> Result<DeviceRevocation> {
+        if let Some(first) = self.device_revocation(team, &revocation.device_id)? {
+            return Ok(first);
         }
-        self.kv.apply(vec![KvOp::Put(key(&["v", team, &revocation.device_id]), enc(revocation)?)])
+        self.kv.apply(vec![KvOp::Put(key(&["v", team, &revocation.device_id]), enc(revocation)?)])?;
+        Ok(revocation.clone())
     }
 
     fn device_revocation(&self, team: &str, device_id: &str) -> Result<Option<DeviceRevocation>> {

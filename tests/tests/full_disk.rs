@@ -10,7 +10,7 @@ use std::process::Command;
 
 use fieldsync_core::Role;
 use fieldsync_core::docs::Document;
-use fieldsync_e2e::{DeviceError, MORNING_MS, TestServer, fixtures};
+use fieldsync_e2e::{Device, DeviceError, MORNING_MS, TestServer, fixtures};
 
 const MIB: u64 = 1024 * 1024;
 const ROUNDS: usize = 5;
@@ -73,6 +73,31 @@ fn fill(dir: &Path, leave: u64) -> PathBuf {
     filler
 }
 
+/// Alice plans visits with notes and pushes them, ten a sync, until the server refuses a push:
+/// the visits acknowledged, the ones refused (still in her outbox), and the refusal.
+async fn push_until_refused(
+    alice: &mut Device,
+    round: usize,
+) -> (Vec<String>, Vec<String>, Option<(u16, serde_json::Value)>) {
+    let (mut acknowledged, mut waiting) = (Vec::new(), Vec::new());
+    for i in 0..4_000 {
+        let id = format!("v-{round}-{i:04}");
+        let at = MORNING_MS + i as i64 * 60_000;
+        alice.replica.plan_visit(&id, "c-1", at, at + 1_800_000, MORNING_MS).expect("plan");
+        alice.replica.set_visit_notes(&id, &noise(i as u64, NOTES), MORNING_MS).expect("notes");
+        waiting.push(id);
+        if waiting.len() < PER_SYNC {
+            continue;
+        }
+        match alice.sync().await {
+            Ok(_) => acknowledged.append(&mut waiting),
+            Err(DeviceError::Http { status, body }) => return (acknowledged, waiting, Some((status, body))),
+            Err(e) => panic!("round {round}, visit {i}: {e:?}"),
+        }
+    }
+    (acknowledged, waiting, None)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_with_507_loses_nothing_acknowledged_and_recovers_when_space_returns() {
     let mut acknowledged_total = 0;
@@ -86,27 +111,7 @@ async fn a_full_disk_refuses_writes_with_507_loses_nothing_acknowledged_and_reco
         // 1. Only a little room is left beyond the reserve: alice pushes visits, ten a sync, until
         //    it is gone.
         let filler = fill(fs.path(), 8 * MIB + 1536 * 1024);
-        let mut acknowledged: Vec<String> = Vec::new();
-        let mut refusal = None;
-        let mut waiting: Vec<String> = Vec::new();
-        for i in 0..4_000 {
-            let id = format!("v-{round}-{i:04}");
-            let at = MORNING_MS + i as i64 * 60_000;
-            alice.replica.plan_visit(&id, "c-1", at, at + 1_800_000, MORNING_MS).expect("plan");
-            alice.replica.set_visit_notes(&id, &noise(i as u64, NOTES), MORNING_MS).expect("notes");
-            waiting.push(id);
-            if waiting.len() < PER_SYNC {
-                continue;
-            }
-            match alice.sync().await {
-                Ok(_) => acknowledged.append(&mut waiting),
-                Err(DeviceError::Http { status, body }) => {
-                    refusal = Some((status, body));
-                    break;
-                }
-                Err(e) => panic!("round {round}, visit {i}: {e:?}"),
-            }
-        }
+        let (mut acknowledged, mut waiting, refusal) = push_until_refused(&mut alice, round).await;
         let (status, body) = refusal.expect("the reserve was reached");
         assert_eq!((status, body["error"].as_str()), (507, Some("storage_full")), "{body}");
         assert!(!acknowledged.is_empty(), "some visits were written before the disk filled");
@@ -164,26 +169,8 @@ async fn a_write_that_fails_anyway_closes_the_store_and_a_restart_brings_back_ev
         let filler = fill(fs.path(), 1536 * 1024);
 
         // 1. Pushes until one fails on the full disk.
-        let (mut acknowledged, mut waiting) = (Vec::new(), Vec::new());
-        let mut failed = None;
-        for i in 0..4_000 {
-            let id = format!("v-{round}-{i:04}");
-            let at = MORNING_MS + i as i64 * 60_000;
-            alice.replica.plan_visit(&id, "c-1", at, at + 1_800_000, MORNING_MS).expect("plan");
-            alice.replica.set_visit_notes(&id, &noise(i as u64, NOTES), MORNING_MS).expect("notes");
-            waiting.push(id);
-            if waiting.len() < PER_SYNC {
-                continue;
-            }
-            match alice.sync().await {
-                Ok(_) => acknowledged.append(&mut waiting),
-                Err(DeviceError::Http { status, .. }) => {
-                    failed = Some(status);
-                    break;
-                }
-                Err(e) => panic!("round {round}, visit {i}: {e:?}"),
-            }
-        }
+        let (acknowledged, waiting, refusal) = push_until_refused(&mut alice, round).await;
+        let failed = refusal.map(|(status, _)| status);
         assert_eq!(failed, Some(500), "round {round}: the full disk failed a write");
 
         // 2. The store is closed: the failed batch is never served, and nothing else either.

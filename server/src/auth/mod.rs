@@ -359,6 +359,12 @@ fn bearer_token(header: Option<&str>) -> Result<&str, AuthError> {
 }
 
 /// Parses a token lifetime such as `8h`, `30d` or `1h 30m`.
+/// Now in Unix seconds on the wall clock: tokens are issued on it because they are checked against
+/// it (`exp`, `nbf`), whatever clock the rest of the server runs on.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 pub fn parse_ttl(s: &str) -> Result<Duration, AuthError> {
     let ttl = humantime::parse_duration(s.trim())
         .map_err(|e| AuthError::Config(format!("invalid token lifetime {s:?}: {e} (try e.g. 8h or 30d)")))?;

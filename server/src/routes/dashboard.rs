@@ -16,8 +16,13 @@ use crate::extract::{ApiPath, Caller};
 use crate::seed::{DEMO_MANAGER, DEMO_TEAM};
 use crate::state::{AppState, blocking};
 
-/// How long a one-click demo token lasts.
-const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+/// How long a demo-manager token lasts (the one-click sign-in's, and the one `serve` prints).
+pub const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+
+/// A token of the demo team's manager, on a server that mints tokens (its development key).
+pub fn demo_manager_token(auth: &crate::auth::Authenticator) -> Result<String, crate::auth::AuthError> {
+    auth.issue(DEMO_TEAM, DEMO_MANAGER, Role::Manager, DEMO_TOKEN_TTL, crate::auth::unix_now())
+}
 
 /// What the dashboard is configured with (`fieldsync serve --tile-url`).
 #[derive(Debug, Clone, Default)]
@@ -131,13 +136,7 @@ pub async fn demo_sign_in(State(state): State<AppState>) -> Result<Json<Value>, 
     if !demo_sign_in_available(&state).await? {
         return Err(ApiError::not_found("no such endpoint"));
     }
-    // Tokens are checked against the wall clock (jsonwebtoken's `exp`), so they are issued on it,
-    // like `fieldsync token` does, whatever clock the rest of the server runs on.
-    let now_s = u64::try_from(crate::state::Clock::now_ms(&crate::state::SystemClock) / 1000).unwrap_or(0);
-    let token = state
-        .auth
-        .issue(DEMO_TEAM, DEMO_MANAGER, Role::Manager, DEMO_TOKEN_TTL, now_s)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let token = demo_manager_token(&state.auth).map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(team = DEMO_TEAM, user = DEMO_MANAGER, "demo sign-in");
     Ok(Json(json!({ "token": token, "team": DEMO_TEAM, "user": DEMO_MANAGER, "role": "manager" })))
 }

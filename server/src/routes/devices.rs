@@ -41,11 +41,7 @@ pub async fn revoke(
     };
     let engine = state.engine.clone();
     let team = who.team.clone();
-    let kept = blocking(move || -> Result<_, ApiError> {
-        engine.storage().revoke_device(&team, &revocation)?;
-        Ok(engine.storage().device_revocation(&team, &revocation.device_id)?.unwrap_or(revocation))
-    })
-    .await?;
+    let kept = blocking(move || engine.storage().revoke_device(&team, &revocation)).await?;
     tracing::warn!(team = %who.team, device = %kept.device_id, by = %kept.by, "device revoked");
     Ok(Json(
         json!({ "device_id": kept.device_id, "by": kept.by, "at_ms": kept.at_ms, "reason": kept.reason }),

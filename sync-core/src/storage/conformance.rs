@@ -44,7 +44,10 @@ pub fn revoked_devices_are_kept_per_team<S: Storage>(s: &S) {
     s.revoke_device("t1", &lost).expect("revoke");
     assert_eq!(s.device_revocation("t1", "alice-phone").expect("read"), Some(lost.clone()));
     // Revoking again keeps the first record; another team's device of the same id is untouched.
-    s.revoke_device("t1", &DeviceRevocation { by: "root".into(), at_ms: 9, ..lost.clone() }).expect("again");
+    let kept = s
+        .revoke_device("t1", &DeviceRevocation { by: "root".into(), at_ms: 9, ..lost.clone() })
+        .expect("again");
+    assert_eq!(kept, lost, "revoking again answers the first record");
     assert_eq!(s.device_revocation("t1", "alice-phone").expect("read"), Some(lost));
     assert_eq!(s.device_revocation("t2", "alice-phone").expect("read"), None);
     assert_eq!(s.device_revocation("t1", "alice-phone-2").expect("read"), None);

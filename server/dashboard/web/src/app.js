@@ -328,17 +328,18 @@ async function refreshDay() {
 async function refreshCharts() {
   const reps = desk.reps.slice(0, MAX_CHART_REPS);
   const one = (path, rep) => api(`${path}${query({ rep })}`).catch(() => null);
+  // The team's visit report already splits by rep; coverage and focus are asked per rep.
   const [visits, customers, effort, ...perRep] = await Promise.all([
     one("/v1/reports/visits"),
     one("/v1/reports/customers"),
     one("/v1/reports/effort"),
     ...reps.map(async (rep) => ({
       rep,
-      visits: (await one("/v1/reports/visits", rep))?.per_rep?.find((r) => r.rep === rep),
       customers: await one("/v1/reports/customers", rep),
       effort: await one("/v1/reports/effort", rep),
     })),
   ]);
+  for (const r of perRep) r.visits = visits?.per_rep?.find((v) => v.rep === r.rep);
   drawCharts({ perRep, team: { visits, customers, effort } });
 }
 
