@@ -89,6 +89,17 @@ pub struct ServerConfig {
     /// Free space on the data directory's filesystem that writes never eat into: below it, writes
     /// are refused with 507 and reads go on ([`store`]).
     pub min_free_bytes: u64,
+    /// Engine settings a deployment or a test may change.
+    pub engine: EngineTuning,
+}
+
+/// Engine settings that may be changed from the defaults (`None` keeps the engine's own).
+#[derive(Debug, Clone, Default)]
+pub struct EngineTuning {
+    /// Documents per bootstrap page.
+    pub bootstrap_docs: Option<usize>,
+    /// Stored chunks of a document past which the next write compacts it to one.
+    pub compact_after_chunks: Option<u32>,
 }
 
 impl ServerConfig {
@@ -101,6 +112,7 @@ impl ServerConfig {
             limits: HttpLimits::default(),
             dashboard: Default::default(),
             min_free_bytes: store::DEFAULT_MIN_FREE_BYTES,
+            engine: EngineTuning::default(),
         }
     }
 }
@@ -127,6 +139,12 @@ impl Server {
         // A fresh actor per process: two processes never write the same (actor, seq).
         let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;
+        if let Some(n) = config.engine.bootstrap_docs {
+            engine_config.bootstrap_docs = n.max(1);
+        }
+        if let Some(n) = config.engine.compact_after_chunks {
+            engine_config.compact_after_chunks = n.max(1);
+        }
         let engine = SyncEngine::new(storage, engine_config);
         // Data stored before the report index existed gets its index once, before serving.
         for team in fieldsync_core::storage::Storage::teams(engine.storage())? {

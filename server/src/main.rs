@@ -51,6 +51,15 @@ enum Command {
         /// Feed entries kept per team; devices further behind bootstrap from snapshots again.
         #[arg(long, default_value_t = 1_000_000)]
         feed_retain: u64,
+        /// How often the feed is trimmed to --feed-retain entries (e.g. 10m, 30s).
+        #[arg(long, default_value = "10m", value_parser = parse_period)]
+        feed_trim_every: Duration,
+        /// Documents per bootstrap page (testing pagination).
+        #[arg(long, hide = true)]
+        bootstrap_page_docs: Option<usize>,
+        /// Stored chunks past which a document is compacted (testing compaction).
+        #[arg(long, hide = true)]
+        compact_after_chunks: Option<u32>,
         /// Map tiles for the dashboard (`https://tiles.example/{z}/{x}/{y}.png`); without, the map
         /// works offline on a plain background.
         #[arg(long, env = "FIELDSYNC_TILE_URL")]
@@ -98,6 +107,15 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+}
+
+/// A period such as `10m`, `30s` or `50ms`: at least a millisecond.
+fn parse_period(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d >= Duration::from_millis(1) => Ok(d),
+        Ok(_) => Err(format!("{s:?}: at least 1ms")),
+        Err(e) => Err(format!("{s:?}: {e} (try e.g. 10m or 30s)")),
+    }
 }
 
 /// A size such as `64MiB`, `1GiB`, `500MB` or a number of bytes.
@@ -189,6 +207,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             jwt_issuer,
             jwt_audience,
             feed_retain,
+            feed_trim_every,
+            bootstrap_page_docs,
+            compact_after_chunks,
             tile_url,
             min_free_space,
         } => {
@@ -198,6 +219,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let mut config = ServerConfig::dev(&data.data);
             config.min_free_bytes = min_free_space;
+            config.engine.bootstrap_docs = bootstrap_page_docs;
+            config.engine.compact_after_chunks = compact_after_chunks;
             if let Some(url) = &tile_url {
                 config.dashboard = fieldsync_server::routes::dashboard::DashboardSettings::with_tile_url(url)
                     .map_err(anyhow::Error::msg)?;
@@ -230,11 +253,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
                 println!("try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine");
             }
-            tokio::spawn(fieldsync_server::trim_feeds_every(
-                server.state(),
-                feed_retain,
-                Duration::from_secs(600),
-            ));
+            tokio::spawn(fieldsync_server::trim_feeds_every(server.state(), feed_retain, feed_trim_every));
             fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
             Ok(())
         }
