@@ -680,7 +680,7 @@ impl Replica {
         }
         for s in &resp.docs {
             self.dirty.insert(s.doc_id.clone());
-            let mut incoming = Automerge::load(&s.bytes)
+            let mut incoming = crate::untrusted::load(&s.bytes)
                 .map_err(|e| ClientError::Corrupt(format!("snapshot of {}: {e}", s.doc_id)))?;
             let server_heads = incoming.get_heads();
             if self.docs.contains_key(&s.doc_id) {
@@ -808,7 +808,7 @@ impl Replica {
         let old = local.automerge()?;
         let kind = local.kind;
         let mine = Document::hydrate(&old)?;
-        let mut doc = Automerge::load(server_bytes)
+        let mut doc = crate::untrusted::load(server_bytes)
             .map_err(|e| ClientError::Corrupt(format!("server version of {doc_id}: {e}")))?
             .with_actor(self.actor.clone());
         let server_heads = doc.get_heads();
@@ -836,6 +836,12 @@ impl Replica {
             |_| CommitOptions::default().with_message("resync"),
             |tx| -> Result<()> {
                 let theirs = Document::hydrate(tx)?;
+                if theirs.kind() != mine.kind() {
+                    return Err(ClientError::Corrupt(format!(
+                        "server version of {doc_id} is a {}",
+                        theirs.kind()
+                    )));
+                }
                 let merged = reapply(base.as_ref(), &mine, &theirs)?;
                 if merged != theirs {
                     merged.reconcile_into(tx).map_err(|e| ClientError::InvalidInput {
@@ -865,6 +871,15 @@ impl Replica {
     ) -> Result<RejectedEdit> {
         self.dirty.insert(doc_id.to_string());
         let refused: HashSet<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
+        // Read before the local copy is taken: corrupt bytes must not cost the unsent edits.
+        let mut fresh = match server_doc {
+            Some(bytes) => Some(
+                crate::untrusted::load(bytes)
+                    .map_err(|e| ClientError::Corrupt(format!("server version of {doc_id}: {e}")))?
+                    .with_actor(self.actor.clone()),
+            ),
+            None => None,
+        };
         let old = if self.docs.contains_key(doc_id) { Some(self.take_loaded(doc_id)?) } else { None };
         let mut edit = RejectedEdit {
             doc_id: doc_id.to_string(),
@@ -872,14 +887,6 @@ impl Replica {
             reason: reason.to_string(),
             changes: vec![],
             attempted: None,
-        };
-        let mut fresh = match server_doc {
-            Some(bytes) => Some(
-                Automerge::load(bytes)
-                    .map_err(|e| ClientError::Corrupt(format!("server version of {doc_id}: {e}")))?
-                    .with_actor(self.actor.clone()),
-            ),
-            None => None,
         };
         // The server holds exactly its version: that is what is acknowledged after the reset.
         let acked = fresh.as_ref().map(Automerge::get_heads).unwrap_or_default();
@@ -899,6 +906,9 @@ impl Replica {
                         dropped.insert(c.hash());
                         edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
                     }
+                } else {
+                    // No server version to keep it on: it is kept with the rejected edit.
+                    edit.changes.push(ByteBuf::from(c.raw_bytes().to_vec()));
                 }
             }
             if let Some(doc) = fresh {

@@ -58,6 +58,7 @@ pub mod rules;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod untrusted;
 
 pub use rules::{Principal, Role};
 

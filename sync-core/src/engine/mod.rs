@@ -375,6 +375,15 @@ impl<S: Storage> SyncEngine<S> {
                     doc_id: p.doc_id.clone(),
                     detail: e.to_string(),
                 })?;
+                // `from_bytes` does not check the chunk's checksum (the start of the change's hash),
+                // but loading does: a change stored with a wrong one would make the document and the
+                // feed entry unloadable for the server and every device.
+                if c.raw_bytes().get(4..8) != Some(&c.hash().0[..4]) {
+                    return Err(SyncError::CorruptChange {
+                        doc_id: p.doc_id.clone(),
+                        detail: "checksum does not match the change".into(),
+                    });
+                }
                 changes.push(c);
             }
             if !changes.is_empty() {
@@ -443,7 +452,11 @@ impl<S: Storage> SyncEngine<S> {
             before: before.as_ref(),
             assigned: current.as_ref().is_some_and(|c| c.meta.audience.includes(&who.user)),
         };
-        decision.outcome = Outcome::Staged(stage::stage(&base, p.changes.clone())?);
+        // Staging works on forks of the stored document, so a panic in Automerge loses nothing.
+        let staged = crate::untrusted::guard(|| stage::stage(&base, p.changes.clone())).map_err(|_| {
+            SyncError::CorruptChange { doc_id: doc_id.into(), detail: "the changes cannot be applied".into() }
+        })??;
+        decision.outcome = Outcome::Staged(staged);
         Ok(decision)
     }
 
