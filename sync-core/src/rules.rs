@@ -161,8 +161,10 @@ pub fn changed_fields(before: &Document, after: &Document) -> Vec<String> {
 }
 
 /// Check-ins and their verification are evidence: nobody but the server rewrites them, whatever
-/// the caller's role. Check-ins are append-only; the verification is the server's alone.
-fn evidence_is_kept(before: Option<&Document>, after: &Document) -> Result<(), Violation> {
+/// the caller's role. Check-ins are append-only and only the visit's rep adds one (the server
+/// judges it as theirs, in their travel history: nobody may be placed somewhere by somebody
+/// else); the verification is the server's alone.
+fn evidence_is_kept(who: &Principal, before: Option<&Document>, after: &Document) -> Result<(), Violation> {
     if let (Some(Document::Visit(b)), Document::Visit(a)) = (before, after) {
         if a.checkins.len() < b.checkins.len() || a.checkins[..b.checkins.len()] != b.checkins[..] {
             return Err(Violation::new(
@@ -187,6 +189,19 @@ fn evidence_is_kept(before: Option<&Document>, after: &Document) -> Result<(), V
             Some("verification"),
             "check-in verification is written by the server only",
         ));
+    }
+    if let Document::Visit(a) = after {
+        let had = match before {
+            Some(Document::Visit(b)) => b.checkins.len(),
+            _ => 0,
+        };
+        if a.checkins.len() > had && a.rep != who.user {
+            return Err(Violation::new(
+                ViolationCode::WrongOwner,
+                Some("checkins"),
+                "a check-in is the presence of the visit's rep: only they add one",
+            ));
+        }
     }
     Ok(())
 }
@@ -218,7 +233,7 @@ pub fn check_edit(
         }
     }
     // Evidence binds every role, admins included.
-    evidence_is_kept(before, after)?;
+    evidence_is_kept(who, before, after)?;
     if who.role == Role::Admin {
         return Ok(());
     }
@@ -247,11 +262,13 @@ pub fn check_edit(
         }
     }
     if let Document::Customer(a) = after {
-        let tier_changed = match before {
-            Some(Document::Customer(b)) => b.tier != a.tier,
-            _ => a.tier.is_some(),
+        // The signature is checked whenever the tier or the signature changes: nobody puts
+        // another's name on a tier.
+        let signed_anew = match before {
+            Some(Document::Customer(b)) => b.tier != a.tier || b.tier_set_by != a.tier_set_by,
+            _ => a.tier.is_some() || a.tier_set_by.is_some(),
         };
-        if tier_changed && who.role == Role::Manager && a.tier_set_by.as_deref() != Some(who.user.as_str()) {
+        if signed_anew && who.role == Role::Manager && a.tier_set_by.as_deref() != Some(who.user.as_str()) {
             return Err(Violation::new(
                 ViolationCode::ForbiddenField,
                 Some("tier_set_by"),
