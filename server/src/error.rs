@@ -183,9 +183,51 @@ impl From<WireError> for ApiError {
             WireError::TooLarge | WireError::TooMany(_) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
             }
+            WireError::Malformed(detail) => {
+                // The decoder's words are its Debug form (`Semantic(None, "…")`) around serde's
+                // message, which names Rust types (`Cursor::Feed`): the client gets serde's message
+                // without the type paths, the log everything.
+                tracing::debug!(detail = %detail, "sync frame refused");
+                let message = match (detail.find('"'), detail.rfind('"')) {
+                    (Some(a), Some(b)) if b > a => {
+                        format!(
+                            "malformed message: {}",
+                            without_type_paths(&detail[a + 1..b].replace("\\\"", "\""))
+                        )
+                    }
+                    _ => "malformed message: the body is not the CBOR of a sync request".to_string(),
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed", message)
+            }
+            WireError::Compression(detail) => {
+                // An io::Error's Debug form (`Custom { kind: InvalidData, … }`): for the log only.
+                tracing::debug!(detail = %detail, "sync frame refused");
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed", "corrupt compressed payload")
+            }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
         }
     }
+}
+
+/// `text` with every `Name::` qualifier removed (`struct variant Cursor::Feed` → `struct variant Feed`).
+fn without_type_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') && !word.is_empty() {
+            chars.next();
+            word.clear();
+        } else {
+            out.push_str(&word);
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&word);
+    out
 }
 
 impl From<SyncError> for ApiError {
@@ -345,6 +387,17 @@ mod tests {
     fn body_bytes(resp: Response) -> Vec<u8> {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(axum::body::to_bytes(resp.into_body(), 1 << 20)).expect("body").to_vec()
+    }
+
+    #[test]
+    fn a_malformed_frame_is_told_in_serdes_words_without_rust_types_or_debug_forms() {
+        let e = ApiError::from(WireError::Malformed(
+            "Semantic(None, \"invalid type: enum, expected struct variant Cursor::Feed\")".into(),
+        ));
+        assert_eq!(e.message, "malformed message: invalid type: enum, expected struct variant Feed");
+        let e = ApiError::from(WireError::Compression("Custom { kind: InvalidData, error: \"x\" }".into()));
+        assert_eq!(e.message, "corrupt compressed payload");
+        assert_eq!(without_type_paths("a::b::C d ::e f: g"), "C d ::e f: g");
     }
 
     #[test]
