@@ -7,13 +7,18 @@ use crate::store::StoreError;
 /// Errors, typed by what the app will do about them.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum FieldsyncError {
-    /// The server could not be reached: try later; everything stays in the outbox.
+    /// The server could not be reached, is busy (408, 429, 502–504) or its disk is full (507): try
+    /// later; everything stays in the outbox. `sync` has already retried a busy answer (429,
+    /// 502–504) up to 3 times, after the server's `Retry-After` (or 0.2 s, doubling), waiting no
+    /// more than 5 s in all; the message ends with the status, the tries and the wait asked for.
     #[error("offline: {message}")]
     Offline { message: String },
     /// The token is missing, expired or refused: refresh it and call `set_token`.
     #[error("unauthorized: {message}")]
     Unauthorized { message: String },
-    /// The server refused a document (a broken document, or one this user may not write).
+    /// The server refused a document (a broken document, or one this user may not write). `sync`
+    /// raises it only when the refusal names no document it pushed (that one's edits it sets aside,
+    /// see `rejected_edits`, and goes on).
     #[error("rejected {doc}: {reason}")]
     Rejected { doc: String, reason: String },
     /// Bad input from the app: fix the call.

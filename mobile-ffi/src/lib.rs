@@ -41,7 +41,7 @@ mod transport;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use automerge::ActorId;
 use fieldsync_core::client::{ApplyReport, Replica};
@@ -85,6 +85,7 @@ pub struct FieldsyncClient {
     syncing: AtomicBool,
     cancel: AtomicBool,
     http: ureq::Agent,
+    retry: transport::RetryPolicy,
 }
 
 impl std::fmt::Debug for FieldsyncClient {
@@ -119,10 +120,7 @@ impl FieldsyncClient {
         let mut state = self.lock();
         let replica = state.replica.as_mut().ok_or_else(no_identity)?;
         let out = f(replica);
-        let dirty = replica.take_dirty();
-        if !dirty.is_empty() {
-            self.store.persist(replica, dirty, None)?;
-        }
+        self.store.persist_changed(replica, None)?;
         out
     }
 
@@ -131,18 +129,34 @@ impl FieldsyncClient {
         f(state.replica.as_ref().ok_or_else(no_identity)?)
     }
 
-    fn post(&self, body: Vec<u8>) -> Result<Vec<u8>> {
+    /// Posts one request of a sync, retrying busy answers (`retrier` holds the sync's budget); a
+    /// `cancel_sync` during a wait stops it at once.
+    fn post(&self, body: &[u8], retrier: &mut transport::Retrier) -> Result<Vec<u8>> {
         let token = self.token.read().unwrap_or_else(|p| p.into_inner()).clone();
         let url = self.server_url.read().unwrap_or_else(|p| p.into_inner()).clone();
-        transport::post_sync(&self.http, &url, token, body)
+        retrier.post_sync(&self.http, &url, token, body, &mut |d| self.wait_unless_cancelled(d))
+    }
+
+    fn wait_unless_cancelled(&self, wait: Duration) -> Result<()> {
+        let until = Instant::now() + wait;
+        loop {
+            if self.cancel.swap(false, Ordering::SeqCst) {
+                return Err(FieldsyncError::Cancelled);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
     }
 
     /// Applies a response in slices, persisting after each, so local writes interleave.
     fn apply(&self, resp: SyncResponse, summary: &mut SyncSummary) -> Result<()> {
-        let SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after } = resp;
         // A bootstrap page is applied in slices; what it did not bring is dropped once, at the end.
-        let bootstrap =
-            bootstrap_after.map(|after| (after, docs.iter().map(|d| d.doc_id.clone()).collect::<Vec<_>>()));
+        let page: Vec<String> = resp.page_docs().into_iter().map(str::to_string).collect();
+        let SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after } = resp;
+        let bootstrap = bootstrap_after.map(|after| (after, page));
         let old_cursor = self.read(|r| Ok(r.cursor().clone()))?;
         let mut slices: Vec<SyncResponse> = Vec::new();
         let empty = |c: fieldsync_core::protocol::Cursor| SyncResponse {
@@ -200,9 +214,7 @@ impl FieldsyncClient {
         let mut state = self.lock();
         state.last_sync_ms = Some(t);
         let replica = state.replica.as_mut().ok_or_else(no_identity)?;
-        let dirty = replica.take_dirty();
-        self.store.persist(replica, dirty, Some(t))?;
-        Ok(())
+        Ok(self.store.persist_changed(replica, Some(t))?)
     }
 }
 
@@ -267,6 +279,7 @@ impl FieldsyncClient {
             syncing: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             http,
+            retry: transport::RETRY,
         };
         Ok(Arc::new(client))
     }
@@ -447,6 +460,12 @@ impl FieldsyncClient {
     }
 
     /// Syncs over HTTP until the server has nothing more. Local writes go on while it runs.
+    ///
+    /// A busy answer (429, 502, 503, 504) is retried up to 3 times, after the server's
+    /// `Retry-After` or else 0.2 s, 0.4 s, 0.8 s, waiting no more than 5 s in all: past that, or when
+    /// the server asks for longer, the sync fails `Offline` with the outbox kept. A refusal naming
+    /// one document (422) sets that document's unsent edits aside (see `rejected_edits`) and the
+    /// sync goes on with the others.
     #[uniffi::method(default(progress = None))]
     pub fn sync(&self, progress: Option<Arc<dyn SyncProgress>>) -> Result<SyncSummary> {
         let _one_at_a_time = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -455,15 +474,22 @@ impl FieldsyncClient {
         self.cancel.store(false, Ordering::SeqCst);
         let mut summary = SyncSummary::default();
         let mut set_aside = 0;
+        let mut retrier = transport::Retrier::new(self.retry);
         loop {
             if self.cancel.swap(false, Ordering::SeqCst) {
                 return Err(FieldsyncError::Cancelled);
             }
-            let body = self.write(|r| Ok(r.prepare_request().encode()))?;
-            let bytes = match self.post(body) {
+            let (body, pushed) = self.write(|r| {
+                let req = r.prepare_request();
+                let pushed: Vec<String> = req.push.iter().map(|p| p.doc_id.clone()).collect();
+                Ok((req.encode(), pushed))
+            })?;
+            let bytes = match self.post(&body, &mut retrier) {
                 // The server refused the whole request because of one local document: set its
                 // unsent edits aside (kept for the user) and go on, rather than never syncing again.
-                Err(FieldsyncError::Rejected { doc, reason }) if !doc.is_empty() && set_aside < 16 => {
+                // A document this request did not push has nothing to set aside: the refusal is
+                // the app's to see.
+                Err(FieldsyncError::Rejected { doc, reason }) if pushed.contains(&doc) && set_aside < 16 => {
                     set_aside += 1;
                     let edit = self.write(|r| Ok(r.set_aside(&doc, "invalid_document", &reason)?))?;
                     summary.rejected.push(RejectedEditRecord::from(&edit));

@@ -34,6 +34,9 @@ pub enum StoreError {
     Backend(#[from] sled::Error),
     #[error("local store is corrupt: {0}")]
     Corrupt(String),
+    /// Nothing was written: the phone's storage is (nearly) full.
+    #[error("the phone's storage is full: {0}; free some space and the edits are saved")]
+    Full(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -87,17 +90,79 @@ pub struct Loaded {
 #[derive(Debug, Clone)]
 pub struct DeviceStore {
     db: sled::Db,
+    /// The directory whose filesystem's free space is checked before each batch.
+    dir: std::path::PathBuf,
+    min_free_bytes: u64,
+}
+
+/// Free space a store never writes into: the phone's own system needs it, and sled, once it has
+/// met `ENOSPC`, fails every later write until the store is reopened (seen on a full filesystem).
+/// So a batch that could eat into it is refused before sled sees it.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What a batch may cost on disk per byte of keys and values (sled's log, then its pages).
+const DISK_BYTES_PER_BATCH_BYTE: u64 = 3;
+
+/// A sled batch and how many bytes of keys and values it writes.
+#[derive(Default)]
+struct Writes {
+    batch: sled::Batch,
+    bytes: u64,
+}
+
+impl Writes {
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
+        let (key, value) = (key.as_ref(), value.into());
+        self.bytes += (key.len() + value.len()) as u64;
+        self.batch.insert(key, value);
+    }
+
+    fn remove(&mut self, key: impl AsRef<[u8]>) {
+        self.bytes += key.as_ref().len() as u64;
+        self.batch.remove(key.as_ref());
+    }
 }
 
 impl DeviceStore {
     /// Opens the store in `dir` with a small page cache (phones are short of memory).
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(2 * 1024 * 1024)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
-        Ok(DeviceStore { db })
+        Self::open_with_reserve(dir, DEFAULT_MIN_FREE_BYTES)
+    }
+
+    /// Like [`DeviceStore::open`], never writing into the last `min_free_bytes` of the filesystem.
+    pub fn open_with_reserve(dir: &Path, min_free_bytes: u64) -> Result<Self> {
+        let config = sled::Config::new().path(dir).cache_capacity(2 * 1024 * 1024).mode(sled::Mode::LowSpace);
+        // A store just closed in this process (the app dropped its client and opens a new one) is
+        // released by sled's background threads a moment after: wait for its lock a little.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok(DeviceStore { db, dir: dir.to_path_buf(), min_free_bytes })
+    }
+
+    /// Refuses a batch of `bytes` that could take the filesystem below the reserve.
+    fn check_space(&self, bytes: u64) -> Result<()> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let st = rustix::fs::statvfs(&self.dir).map_err(|e| StoreError::Full(format!("free space: {e}")))?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let needed = bytes.saturating_mul(DISK_BYTES_PER_BATCH_BYTE).saturating_add(self.min_free_bytes);
+        if free < needed {
+            return Err(StoreError::Full(format!(
+                "{free} bytes free; this write needs {needed} with the {} kept free",
+                self.min_free_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn get_meta<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
@@ -108,7 +173,7 @@ impl DeviceStore {
     /// store recorded whether a document has unsent changes are loaded once and upgraded).
     pub fn load(&self) -> Result<Loaded> {
         let mut docs = Vec::new();
-        let mut upgrade = sled::Batch::default();
+        let mut upgrade = Writes::default();
         let mut upgraded = false;
         for item in self.db.scan_prefix(b"d/") {
             let (k, v) = item?;
@@ -150,14 +215,15 @@ impl DeviceStore {
     }
 
     pub fn set_identity(&self, device_id: &str, principal: &Principal) -> Result<()> {
-        let mut b = sled::Batch::default();
+        let mut b = Writes::default();
         b.insert("meta/device", enc(&device_id)?);
         b.insert("meta/principal", enc(principal)?);
         self.commit(b)
     }
 
-    fn commit(&self, batch: sled::Batch) -> Result<()> {
-        self.db.apply_batch(batch)?;
+    fn commit(&self, writes: Writes) -> Result<()> {
+        self.check_space(writes.bytes)?;
+        self.db.apply_batch(writes.batch)?;
         self.db.flush()?;
         Ok(())
     }
@@ -170,7 +236,7 @@ impl DeviceStore {
         ids: impl IntoIterator<Item = String>,
         last_sync_ms: Option<i64>,
     ) -> Result<()> {
-        let mut b = sled::Batch::default();
+        let mut b = Writes::default();
         for id in ids {
             let key = format!("d/{id}");
             let old: Option<DocEntry> = self.db.get(&key)?.map(|v| dec("doc entry", &v)).transpose()?;
@@ -228,6 +294,19 @@ impl DeviceStore {
         self.commit(b)
     }
 
+    /// Persists what changed in `replica` since the last persist (see [`DeviceStore::persist`]).
+    /// When that fails (a full disk), the documents stay marked as changed: the next persist that
+    /// succeeds writes them, so an edit the app was told failed to save is kept in memory and
+    /// saved then, and no later write can store a cursor ahead of them.
+    pub fn persist_changed(&self, replica: &mut Replica, last_sync_ms: Option<i64>) -> Result<()> {
+        let dirty = replica.take_dirty();
+        if dirty.is_empty() && last_sync_ms.is_none() {
+            return Ok(());
+        }
+        self.persist(replica, dirty.iter().cloned(), last_sync_ms)
+            .inspect_err(|_| replica.untake_dirty(dirty))
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
@@ -268,8 +347,7 @@ mod tests {
     }
 
     fn save(store: &DeviceStore, r: &mut Replica) {
-        let dirty = r.take_dirty();
-        store.persist(r, dirty, None).expect("persist");
+        store.persist_changed(r, None).expect("persist");
     }
 
     /// Syncs the way the device library does: every step persisted, an invalid edit set aside.

@@ -129,13 +129,25 @@ impl Server {
     }
 
     pub fn open_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open_on(config, clock, |sled| Box::new(sled))
+    }
+
+    /// Like [`Server::open_with_clock`], with the key-value backend `backend` makes of the data
+    /// directory's sled store: the fault tests put the core's `testing::faults::FaultyKv`
+    /// around it.
+    pub fn open_on(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+        backend: impl FnOnce(store::SledKv) -> Box<dyn fieldsync_core::storage::KvBackend>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let auth_config = match config.auth {
             Some(a) => a,
             None => auth::AuthConfig::dev_from_data_dir(&config.data_dir)?,
         };
         let authenticator = auth::Authenticator::new(&auth_config)?;
-        let storage = store::open(&config.data_dir, config.cache_bytes, config.min_free_bytes)?;
+        let sled = store::SledKv::open(&config.data_dir, config.cache_bytes, config.min_free_bytes)?;
+        let storage = fieldsync_core::storage::KvStorage::new(backend(sled));
         // A fresh actor per process: two processes never write the same (actor, seq).
         let mut engine_config = EngineConfig::new(server_actor(uuid::Uuid::new_v4().as_bytes()));
         engine_config.cache_docs = config.cache_docs;
@@ -162,7 +174,7 @@ impl Server {
         self.state.clone()
     }
 
-    pub fn engine(&self) -> &SyncEngine<store::SledStorage> {
+    pub fn engine(&self) -> &SyncEngine<store::ServerStorage> {
         &self.state.engine
     }
 

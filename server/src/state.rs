@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::cache::{Versioned, Weighed};
 use crate::error::ApiError;
 use crate::http::HttpLimits;
-use crate::store::SledStorage;
+use crate::store::ServerStorage;
 use fieldsync_core::index::{IndexRow, StageChange};
 use fieldsync_core::storage::Storage as _;
 use fieldsync_planning::map::CustomerMap;
@@ -34,7 +34,7 @@ impl Clock for SystemClock {
 /// Everything a request handler needs.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub engine: Arc<SyncEngine<SledStorage>>,
+    pub engine: Arc<SyncEngine<ServerStorage>>,
     pub auth: Arc<crate::auth::Authenticator>,
     pub clock: Arc<dyn Clock>,
     pub limits: Arc<HttpLimits>,
@@ -54,7 +54,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        engine: Arc<SyncEngine<SledStorage>>,
+        engine: Arc<SyncEngine<ServerStorage>>,
         auth: Arc<crate::auth::Authenticator>,
         clock: Arc<dyn Clock>,
         limits: HttpLimits,

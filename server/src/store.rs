@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use fieldsync_core::storage::{KvBackend, KvOp, KvStorage, Result, StorageError};
 
-/// The server's storage: the core's key-value layout over sled.
-pub type SledStorage = KvStorage<SledKv>;
+/// The server's storage: the core's key-value layout over the backend it was opened on — sled
+/// ([`SledKv`]) in production.
+pub type ServerStorage = KvStorage<Box<dyn KvBackend>>;
 
 /// Free space kept on the data directory's filesystem by default: sled's own log rewriting, the
 /// operating system and an operator's shell need room when writes stop.
@@ -84,10 +85,6 @@ impl SledKv {
     pub fn temporary() -> Result<Self> {
         let db = sled::Config::new().temporary(true).open().map_err(backend)?;
         Ok(SledKv { db, dir: std::env::temp_dir(), min_free_bytes: 0, poisoned: Arc::default() })
-    }
-
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -169,11 +166,15 @@ impl KvBackend for SledKv {
         self.db.flush().map_err(|e| self.poison(e))?;
         Ok(())
     }
+
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
 }
 
 /// Opens the storage in a data directory.
-pub fn open(dir: &Path, cache_bytes: u64, min_free_bytes: u64) -> Result<SledStorage> {
-    Ok(KvStorage::new(SledKv::open(dir, cache_bytes, min_free_bytes)?))
+pub fn open(dir: &Path, cache_bytes: u64, min_free_bytes: u64) -> Result<ServerStorage> {
+    Ok(KvStorage::new(Box::new(SledKv::open(dir, cache_bytes, min_free_bytes)?)))
 }
 
 #[cfg(test)]

@@ -384,6 +384,13 @@ impl Replica {
         std::mem::take(&mut self.dirty)
     }
 
+    /// Gives back documents taken with [`Replica::take_dirty`] whose persisting failed: the next
+    /// persist writes them (a store that wrote a newer cursor without them would skip their
+    /// changes for good).
+    pub fn untake_dirty(&mut self, ids: BTreeSet<String>) {
+        self.dirty.extend(ids);
+    }
+
     /// Removes a kept rejection once the user has dealt with it.
     pub fn dismiss_rejected(&mut self, index: usize) -> Option<RejectedEdit> {
         (index < self.rejected.len()).then(|| self.rejected.remove(index))
@@ -734,8 +741,8 @@ impl Replica {
             report.revoked += 1;
         }
         if let Some(after) = &resp.bootstrap_after {
-            let page: HashSet<&str> = resp.docs.iter().map(|d| d.doc_id.as_str()).collect();
-            let (revoked, rejected) = self.drop_outside_bootstrap_page(after, &resp.cursor, &page)?;
+            let (revoked, rejected) =
+                self.drop_outside_bootstrap_page(after, &resp.cursor, &resp.page_docs())?;
             report.revoked += revoked;
             report.rejected.extend(rejected);
         }
@@ -1277,5 +1284,28 @@ mod tests {
             !on_server.notes().is_some_and(|n| n.as_str().contains("call back")),
             "set aside, not pushed"
         );
+    }
+
+    #[test]
+    fn a_document_created_while_the_last_bootstrap_page_was_read_is_kept() {
+        // 1. The last (here: only) bootstrap page of alice's new phone lists c1; while it is read,
+        //    c2 is created, and the feed after the page's head brings it in the same response.
+        let engine = memory_engine(|_| {});
+        engine.write_as_server(TEAM, &[customer("c1", "alice")], 0).expect("c1");
+        let mut alice = replica("pa", TEAM, "alice", Role::Rep);
+        let who = alice.principal().clone();
+        let mut page = engine.handle(&who, &alice.prepare_request(), 1).expect("bootstrap");
+        assert_eq!(page.bootstrap_after.as_deref(), Some(""));
+        engine.write_as_server(TEAM, &[customer("c2", "alice")], 2).expect("c2");
+        let mut other = replica("pb", TEAM, "alice", Role::Rep);
+        other.cursor = page.cursor.clone();
+        let tail = engine.handle(&who, &other.prepare_request(), 3).expect("feed");
+        assert_eq!(tail.changes.len(), 1, "the feed brings c2");
+        page.changes = tail.changes;
+        page.cursor = tail.cursor;
+
+        // 2. The phone keeps both: c2 came with the page, it did not leave alice's scope.
+        alice.apply_response(&page).expect("apply");
+        assert_eq!(alice.doc_ids().collect::<Vec<_>>(), ["c1", "c2"]);
     }
 }

@@ -428,6 +428,17 @@ impl SyncRequest {
 }
 
 impl SyncResponse {
+    /// The documents a bootstrap page brings: its snapshots, and the documents the feed after it
+    /// changes (the last page carries the feed written while the device paged). A document the
+    /// page covers and is not among these left the device's scope.
+    pub fn page_docs(&self) -> std::collections::HashSet<&str> {
+        self.docs
+            .iter()
+            .map(|d| d.doc_id.as_str())
+            .chain(self.changes.iter().map(|c| c.doc_id.as_str()))
+            .collect()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         encode(self)
     }

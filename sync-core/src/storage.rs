@@ -255,6 +255,27 @@ pub trait KvBackend: Send + Sync {
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// All or nothing; durable when it returns.
     fn apply(&self, ops: Vec<KvOp>) -> Result<()>;
+    /// Bytes the store takes on disk, when it knows (reports and benchmarks).
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+/// A backend chosen when the process starts: the server's sled, sled behind the fault injector of
+/// the tests ([`crate::testing::FaultyKv`]), another database.
+impl KvBackend for Box<dyn KvBackend> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        (**self).scan(start, end, limit)
+    }
+    fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
+        (**self).apply(ops)
+    }
+    fn size_on_disk(&self) -> u64 {
+        (**self).size_on_disk()
+    }
 }
 
 /// An in-memory backend, for tests and for the device-free parts of the core.
@@ -324,7 +345,7 @@ pub struct KvStorage<B> {
 /// The audience-index member of documents the whole team reads (plans).
 pub const TEAM_WIDE: &str = "*";
 
-fn key(parts: &[&str]) -> Vec<u8> {
+pub(crate) fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("/").into_bytes()
 }
 

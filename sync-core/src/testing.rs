@@ -140,3 +140,129 @@ pub fn sync_until_idle_with<S: Storage>(
     }
     panic!("sync does not finish in 100 rounds");
 }
+
+/// Storage faults at random, for the tests that prove a failed write costs nothing: a
+/// [`KvBackend`](crate::storage::KvBackend) that fails some of its batches, seeded.
+pub mod faults {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+    use crate::storage::{KvBackend, KvOp, Result, StorageError};
+
+    /// How a batch fails.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fault {
+        /// Nothing is written and the batch fails: a disk full ([`StorageError::Full`]) or an I/O
+        /// error before the write.
+        Refused,
+        /// The batch is written, then fails: the flush's answer was lost. Not acknowledged, yet
+        /// durable — a retry must find it and take it once.
+        AfterWrite,
+    }
+
+    /// The dial shared between a test and its [`FaultyKv`]: the share of batches that fail, the
+    /// seeded generator that picks them, and what was injected.
+    #[derive(Debug)]
+    pub struct Faults {
+        per_mille: AtomicU32,
+        rng: Mutex<u64>,
+        /// Batches seen while faults were on, and faults of each kind injected.
+        pub batches: AtomicUsize,
+        pub refused: AtomicUsize,
+        pub full: AtomicUsize,
+        pub after_write: AtomicUsize,
+    }
+
+    impl Faults {
+        /// Off until [`Faults::fail`] is called; `seed` fixes which batches fail.
+        pub fn new(seed: u64) -> Self {
+            Faults {
+                per_mille: AtomicU32::new(0),
+                rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+                batches: AtomicUsize::new(0),
+                refused: AtomicUsize::new(0),
+                full: AtomicUsize::new(0),
+                after_write: AtomicUsize::new(0),
+            }
+        }
+
+        /// From now on, `per_mille` of the batches fail (0 turns faults off).
+        pub fn fail(&self, per_mille: u32) {
+            self.per_mille.store(per_mille.min(1000), Ordering::SeqCst);
+        }
+
+        pub fn injected(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+                + self.full.load(Ordering::SeqCst)
+                + self.after_write.load(Ordering::SeqCst)
+        }
+
+        fn next(&self) -> u64 {
+            let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *x
+        }
+
+        /// Whether and how the next batch fails.
+        fn pick(&self) -> Option<Fault> {
+            let per_mille = self.per_mille.load(Ordering::SeqCst);
+            if per_mille == 0 {
+                return None;
+            }
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            let r = self.next();
+            if r % 1000 >= u64::from(per_mille) {
+                return None;
+            }
+            Some(if (r >> 32).is_multiple_of(2) { Fault::Refused } else { Fault::AfterWrite })
+        }
+    }
+
+    /// `inner` with some of its batches failing, as [`Faults`] says. Reads always work.
+    #[derive(Debug)]
+    pub struct FaultyKv<B> {
+        inner: B,
+        faults: std::sync::Arc<Faults>,
+    }
+
+    impl<B> FaultyKv<B> {
+        pub fn new(inner: B, faults: std::sync::Arc<Faults>) -> Self {
+            FaultyKv { inner, faults }
+        }
+    }
+
+    impl<B: KvBackend> KvBackend for FaultyKv<B> {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(key)
+        }
+
+        fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.inner.scan(start, end, limit)
+        }
+
+        fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
+            match self.faults.pick() {
+                None => self.inner.apply(ops),
+                Some(Fault::Refused) if self.faults.next().is_multiple_of(2) => {
+                    self.faults.full.fetch_add(1, Ordering::SeqCst);
+                    Err(StorageError::Full("injected: no space left on device".into()))
+                }
+                Some(Fault::Refused) => {
+                    self.faults.refused.fetch_add(1, Ordering::SeqCst);
+                    Err(StorageError::Backend("injected: I/O error before the write".into()))
+                }
+                Some(Fault::AfterWrite) => {
+                    self.inner.apply(ops)?;
+                    self.faults.after_write.fetch_add(1, Ordering::SeqCst);
+                    Err(StorageError::Backend("injected: I/O error in the flush after the write".into()))
+                }
+            }
+        }
+
+        fn size_on_disk(&self) -> u64 {
+            self.inner.size_on_disk()
+        }
+    }
+}

@@ -29,7 +29,7 @@ use autosurgeon::Text;
 use fieldsync_core::Role;
 use fieldsync_core::docs::Document;
 use fieldsync_core::protocol::{Cursor, SyncResponse};
-use fieldsync_core::storage::Storage as _;
+use fieldsync_core::storage::{KvBackend as _, Storage as _};
 use fieldsync_e2e::{Device, MORNING_MS, TestServer, fixtures};
 
 const TEAM: &str = "bench";

@@ -95,6 +95,11 @@ impl TestServer {
     async fn boot(&mut self) {
         let server = Server::open_with_clock(ServerConfig::dev(self.dir.path()), self.clock.clone())
             .expect("open server");
+        self.listen(server).await;
+    }
+
+    /// Serves `server` on the kept port (a new one the first time).
+    async fn listen(&mut self, server: Server) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         self.port = addr.port();
@@ -469,6 +474,49 @@ pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     }
 }
 
+/// Both directions: each device holds exactly its scope — every document the server has for its
+/// user (a rep's audience, a manager's whole team), nothing else — each with the server's heads and
+/// typed value. Returns the scope of each user.
+pub fn assert_holds_exactly_its_scope(
+    server: &TestServer,
+    team: &str,
+    devices: &[&Device],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let storage = server.server().engine().storage();
+    let ids = |member: Option<&str>| -> std::collections::BTreeSet<String> {
+        storage.list_docs(team, member, "", 1_000_000).expect("list").into_iter().map(|(id, _)| id).collect()
+    };
+    let mut scopes = std::collections::BTreeMap::new();
+    for d in devices {
+        let who = d.replica.principal();
+        let scope = scopes
+            .entry(who.user.clone())
+            .or_insert_with(|| if who.role.sees_whole_team() { ids(None) } else { ids(Some(&who.user)) });
+        let held: std::collections::BTreeSet<String> = d.replica.doc_ids().cloned().collect();
+        assert_eq!(&held, scope, "{} holds exactly its scope", d.replica.device_id());
+        for id in &held {
+            let mut local = d.replica.heads(id).unwrap_or_default();
+            let mut remote = server.server().engine().doc_heads(team, id).expect("heads").expect("stored");
+            local.sort();
+            remote.sort();
+            assert_eq!(local, remote, "{} and the server disagree on {id}", d.replica.device_id());
+            assert_eq!(d.doc(id), server.doc(team, id), "{}: the typed {id}", d.replica.device_id());
+        }
+    }
+    scopes
+}
+
+/// The team's feed is numbered without a gap from its horizon to its head; returns (horizon, head).
+pub fn assert_feed_without_gap(server: &TestServer, team: &str) -> (u64, u64) {
+    let storage = server.server().engine().storage();
+    let head = storage.feed_head(team).expect("head");
+    let horizon = storage.feed_horizon(team).expect("horizon");
+    let seqs: Vec<u64> =
+        storage.read_feed(team, horizon, 1_000_000).expect("feed").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (horizon + 1..=head).collect::<Vec<_>>(), "{team}'s feed has a gap");
+    (horizon, head)
+}
+
 impl TestServer {
     /// Like [`TestServer::start`] with a configuration adjusted by `tune` (small limits, a known
     /// secret). A [`TestServer::restart`] comes back with the default configuration.
@@ -484,13 +532,27 @@ impl TestServer {
         let mut config = ServerConfig::dev(dir.path());
         tune(&mut config);
         let server = Server::open_with_clock(config, clock.clone()).expect("open server");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(fieldsync_server::run(listener, server.state(), async {
-            let _ = stopped.await;
-        }));
-        TestServer { dir, clock, running: Some(Running { server, addr, stop, task }), port: addr.port() }
+        Self::serving(dir, clock, server).await
+    }
+
+    /// Like [`TestServer::start`], its sled store behind a fault injector: the batches `faults`
+    /// says fail. A [`TestServer::restart`] comes back on plain sled, on the same directory.
+    pub async fn start_with_faults(faults: Arc<fieldsync_core::testing::faults::Faults>) -> Self {
+        use fieldsync_core::testing::faults::FaultyKv;
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let clock = Arc::new(TestClock(AtomicI64::new(MORNING_MS)));
+        let server = Server::open_on(ServerConfig::dev(dir.path()), clock.clone(), |sled| {
+            Box::new(FaultyKv::new(sled, faults))
+        })
+        .expect("open server");
+        Self::serving(dir, clock, server).await
+    }
+
+    /// `server`, opened on `dir`, serving on a new loopback port.
+    async fn serving(dir: tempfile::TempDir, clock: Arc<TestClock>, server: Server) -> Self {
+        let mut s = TestServer { dir, clock, running: None, port: 0 };
+        s.listen(server).await;
+        s
     }
 
     /// The server's data directory (its sled store lives in `db/` inside).

@@ -196,3 +196,79 @@ async fn a_write_that_fails_anyway_closes_the_store_and_a_restart_brings_back_ev
         server.stop().await;
     }
 }
+
+/// The phone's disk fills (its store on a small real filesystem): the write that does not fit
+/// reaches the app as a typed `Storage` error, nothing the app was told is saved is lost, the
+/// refused edit itself is saved with the next write once space returns, and everything reaches the
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_phone_disk_is_a_storage_error_and_loses_no_edit() {
+    use fieldsync_mobile::{FieldsyncClient, FieldsyncError};
+    let server =
+        TestServer::seeded("t", &fixtures::territory_with_customer("t-alice", &["alice"], "c-1")).await;
+    let token = server.token("t", "alice", Role::Rep);
+    let mut saved_total = 0;
+    for round in 0..3 {
+        let fs = SmallFs::mount(32);
+        let store = fs.path().join("store").display().to_string();
+        let phone = FieldsyncClient::open(store.clone(), server.url()).expect("open store");
+        phone.set_token(token.clone()).expect("token");
+        tokio::task::block_in_place(|| phone.sync(None)).expect("bootstrap");
+
+        // 1. Offline, alice plans visits with long notes until the phone's disk is full.
+        phone.set_server_url("http://127.0.0.1:1".into());
+        let filler = fill(fs.path(), fieldsync_mobile::store::DEFAULT_MIN_FREE_BYTES + 384 * 1024);
+        let mut saved: Vec<(String, String)> = Vec::new();
+        let mut refused = None;
+        for i in 0..2_000u64 {
+            let at = MORNING_MS + i as i64 * 60_000;
+            let visit = match phone.plan_visit("c-1".into(), at, at + 1_800_000) {
+                Ok(v) => v,
+                Err(e) => {
+                    refused = Some((None, e));
+                    break;
+                }
+            };
+            let notes = noise(round * 10_000 + i, NOTES);
+            match phone.set_visit_notes(visit.id.clone(), notes.clone()) {
+                Ok(_) => saved.push((visit.id, notes)),
+                Err(e) => {
+                    refused = Some((Some((visit.id, notes)), e));
+                    break;
+                }
+            }
+        }
+        let (unsaved, error) = refused.expect("the phone's disk filled");
+        assert!(matches!(error, FieldsyncError::Storage { .. }), "round {round}: {error:?}");
+        assert!(saved.len() > 10, "round {round}: visits were saved before the disk filled");
+
+        // 2. Space returns: the next write works, and the refused edit is saved with it.
+        std::fs::remove_file(&filler).expect("free the space");
+        let last = phone.plan_visit("c-1".into(), MORNING_MS, MORNING_MS + 60_000).expect("writes resume");
+        saved.push((last.id, String::new()));
+        if let Some(edit) = unsaved {
+            saved.push(edit);
+        }
+
+        // 3. Reopened (the app restarted), the phone has every visit with its notes.
+        drop(phone);
+        let phone = FieldsyncClient::open(store, server.url()).expect("the store opens again");
+        phone.set_token(token.clone()).expect("token");
+        for (id, notes) in &saved {
+            let v = phone.get_visit(id.clone()).unwrap_or_else(|e| panic!("round {round}: {id} lost: {e:?}"));
+            assert_eq!(v.notes.as_str(), notes, "round {round}: the notes of {id}");
+        }
+
+        // 4. Online again, all of it reaches the server.
+        tokio::task::block_in_place(|| phone.sync(None)).expect("sync");
+        assert_eq!(phone.outbox_size(), 0);
+        for (id, notes) in &saved {
+            match server.doc("t", id) {
+                Some(Document::Visit(v)) => assert_eq!(v.notes.as_str(), notes, "{id}"),
+                other => panic!("round {round}: {id} did not reach the server: {other:?}"),
+            }
+        }
+        saved_total += saved.len();
+    }
+    println!("3 full phone disks: {saved_total} visits saved and synced, 3 refused writes kept");
+}

@@ -33,10 +33,12 @@ def unused_url():
 
 
 class Server:
-    def __init__(self, data):
+    """A real `fieldsync serve` on a loopback port (the demo team seeded), with `args` added."""
+
+    def __init__(self, data, args=()):
         self.data = data
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--data", data, "--addr", "127.0.0.1:0"],
+            [BIN, "serve", "--data", data, "--addr", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         deadline = time.time() + 60

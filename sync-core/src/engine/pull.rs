@@ -88,12 +88,24 @@ impl<S: Storage> SyncEngine<S> {
         let mut scanned = 0usize;
         loop {
             let entries = self.storage.read_feed(team, cursor, 512)?;
+            // The feed is numbered without gaps, so a missing number means a trim ran between
+            // this request's look at the horizon and its read: the device would skip what was
+            // trimmed. It stops here, behind the new horizon, and its next request bootstraps.
+            let trimmed = match entries.first() {
+                Some(e) => e.seq != cursor + 1,
+                None => self.storage.feed_horizon(team)? > cursor,
+            };
+            if trimmed {
+                resp.cursor = Cursor::Feed { seq: cursor };
+                resp.more = true;
+                return Ok(());
+            }
             if entries.is_empty() {
                 resp.more = false;
                 break;
             }
             for e in entries {
-                if *budget == 0 || scanned >= self.config.page_entries {
+                if *budget == 0 || scanned >= self.config.page_entries || e.seq != cursor + 1 {
                     resp.cursor = Cursor::Feed { seq: cursor };
                     resp.more = true;
                     return Ok(());
@@ -133,5 +145,74 @@ impl<S: Storage> SyncEngine<S> {
         }
         resp.cursor = Cursor::Feed { seq: cursor };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use automerge::ActorId;
+
+    use crate::Role;
+    use crate::engine::{EngineConfig, SyncEngine};
+    use crate::storage::{KvBackend, KvOp, KvStorage, MemoryKv, Result, key};
+    use crate::testing::fixtures::customer;
+    use crate::testing::{replica, sync_until_idle};
+
+    /// Memory whose next read of the feed, once armed, first trims it to its last entry: a
+    /// trim landing between a pull's look at the horizon and its read.
+    #[derive(Default)]
+    struct TrimBeforeNextFeedRead {
+        kv: MemoryKv,
+        armed: AtomicBool,
+    }
+
+    impl KvBackend for TrimBeforeNextFeedRead {
+        fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.kv.get(k)
+        }
+
+        fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            if start.starts_with(&key(&["f", "t", ""])) && self.armed.swap(false, Ordering::SeqCst) {
+                let head = u64::from_be_bytes(
+                    self.kv.get(&key(&["h", "t"]))?.expect("head").try_into().expect("u64"),
+                );
+                let mut ops: Vec<KvOp> =
+                    (1..head).map(|seq| KvOp::Delete(key(&["f", "t", &format!("{seq:020}")]))).collect();
+                ops.push(KvOp::Put(key(&["z", "t"]), (head - 1).to_be_bytes().to_vec()));
+                self.kv.apply(ops)?;
+            }
+            self.kv.scan(start, end, limit)
+        }
+
+        fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
+            self.kv.apply(ops)
+        }
+    }
+
+    #[test]
+    fn a_trim_between_the_horizon_check_and_the_feed_read_does_not_skip_entries() {
+        // 1. Alice's phone holds her customer c1 and is at the feed's head.
+        let engine = SyncEngine::new(
+            KvStorage::new(TrimBeforeNextFeedRead::default()),
+            EngineConfig::new(ActorId::from(b"srv")),
+        );
+        let docs = |id: &str| vec![customer(id, "alice", None, (45.0, 4.0)).into()];
+        engine.write_as_server("t", &docs("c1"), 0).expect("seed");
+        let mut alice = replica("pa", "t", "alice", Role::Rep);
+        sync_until_idle(&engine, &mut alice, 1);
+
+        // 2. Two more customers of hers arrive; her next pull is raced by a trim that keeps only
+        //    the last entry (c3's).
+        engine.write_as_server("t", &docs("c2"), 2).expect("c2");
+        engine.write_as_server("t", &docs("c3"), 3).expect("c3");
+        engine.storage().backend().armed.store(true, Ordering::SeqCst);
+
+        // 3. She ends with both: the gap sent her back to a bootstrap instead of past c2.
+        sync_until_idle(&engine, &mut alice, 4);
+        assert!(!engine.storage().backend().armed.load(Ordering::SeqCst), "the trim ran");
+        let held: Vec<&String> = alice.doc_ids().collect();
+        assert_eq!(held, ["c1", "c2", "c3"]);
     }
 }
