@@ -474,6 +474,34 @@ pub fn assert_converged(server: &TestServer, team: &str, devices: &[&Device]) {
     }
 }
 
+/// Trims `team`'s feed to its newest `keep` entries every `every` until `stop` is set (the
+/// server's own trimmer, much faster): what devices syncing meanwhile must survive. Returns the
+/// trims done and the trims that failed.
+pub fn spawn_trimmer(
+    server: &TestServer,
+    team: &str,
+    keep: u64,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize)> {
+    let (server, team) = (server.server().clone(), team.to_string());
+    tokio::spawn(async move {
+        let (mut done, mut failed) = (0, 0);
+        while !stop.load(Ordering::Relaxed) {
+            let (s, t) = (server.clone(), team.clone());
+            match tokio::task::spawn_blocking(move || s.engine().trim_feed(&t, keep))
+                .await
+                .expect("trim task")
+            {
+                Ok(_) => done += 1,
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(every).await;
+        }
+        (done, failed)
+    })
+}
+
 /// Both directions: each device holds exactly its scope — every document the server has for its
 /// user (a rep's audience, a manager's whole team), nothing else — each with the server's heads and
 /// typed value. Returns the scope of each user.
@@ -580,6 +608,23 @@ impl RawResponse {
     }
 }
 
+/// The status and headers (names lower-cased) of an HTTP/1.1 response head, without its final
+/// blank line.
+pub fn parse_response_head(head: &[u8]) -> Result<(u16, Vec<(String, String)>), String> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("not a status line: {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers))
+}
+
 /// Reads one response (head, then a `content-length` body) from a raw connection, waiting at most
 /// `within` in all. Errors if the connection closes first or nothing complete arrives in time.
 pub async fn read_raw_response(
@@ -592,17 +637,7 @@ pub async fn read_raw_response(
         let mut chunk = [0u8; 8192];
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                let mut lines = head.split("\r\n");
-                let status = lines
-                    .next()
-                    .and_then(|l| l.split(' ').nth(1))
-                    .and_then(|s| s.parse::<u16>().ok())
-                    .ok_or_else(|| format!("not a status line: {head:?}"))?;
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
+                let (status, headers) = parse_response_head(&buf[..end])?;
                 let len = headers
                     .iter()
                     .find(|(n, _)| n == "content-length")

@@ -15,7 +15,7 @@ use fieldsync_core::storage::Storage as _;
 use fieldsync_e2e::fixtures::{LYON, customer, offset, on_customer, prepend_notes, territory, visit};
 use fieldsync_e2e::{
     Device, DeviceError, MORNING_MS, SyncOutcome, TestServer, assert_feed_without_gap,
-    assert_holds_exactly_its_scope, customer_of, visit_of,
+    assert_holds_exactly_its_scope, customer_of, spawn_trimmer, visit_of,
 };
 
 const TEAM: &str = "acme";
@@ -164,22 +164,7 @@ async fn fifty_devices_syncing_at_once_with_readers_and_trims_each_end_with_exac
             (ok, busy)
         }));
     }
-    let trims = Arc::new(AtomicUsize::new(0));
-    let trimmer = {
-        let engine_server = server.server().clone();
-        let (stop, trims) = (stop.clone(), trims.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let s = engine_server.clone();
-                tokio::task::spawn_blocking(move || s.engine().trim_feed(TEAM, FEED_KEPT))
-                    .await
-                    .expect("trim task")
-                    .expect("trim");
-                trims.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let trimmer = spawn_trimmer(&server, TEAM, FEED_KEPT, Duration::from_millis(5), stop.clone());
 
     // 3. All fifty devices bootstrap, write and sync at once.
     let busy = Arc::new(AtomicUsize::new(0));
@@ -193,7 +178,8 @@ async fn fifty_devices_syncing_at_once_with_readers_and_trims_each_end_with_exac
         typed.extend(t);
     }
     stop.store(true, Ordering::Relaxed);
-    trimmer.await.expect("trimmer");
+    let (trims, failed_trims) = trimmer.await.expect("trimmer");
+    assert_eq!(failed_trims, 0, "trims never fail");
     let mut reads = 0;
     for r in readers {
         let (ok, _) = r.await.expect("reader");
@@ -249,7 +235,7 @@ async fn fifty_devices_syncing_at_once_with_readers_and_trims_each_end_with_exac
          {reads} dashboard reads, {} trims, feed {horizon}..={head}, {} documents",
         typed.len(),
         busy.load(Ordering::Relaxed),
-        trims.load(Ordering::Relaxed),
+        trims,
         server.server().engine().storage().list_docs(TEAM, None, "", 100_000).expect("list").len()
     );
 }

@@ -1183,17 +1183,8 @@ fn send(addr: SocketAddr, token: Option<&str>, req: &Request) -> Result<Answer, 
     let mut chunk = [0u8; 64 * 1024];
     let answer = loop {
         if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let mut lines = head.split("\r\n");
-            let status = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .and_then(|s| s.parse::<u16>().ok())
-                .ok_or_else(|| format!("not a status line: {head:?}"))?;
-            let headers: BTreeMap<String, String> = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-                .collect();
+            let (status, headers) = fieldsync_e2e::parse_response_head(&buf[..end])?;
+            let headers: BTreeMap<String, String> = headers.into_iter().collect();
             let content_type = headers.get("content-type").cloned().unwrap_or_default();
             if content_type.starts_with("text/event-stream") {
                 break Answer { status, content_type, body: Vec::new(), took: started.elapsed() };

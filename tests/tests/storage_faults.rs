@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use automerge::ChangeHash;
@@ -17,7 +17,7 @@ use fieldsync_core::testing::faults::Faults;
 use fieldsync_e2e::fixtures::{LYON, customer, offset, prepend_notes, territory};
 use fieldsync_e2e::{
     Device, DeviceError, MORNING_MS, TestServer, assert_feed_without_gap, assert_holds_exactly_its_scope,
-    customer_of,
+    customer_of, spawn_trimmer,
 };
 
 const TEAM: &str = "acme";
@@ -140,25 +140,8 @@ async fn storage_that_fails_at_random_loses_nothing_acknowledged_and_serves_noth
             (seen, reads)
         })
     };
-    let trims = Arc::new(AtomicUsize::new(0));
-    let trimmer = {
-        let s = server.server().clone();
-        let (stop, trims) = (stop.clone(), trims.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let s = s.clone();
-                // A trim that fails changes nothing; the next one trims.
-                if tokio::task::spawn_blocking(move || s.engine().trim_feed(TEAM, 30))
-                    .await
-                    .expect("task")
-                    .is_ok()
-                {
-                    trims.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    // A trim that fails changes nothing; the next one trims.
+    let trimmer = spawn_trimmer(&server, TEAM, 30, Duration::from_millis(20), stop.clone());
 
     // 3. Every device writes and syncs at once; a failed sync is simply tried again next round.
     let tasks: Vec<_> = devices.drain(..).enumerate().map(|(i, d)| tokio::spawn(work(d, i))).collect();
@@ -170,7 +153,7 @@ async fn storage_that_fails_at_random_loses_nothing_acknowledged_and_serves_noth
     }
     stop.store(true, Ordering::Relaxed);
     let (seen, reads) = reader.await.expect("reader");
-    trimmer.await.expect("trimmer");
+    let (trims, _) = trimmer.await.expect("trimmer");
     let injected = faults.injected();
     let failed: usize = records.iter().flat_map(|r| r.failed.values()).sum();
     assert!(
@@ -230,6 +213,6 @@ async fn storage_that_fails_at_random_loses_nothing_acknowledged_and_serves_noth
         faults.after_write.load(Ordering::SeqCst),
         records.iter().map(|r| r.typed.len()).sum::<usize>(),
         seen.len(),
-        trims.load(Ordering::Relaxed),
+        trims,
     );
 }

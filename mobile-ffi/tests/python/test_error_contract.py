@@ -28,6 +28,8 @@ import pytest
 
 import test_device_story as story
 from test_device_story import HOUR_MS, Server, customers_near_lyon, device, fs
+# The same fixture: a real `fieldsync serve` for this module.
+from test_device_story import server  # noqa: F401
 
 # Which test raises each error type: a type added to the bindings needs a test named here.
 RAISED_BY = {
@@ -107,14 +109,6 @@ class Proxy:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def server():
-    with tempfile.TemporaryDirectory() as data:
-        s = Server(data)
-        yield s
-        s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -88,23 +88,15 @@ impl<S: Storage> SyncEngine<S> {
         let mut scanned = 0usize;
         loop {
             let entries = self.storage.read_feed(team, cursor, 512)?;
-            // The feed is numbered without gaps, so a missing number means a trim ran between
-            // this request's look at the horizon and its read: the device would skip what was
-            // trimmed. It stops here, behind the new horizon, and its next request bootstraps.
-            let trimmed = match entries.first() {
-                Some(e) => e.seq != cursor + 1,
-                None => self.storage.feed_horizon(team)? > cursor,
-            };
-            if trimmed {
-                resp.cursor = Cursor::Feed { seq: cursor };
-                resp.more = true;
-                return Ok(());
-            }
             if entries.is_empty() {
-                resp.more = false;
+                // Nothing after the cursor, unless a trim took it since the horizon was read.
+                resp.more = self.storage.feed_horizon(team)? > cursor;
                 break;
             }
             for e in entries {
+                // The feed is numbered without gaps, so a missing number means a trim ran between
+                // this request's look at the horizon and its read: the device would skip what was
+                // trimmed. It stops here, behind the new horizon, and its next request bootstraps.
                 if *budget == 0 || scanned >= self.config.page_entries || e.seq != cursor + 1 {
                     resp.cursor = Cursor::Feed { seq: cursor };
                     resp.more = true;
