@@ -155,7 +155,17 @@ impl FieldsyncClient {
     fn apply(&self, resp: SyncResponse, summary: &mut SyncSummary) -> Result<()> {
         // A bootstrap page is applied in slices; what it did not bring is dropped once, at the end.
         let page: Vec<String> = resp.page_docs().into_iter().map(str::to_string).collect();
-        let SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after } = resp;
+        let SyncResponse {
+            accepted,
+            rejected,
+            docs,
+            changes,
+            revoked,
+            cursor,
+            more,
+            bootstrap_after,
+            unavailable,
+        } = resp;
         let bootstrap = bootstrap_after.map(|after| (after, page));
         let old_cursor = self.read(|r| Ok(r.cursor().clone()))?;
         let mut slices: Vec<SyncResponse> = Vec::new();
@@ -168,6 +178,7 @@ impl FieldsyncClient {
             cursor: c,
             more: true,
             bootstrap_after: None,
+            unavailable: vec![],
         };
         let mut first = empty(old_cursor.clone());
         first.accepted = accepted;
@@ -187,6 +198,7 @@ impl FieldsyncClient {
         }
         let mut last = empty(cursor);
         last.revoked = revoked;
+        last.unavailable = unavailable;
         last.more = more;
         slices.push(last);
         let n = slices.len();

@@ -63,6 +63,11 @@ pub struct SyncSummary {
     pub revoked: u32,
     pub more: bool,
     pub outbox_size: u32,
+    /// Documents not brought up to date: the server's copy is damaged (or what it sent does not
+    /// load). This phone keeps its copy and its edits; they go out once the server's is repaired.
+    pub unavailable: Vec<String>,
+    /// Local copies that were damaged on this phone and were fetched from the server again.
+    pub repaired: Vec<String>,
 }
 
 impl SyncSummary {
@@ -73,6 +78,12 @@ impl SyncSummary {
         self.pulled_docs += r.pulled_docs as u32;
         self.revoked += r.revoked as u32;
         self.more = r.more;
+        for id in &r.unavailable {
+            if !self.unavailable.contains(id) {
+                self.unavailable.push(id.clone());
+            }
+        }
+        self.repaired.extend(r.damaged.iter().cloned());
     }
 }
 

@@ -136,13 +136,26 @@ impl IntoResponse for ApiError {
                     request_id = %request_id, status = self.status.as_u16(), code = self.code,
                     detail = %self.message, doc_id = ?self.doc_id, "request failed"
                 );
-                format!("something went wrong on the server; quote request id {request_id} when reporting it")
+                if self.code == "document_damaged" {
+                    format!(
+                        "a document this needs is damaged on the server (the others are not); quote request id {request_id} when reporting it"
+                    )
+                } else {
+                    format!(
+                        "something went wrong on the server; quote request id {request_id} when reporting it"
+                    )
+                }
             }
         } else {
             tracing::debug!(request_id = %request_id, code = self.code, message = %self.message, "request refused");
             scrub_hex(&self.message)
         };
-        let code = if self.status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.code };
+        let code = match self.code {
+            // Which document stays in the log: it may be out of the caller's scope.
+            "document_damaged" => self.code,
+            _ if self.status == StatusCode::INTERNAL_SERVER_ERROR => "internal",
+            _ => self.code,
+        };
         let mut body = json!({ "error": code, "message": message, "request_id": request_id });
         // The document a refusal is about; a server error names nothing (it is in the log).
         if let Some(doc) = self.doc_id.filter(|_| !self.status.is_server_error()) {
@@ -252,7 +265,8 @@ impl From<SyncError> for ApiError {
         let doc_id = match &e {
             SyncError::CorruptChange { doc_id, .. }
             | SyncError::InvalidDocument { doc_id, .. }
-            | SyncError::KindMismatch { doc_id, .. } => Some(doc_id.clone()),
+            | SyncError::KindMismatch { doc_id, .. }
+            | SyncError::Storage(StorageError::Damaged { doc_id, .. }) => Some(doc_id.clone()),
             _ => None,
         };
         ApiError { doc_id, retry_after, ..ApiError::new(status, e.code(), e.to_string()) }

@@ -200,11 +200,11 @@ mod tests {
                 doc_id: "d".into(),
                 kind: DocKind::Visit,
                 audience: Audience::Team,
-                data: DocData::Append(b"bytes".to_vec()),
+                data: DocData::Append(fieldsync_core::chunks::frame(1, b"bytes")),
             });
             s.commit(b).expect("commit");
         }
         let s = open(dir.path(), 1 << 20, DEFAULT_MIN_FREE_BYTES).expect("reopen");
-        assert_eq!(s.load_doc("t", "d").expect("load").as_deref(), Some(&b"bytes"[..]));
+        assert_eq!(s.load_doc("t", "d").expect("load"), Some(fieldsync_core::chunks::frame(1, b"bytes")));
     }
 }

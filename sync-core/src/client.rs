@@ -265,6 +265,13 @@ pub struct ApplyReport {
     /// Documents rebuilt on the server's version because a push no longer fitted it; their unsent
     /// edits were made again on top and go out with the next push.
     pub resynced: usize,
+    /// Documents in scope that were not brought up to date this time: the server could not serve
+    /// or take them (its copy is damaged), or what it sent does not load. The local copy and its
+    /// unsent edits are kept.
+    pub unavailable: Vec<String>,
+    /// Local copies that no longer loaded (a damaged store): replaced by the server's copy, or
+    /// dropped and fetched again by a new bootstrap. Their unsent edits could not be read.
+    pub damaged: Vec<String>,
     pub more: bool,
 }
 
@@ -289,6 +296,9 @@ pub struct Replica {
     /// Loaded documents, least recently used first.
     resident: VecDeque<String>,
     resident_limit: usize,
+    /// Something pulled could not be applied (a damaged local copy or damaged changes): the cursor
+    /// stays at the start until the next request, which bootstraps and brings it whole.
+    refetch: bool,
 }
 
 impl Replica {
@@ -308,6 +318,7 @@ impl Replica {
             dirty: BTreeSet::new(),
             resident: VecDeque::new(),
             resident_limit: RESIDENT_DOCS,
+            refetch: false,
         }
     }
 
@@ -606,18 +617,21 @@ impl Replica {
         Ok(edit)
     }
 
-    /// Builds the next request: the cursor and every unacknowledged change.
+    /// Builds the next request: the cursor and every unacknowledged change. A local copy that no
+    /// longer loads (a damaged store) is dropped and the request bootstraps, so the server's copy
+    /// comes back; what it held unsent cannot be read.
     pub fn prepare_request(&mut self) -> SyncRequest {
         self.in_flight.clear();
         let mut push = Vec::new();
+        let mut damaged = Vec::new();
         for (id, local) in self.docs.iter_mut().filter(|(_, d)| d.has_pending) {
             // A document that is not loaded is read from a temporary copy: no other one is evicted.
             let pending = match local.pending() {
                 Ok(pending) => pending,
                 Err(e) => {
-                    // Unreadable local bytes (a damaged store): nothing of it can be sent.
-                    tracing::error!(doc = %id, error = %e, "a local document cannot be read");
-                    vec![]
+                    tracing::error!(doc = %id, error = %e, "a local document cannot be read; fetched again");
+                    damaged.push(id.clone());
+                    continue;
                 }
             };
             if pending.is_empty() {
@@ -631,7 +645,32 @@ impl Replica {
                 changes: pending.iter().map(|c| ByteBuf::from(c.raw_bytes().to_vec())).collect(),
             });
         }
+        for id in &damaged {
+            self.forget_damaged(id);
+        }
+        if !damaged.is_empty() || std::mem::take(&mut self.refetch) {
+            self.cursor = Cursor::Start;
+        }
         SyncRequest { device_id: self.device_id.clone(), cursor: self.cursor.clone(), push }
+    }
+
+    /// Drops a local copy that does not load: the next bootstrap brings the server's.
+    fn forget_damaged(&mut self, doc_id: &str) {
+        self.remove(doc_id);
+        self.in_flight.remove(doc_id);
+        self.dirty.insert(doc_id.to_string());
+    }
+
+    /// Whether the local copy of `doc_id`, if any, fails to load.
+    fn is_damaged(&mut self, doc_id: &str) -> bool {
+        let actor = self.actor.clone();
+        match self.docs.get_mut(doc_id).map(|l| l.load(doc_id, &actor).map(|_| ())) {
+            Some(Err(e)) => {
+                tracing::error!(doc = %doc_id, error = %e, "a local document cannot be read");
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Applies the server's answer to the last prepared request.
@@ -685,10 +724,24 @@ impl Replica {
             let edit = self.reset_to_server(&r.doc_id, &r.code, &r.reason, &r.hashes, server_doc)?;
             report.rejected.push(edit);
         }
+        report.unavailable.extend(resp.unavailable.iter().map(|u| u.doc_id.clone()));
+        // Set when something of this response could not be applied: the next request bootstraps.
+        let mut again = false;
         for s in &resp.docs {
+            let mut incoming = match crate::untrusted::load(&s.bytes) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    tracing::error!(doc = %s.doc_id, error = %e, "the server's copy does not load; the local one is kept");
+                    report.unavailable.push(s.doc_id.clone());
+                    continue;
+                }
+            };
             self.dirty.insert(s.doc_id.clone());
-            let mut incoming = crate::untrusted::load(&s.bytes)
-                .map_err(|e| ClientError::Corrupt(format!("snapshot of {}: {e}", s.doc_id)))?;
+            if self.is_damaged(&s.doc_id) {
+                // The server's copy replaces what no longer loads here.
+                self.forget_damaged(&s.doc_id);
+                report.damaged.push(s.doc_id.clone());
+            }
             let server_heads = incoming.get_heads();
             if self.docs.contains_key(&s.doc_id) {
                 self.touch(&s.doc_id);
@@ -710,6 +763,12 @@ impl Replica {
         }
         for c in &resp.changes {
             self.dirty.insert(c.doc_id.clone());
+            if self.is_damaged(&c.doc_id) {
+                self.forget_damaged(&c.doc_id);
+                report.damaged.push(c.doc_id.clone());
+                again = true;
+                continue;
+            }
             if !self.docs.contains_key(&c.doc_id) {
                 let doc = Automerge::new().with_actor(self.actor.clone());
                 self.insert_loaded(&c.doc_id, LocalDoc::new(doc, c.kind, vec![]));
@@ -718,11 +777,16 @@ impl Replica {
             let local = self.docs.get_mut(&c.doc_id).ok_or_else(|| not_found(&c.doc_id))?;
             local.load(&c.doc_id, &self.actor)?;
             let before: HashSet<ChangeHash> = local.pending()?.iter().map(Change::hash).collect();
-            local
-                .load(&c.doc_id, &self.actor)?
-                .load_incremental(&c.changes)
-                .map_err(|e| ClientError::Corrupt(format!("changes of {}: {e}", c.doc_id)))?;
+            let applied = local.load(&c.doc_id, &self.actor)?.load_incremental(&c.changes);
             local.changed();
+            if let Err(e) = applied {
+                // Damaged changes from the server: the document is fetched whole again.
+                tracing::error!(doc = %c.doc_id, error = %e, "pulled changes do not load; bootstrapping again");
+                local.refresh_pending();
+                report.unavailable.push(c.doc_id.clone());
+                again = true;
+                continue;
+            }
             local.refresh_pending();
             // What is new and not ours came from the server, so the server holds it.
             let pulled: Vec<ChangeHash> =
@@ -746,7 +810,9 @@ impl Replica {
             report.revoked += revoked;
             report.rejected.extend(rejected);
         }
-        self.cursor = resp.cursor.clone();
+        self.refetch |= again;
+        self.cursor = if self.refetch { Cursor::Start } else { resp.cursor.clone() };
+        report.more |= self.refetch;
         self.in_flight.clear();
         Ok(report)
     }
@@ -788,6 +854,10 @@ impl Replica {
         let has_pending = self.docs.get(id).is_some_and(|d| d.has_pending);
         if !has_pending {
             self.remove(id);
+            return Ok(None);
+        }
+        if self.is_damaged(id) {
+            self.forget_damaged(id);
             return Ok(None);
         }
         let (doc, _, acked) = self.take_loaded(id)?;
@@ -1242,6 +1312,7 @@ mod tests {
             cursor: r.cursor().clone(),
             more: false,
             bootstrap_after: None,
+            unavailable: vec![],
         }
     }
 

@@ -46,6 +46,7 @@
 //! ```
 
 pub mod checkin;
+pub mod chunks;
 pub mod client;
 pub mod device;
 pub mod docs;

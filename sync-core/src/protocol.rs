@@ -257,6 +257,18 @@ pub struct Rejected {
     pub server_doc: Option<ByteBuf>,
 }
 
+/// A document in the device's scope the server could not serve or take this time: its stored copy
+/// is damaged. Nothing of it was accepted or sent; the device keeps its own copy and its unsent
+/// edits, and tries again with the next sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unavailable {
+    pub doc_id: String,
+    /// Machine-readable reason: `document_damaged`.
+    pub code: String,
+    /// For people.
+    pub reason: String,
+}
+
 /// A whole document: bootstrap pages and documents that newly came into the device's scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocSnapshot {
@@ -293,6 +305,10 @@ pub struct SyncResponse {
     /// bring: they left its scope while it was away.
     #[serde(default)]
     pub bootstrap_after: Option<String>,
+    /// Documents in the device's scope the server could neither serve nor take (see
+    /// [`Unavailable`]); a bootstrap page that covers one does not bring it, and the device keeps it.
+    #[serde(default)]
+    pub unavailable: Vec<Unavailable>,
 }
 
 /// Why bytes are not a protocol message.
@@ -429,13 +445,15 @@ impl SyncRequest {
 
 impl SyncResponse {
     /// The documents a bootstrap page brings: its snapshots, and the documents the feed after it
-    /// changes (the last page carries the feed written while the device paged). A document the
-    /// page covers and is not among these left the device's scope.
+    /// changes (the last page carries the feed written while the device paged), and those in scope
+    /// the server could not serve. A document the page covers and is not among these left the
+    /// device's scope.
     pub fn page_docs(&self) -> std::collections::HashSet<&str> {
         self.docs
             .iter()
             .map(|d| d.doc_id.as_str())
             .chain(self.changes.iter().map(|c| c.doc_id.as_str()))
+            .chain(self.unavailable.iter().map(|u| u.doc_id.as_str()))
             .collect()
     }
 
@@ -453,6 +471,7 @@ impl SyncResponse {
             && self.docs.is_empty()
             && self.changes.is_empty()
             && self.revoked.is_empty()
+            && self.unavailable.is_empty()
     }
 }
 
@@ -501,8 +520,10 @@ mod tests {
                 .prop_map(|(seq, doc_id, kind, changes)| FeedChanges { seq, doc_id, kind, changes }), 0..4),
             revoked in proptest::collection::vec("[a-z0-9]{1,20}", 0..3),
             cursor in arb_cursor(), more in any::<bool>(),
-            bootstrap_after in proptest::option::of("[a-z0-9]{0,20}")) -> SyncResponse {
-            SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after }
+            bootstrap_after in proptest::option::of("[a-z0-9]{0,20}"),
+            unavailable in proptest::collection::vec(("[a-z0-9]{1,20}", ".{0,60}")
+                .prop_map(|(doc_id, reason)| Unavailable { doc_id, code: "document_damaged".into(), reason }), 0..3)) -> SyncResponse {
+            SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after, unavailable }
         }
     }
 

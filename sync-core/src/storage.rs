@@ -26,6 +26,10 @@ pub enum StorageError {
     Backend(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// One stored document is damaged (a chunk no longer matches its checksum, or the whole does
+    /// not load): that document cannot be served or written, every other one can.
+    #[error("stored document {doc_id} is damaged: {detail}")]
+    Damaged { doc_id: String, detail: String },
     /// The store keeps its free-space reserve: the batch was not applied, nothing changed, and
     /// writes go on by themselves once space is freed. Reads are unaffected.
     #[error("storage is full: {0}")]
@@ -194,7 +198,8 @@ impl Batch {
 /// batch is durable.
 pub trait Storage: Send + Sync {
     fn doc_meta(&self, team: &str, doc_id: &str) -> Result<Option<DocMeta>>;
-    /// The stored chunks concatenated (loadable with `Automerge::load`).
+    /// The stored chunks concatenated (loadable with `Automerge::load`), each checked against its
+    /// checksum first: [`StorageError::Damaged`] names a document whose bytes changed since written.
     fn load_doc(&self, team: &str, doc_id: &str) -> Result<Option<Vec<u8>>>;
     /// Sequence of the last feed entry (0 when none).
     fn feed_head(&self, team: &str) -> Result<u64>;
@@ -442,8 +447,13 @@ impl<B: KvBackend> Storage for KvStorage<B> {
             return Ok(None);
         }
         let mut out = Vec::with_capacity(chunks.iter().map(|(_, v)| v.len()).sum());
-        for (_, v) in chunks {
-            out.extend_from_slice(&v);
+        for (n, (_, v)) in chunks.iter().enumerate() {
+            // Checked here, as bootstraps send these bytes without loading them.
+            crate::chunks::verify(v).map_err(|e| StorageError::Damaged {
+                doc_id: doc_id.to_string(),
+                detail: format!("stored chunk {n}: {e}"),
+            })?;
+            out.extend_from_slice(v);
         }
         Ok(Some(out))
     }
@@ -698,5 +708,36 @@ mod tests {
     #[test]
     fn the_memory_storage_passes_the_conformance_suite() {
         super::conformance::run_all(super::MemoryStorage::in_memory);
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_an_error_naming_its_document_and_the_others_load() {
+        use super::*;
+        let s = MemoryStorage::in_memory();
+        let mut b = Batch::new("t", 0);
+        for (doc, data) in [("c1", b"one".as_slice()), ("c1", b"two"), ("c2", b"three")] {
+            b.docs.push(DocWrite {
+                doc_id: doc.into(),
+                kind: DocKind::Customer,
+                audience: Audience::Team,
+                data: DocData::Append(crate::chunks::frame(1, data)),
+            });
+        }
+        s.commit(b).expect("commit");
+        // One bit of c1's second chunk flips on disk.
+        let k = key(&["c", "t", "c1", &format!("{:010}", 1)]);
+        let mut v = s.backend().get(&k).expect("get").expect("chunk 1");
+        *v.last_mut().expect("bytes") ^= 0x04;
+        s.backend().apply(vec![KvOp::Put(k, v)]).expect("damage");
+
+        match s.load_doc("t", "c1") {
+            Err(StorageError::Damaged { doc_id, detail }) => {
+                assert_eq!(doc_id, "c1");
+                assert!(detail.contains("chunk 1"), "{detail}");
+            }
+            other => panic!("a damaged chunk loaded: {other:?}"),
+        }
+        assert_eq!(s.load_doc("t", "c2").expect("c2 loads"), Some(crate::chunks::frame(1, b"three")));
+        assert!(s.doc_meta("t", "c1").expect("meta").is_some(), "its metadata still reads");
     }
 }

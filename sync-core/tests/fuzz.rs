@@ -44,6 +44,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Automerge, Change, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
 use ciborium::Value as Cbor;
 use fieldsync_core::Role;
+use fieldsync_core::chunks;
 use fieldsync_core::client::Replica;
 use fieldsync_core::docs::*;
 use fieldsync_core::engine::{SyncEngine, SyncError};
@@ -300,55 +301,9 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
 
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
-fn uleb(mut n: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn read_uleb(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut n = 0u64;
-    for (i, b) in bytes.iter().enumerate().take(10) {
-        n |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
-        if b & 0x80 == 0 {
-            return Some((n, i + 1));
-        }
-    }
-    None
-}
-
-/// An Automerge chunk of `kind` (0 document, 1 change, 2 compressed change) around `data`, with
-/// its length and checksum right.
-fn frame_chunk(kind: u8, data: &[u8]) -> Vec<u8> {
-    let mut hashed = vec![kind];
-    uleb(data.len() as u64, &mut hashed);
-    hashed.extend_from_slice(data);
-    let mut out = CHUNK_MAGIC.to_vec();
-    out.extend_from_slice(&sha256(&hashed)[..4]);
-    out.extend_from_slice(&hashed);
-    out
-}
-
 /// The chunks (kind, data) of well-formed Automerge bytes (a saved document, changes, both).
-fn split_chunks(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    while bytes.len() > 9 && bytes[..4] == CHUNK_MAGIC {
-        let kind = bytes[8];
-        let Some((len, n)) = read_uleb(&bytes[9..]) else { break };
-        let start = 9 + n;
-        let Some(end) = start.checked_add(len as usize).filter(|&e| e <= bytes.len()) else { break };
-        out.push((kind, bytes[start..end].to_vec()));
-        bytes = &bytes[end..];
-    }
-    out
+fn split_chunks(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    chunks::split(bytes).map(|cs| cs.iter().map(|c| (c.kind, c.data.to_vec())).collect()).unwrap_or_default()
 }
 
 /// Whether a parsed change's chunk checksum is the start of its hash (`Change::from_bytes` does
@@ -400,7 +355,7 @@ fn apply_damage(base: &[u8], damage: &Damage) -> Vec<u8> {
             }
             let i = which.index(chunks.len());
             mutate(&mut chunks[i].1, m);
-            chunks.iter().flat_map(|(kind, data)| frame_chunk(*kind, data)).collect()
+            chunks.iter().flat_map(|(kind, data)| chunks::frame(*kind, data)).collect()
         }
         Damage::Header(flips) => {
             let mut b = base.to_vec();
@@ -412,7 +367,7 @@ fn apply_damage(base: &[u8], damage: &Damage) -> Vec<u8> {
             b
         }
         Damage::Random(None, b) => b.clone(),
-        Damage::Random(Some(kind), b) => frame_chunk(*kind, b),
+        Damage::Random(Some(kind), b) => chunks::frame(*kind, b),
     }
 }
 
@@ -1138,14 +1093,14 @@ fn the_chunk_tools_reproduce_real_chunks() {
     );
     let w = world();
     for bytes in w.changes().iter().chain(&w.saved_docs()) {
-        let framed: Vec<u8> = split_chunks(bytes).iter().flat_map(|(k, d)| frame_chunk(*k, d)).collect();
+        let framed: Vec<u8> = split_chunks(bytes).iter().flat_map(|(k, d)| chunks::frame(*k, d)).collect();
         assert_eq!(&framed, bytes, "splitting and framing again reproduces real chunks");
     }
     for bytes in w.changes() {
         let change = Change::from_bytes(bytes.clone()).expect("a real change");
         let (kind, data) = &split_chunks(&bytes)[0];
         let mut hashed = vec![*kind];
-        uleb(data.len() as u64, &mut hashed);
+        chunks::uleb(data.len() as u64, &mut hashed);
         hashed.extend_from_slice(data);
         assert_eq!(sha256(&hashed), change.hash().0, "a change hash is the SHA-256 of its chunk");
     }
@@ -1437,6 +1392,16 @@ fn damaged_responses_never_lose_unsent_edits() {
             cursor: case.cursor.clone(),
             more: case.more,
             bootstrap_after: case.bootstrap_after.as_ref().map(|i| pick(IDS, i).to_string()),
+            unavailable: case
+                .revoked
+                .iter()
+                .skip(1)
+                .map(|i| Unavailable {
+                    doc_id: pick(IDS, i).into(),
+                    code: "document_damaged".into(),
+                    reason: "fuzz".into(),
+                })
+                .collect(),
         };
         let mut alice = w.alice.clone();
         let result = alice.apply_response(&resp);

@@ -179,6 +179,7 @@ async fn garbage_empty_future_version_truncated_and_unknown_flag_frames_get_400_
                 cursor: Cursor::Start,
                 more: false,
                 bootstrap_after: None,
+                unavailable: vec![],
             }
             .encode(),
             "malformed",

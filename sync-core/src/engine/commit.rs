@@ -197,6 +197,14 @@ impl<S: Storage> SyncEngine<S> {
                     refusals.push(Refusal { doc_id, kind, rejected, server_doc: None, attempted: None });
                     continue;
                 }
+                Outcome::Damaged { reason } => {
+                    resp.unavailable.push(crate::protocol::Unavailable {
+                        doc_id,
+                        code: "document_damaged".into(),
+                        reason,
+                    });
+                    continue;
+                }
                 Outcome::Staged(staged) => staged,
             };
             let held: Vec<_> =

@@ -76,6 +76,7 @@ impl SyncError {
             SyncError::DeviceRevoked(_) => "device_revoked",
             SyncError::Storage(StorageError::Conflict { .. }) => "conflict",
             SyncError::Storage(StorageError::Full(_)) => "storage_full",
+            SyncError::Storage(StorageError::Damaged { .. }) => "document_damaged",
             SyncError::Storage(_) => "storage",
         }
     }
@@ -209,10 +210,26 @@ pub(crate) enum Outcome {
     Staged(stage::Staged),
     /// Outside the author's scope: refused unread, answered exactly like a missing document.
     OutOfScope { held: Vec<ChangeHash>, rejected: Vec<(Change, Violation)> },
+    /// In scope, but the stored copy is damaged: nothing is decided, accepted or refused; the
+    /// device keeps its edits and is told why (the detail went to the log).
+    Damaged { reason: String },
 }
 
 pub(crate) fn violation(code: ViolationCode, message: &str) -> Violation {
     Violation::new(code, None, message)
+}
+
+/// A stored document that does not load or is not of its schema any more.
+pub(crate) fn damaged(doc_id: &str, e: &dyn std::fmt::Display) -> StorageError {
+    StorageError::Damaged { doc_id: doc_id.to_string(), detail: e.to_string() }
+}
+
+/// What a device is told of a damaged document in its scope.
+pub(crate) fn damaged_reason(doc_id: &str) -> String {
+    format!(
+        "the server's copy of {doc_id} is damaged: nothing of it was taken or sent this time; \
+         this device keeps its copy and its edits, and an operator was alerted"
+    )
 }
 
 /// The answer for a document that is missing or out of the author's scope: the same either way.
@@ -263,8 +280,7 @@ impl<S: Storage> SyncEngine<S> {
             return Ok(Some(Current { snap, meta }));
         }
         let bytes = self.storage.load_doc(team, doc_id)?.unwrap_or_default();
-        let doc =
-            Automerge::load(&bytes).map_err(|e| StorageError::Corrupt(format!("document {doc_id}: {e}")))?;
+        let doc = crate::untrusted::load(&bytes).map_err(|e| damaged(doc_id, &e))?;
         let snap = Arc::new(Snapshot { doc, version: meta.updated_seq });
         self.cache.offer(team, doc_id, snap.clone());
         Ok(Some(Current { snap, meta }))
@@ -308,6 +324,7 @@ impl<S: Storage> SyncEngine<S> {
             cursor: req.cursor.clone(),
             more: false,
             bootstrap_after: None,
+            unavailable: vec![],
         };
         if !req.push.is_empty() {
             self.push(who, req, now_ms, &mut resp)?;
@@ -393,8 +410,38 @@ impl<S: Storage> SyncEngine<S> {
         Ok(parsed)
     }
 
-    /// Decides one pushed document against its current version.
+    /// Decides one pushed document against its current version. A damaged stored copy costs only
+    /// that document: the rest of the push goes on.
     fn decide(&self, who: &Principal, p: &Pushed<'_>) -> Result<Decision> {
+        match self.decide_on_current(who, p) {
+            Err(SyncError::Storage(StorageError::Damaged { doc_id, detail })) => {
+                tracing::error!(team = %who.team, doc = %doc_id, %detail, "a stored document is damaged");
+                let meta = self.storage.doc_meta(&who.team, &doc_id)?;
+                let in_scope = meta
+                    .as_ref()
+                    .is_some_and(|m| who.role.sees_whole_team() || m.audience.includes(&who.user));
+                let mut seen = HashSet::new();
+                let outcome = if in_scope {
+                    Outcome::Damaged { reason: damaged_reason(&doc_id) }
+                } else {
+                    let rejected =
+                        p.changes.iter().filter(|c| seen.insert(c.hash())).map(|c| (c.clone(), not_found()));
+                    Outcome::OutOfScope { held: vec![], rejected: rejected.collect() }
+                };
+                Ok(Decision {
+                    doc_id,
+                    kind: p.push.kind,
+                    pushed: p.changes.iter().map(Change::hash).collect(),
+                    version: meta.as_ref().map(|m| m.updated_seq),
+                    old_meta: meta,
+                    outcome,
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn decide_on_current(&self, who: &Principal, p: &Pushed<'_>) -> Result<Decision> {
         let team = who.team.as_str();
         let doc_id = p.push.doc_id.as_str();
         let current = self.current(team, doc_id)?;
@@ -438,10 +485,7 @@ impl<S: Storage> SyncEngine<S> {
         let empty = Automerge::new();
         let base_doc = current.as_ref().map_or(&empty, |c| &c.snap.doc);
         let before = match &current {
-            Some(_) => Some(
-                Document::hydrate(base_doc)
-                    .map_err(|e| StorageError::Corrupt(format!("stored document {doc_id}: {e}")))?,
-            ),
+            Some(_) => Some(Document::hydrate(base_doc).map_err(|e| damaged(doc_id, &e))?),
             None => None,
         };
         let base = stage::Base {
@@ -465,8 +509,7 @@ impl<S: Storage> SyncEngine<S> {
         let Some(c) = self.current(team, doc_id)? else {
             return Ok(None);
         };
-        let typed = Document::hydrate(&c.snap.doc)
-            .map_err(|e| StorageError::Corrupt(format!("stored document {doc_id}: {e}")))?;
+        let typed = Document::hydrate(&c.snap.doc).map_err(|e| damaged(doc_id, &e))?;
         Ok(Some((typed, c.meta)))
     }
 
@@ -487,7 +530,7 @@ impl<S: Storage> SyncEngine<S> {
             after = last.clone();
             for (id, _) in &page {
                 let Some(meta) = self.storage.doc_meta(team, id)? else { continue };
-                let corrupt = |e: &dyn std::fmt::Display| StorageError::Corrupt(format!("{id}: {e}"));
+                let corrupt = |e: &dyn std::fmt::Display| damaged(id, e);
                 if let Some(snap) = self.cache.get(team, id)
                     && snap.version() == meta.updated_seq
                 {
@@ -495,7 +538,7 @@ impl<S: Storage> SyncEngine<S> {
                     continue;
                 }
                 let Some(bytes) = self.storage.load_doc(team, id)? else { continue };
-                let doc = Automerge::load(&bytes).map_err(|e| corrupt(&e))?;
+                let doc = crate::untrusted::load(&bytes).map_err(|e| corrupt(&e))?;
                 out.push(Document::hydrate(&doc).map_err(|e| corrupt(&e))?);
             }
         }

@@ -13,6 +13,11 @@ fn write(doc: &str, audience: Audience, data: DocData) -> DocWrite {
     DocWrite { doc_id: doc.to_string(), kind: DocKind::Visit, audience, data }
 }
 
+/// A stored chunk: stores check that what they load is still what they wrote.
+fn c(bytes: &[u8]) -> Vec<u8> {
+    crate::chunks::frame(1, bytes)
+}
+
 fn users(u: &[&str]) -> Audience {
     Audience::Users(u.iter().map(|s| s.to_string()).collect())
 }
@@ -94,13 +99,16 @@ pub fn the_report_index_is_kept_per_team<S: Storage>(s: &S) {
 
 pub fn documents_append_and_load_in_order<S: Storage>(s: &S) {
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"one".to_vec())));
-    b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"two".to_vec())));
+    b.docs.push(write("d1", users(&["alice"]), DocData::Append(c(b"one"))));
+    b.docs.push(write("d1", users(&["alice"]), DocData::Append(c(b"two"))));
     s.commit(b).expect("commit");
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("d1", users(&["alice"]), DocData::Append(b"three".to_vec())));
+    b.docs.push(write("d1", users(&["alice"]), DocData::Append(c(b"three"))));
     s.commit(b).expect("second commit");
-    assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"onetwothree"[..]));
+    assert_eq!(
+        s.load_doc("t1", "d1").expect("load").as_deref(),
+        Some(&[c(b"one"), c(b"two"), c(b"three")].concat()[..])
+    );
     let meta = s.doc_meta("t1", "d1").expect("meta").expect("meta exists");
     assert_eq!(meta.chunks, 3);
     assert_eq!(s.load_doc("t1", "nope").expect("load missing"), None);
@@ -110,18 +118,18 @@ pub fn documents_append_and_load_in_order<S: Storage>(s: &S) {
 pub fn replace_compacts_to_one_chunk<S: Storage>(s: &S) {
     let mut b = Batch::new("t1", 0);
     for part in ["a", "b", "c"] {
-        b.docs.push(write("d1", Audience::Team, DocData::Append(part.as_bytes().to_vec())));
+        b.docs.push(write("d1", Audience::Team, DocData::Append(c(part.as_bytes()))));
     }
     s.commit(b).expect("commit");
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("d1", Audience::Team, DocData::Replace(b"ABC".to_vec())));
+    b.docs.push(write("d1", Audience::Team, DocData::Replace(c(b"ABC"))));
     s.commit(b).expect("replace");
-    assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"ABC"[..]));
+    assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&c(b"ABC")[..]));
     assert_eq!(s.doc_meta("t1", "d1").expect("meta").map(|m| m.chunks), Some(1));
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("d1", Audience::Team, DocData::Append(b"D".to_vec())));
+    b.docs.push(write("d1", Audience::Team, DocData::Append(c(b"D"))));
     s.commit(b).expect("append after replace");
-    assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&b"ABCD"[..]));
+    assert_eq!(s.load_doc("t1", "d1").expect("load").as_deref(), Some(&[c(b"ABC"), c(b"D")].concat()[..]));
 }
 
 pub fn feed_is_ordered_and_paged<S: Storage>(s: &S) {
@@ -149,7 +157,7 @@ pub fn a_stale_head_conflicts_and_applies_nothing<S: Storage>(s: &S) {
     let mut stale = Batch::new("t1", 0);
     let (d, k, a, body) = entry("d2", b"y", Audience::Team);
     stale.push_feed(&d, k, "dev", a, body);
-    stale.docs.push(write("d2", Audience::Team, DocData::Append(b"y".to_vec())));
+    stale.docs.push(write("d2", Audience::Team, DocData::Append(c(b"y"))));
     match s.commit(stale) {
         Err(StorageError::Conflict { expected: 0, found: 1, .. }) => {}
         other => panic!("a stale head must conflict, got {other:?}"),
@@ -160,9 +168,9 @@ pub fn a_stale_head_conflicts_and_applies_nothing<S: Storage>(s: &S) {
 
 pub fn audience_index_follows_the_document<S: Storage>(s: &S) {
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("v1", users(&["alice"]), DocData::Append(b"1".to_vec())));
-    b.docs.push(write("v2", users(&["bob"]), DocData::Append(b"2".to_vec())));
-    b.docs.push(write("p1", Audience::Team, DocData::Append(b"3".to_vec())));
+    b.docs.push(write("v1", users(&["alice"]), DocData::Append(c(b"1"))));
+    b.docs.push(write("v2", users(&["bob"]), DocData::Append(c(b"2"))));
+    b.docs.push(write("p1", Audience::Team, DocData::Append(c(b"3"))));
     s.commit(b).expect("commit");
     let ids = |m: Option<&str>| -> Vec<String> {
         s.list_docs("t1", m, "", 100).expect("list").into_iter().map(|(id, _)| id).collect()
@@ -172,7 +180,7 @@ pub fn audience_index_follows_the_document<S: Storage>(s: &S) {
     assert_eq!(ids(None), vec!["p1", "v1", "v2"]);
     // v1 moves from alice to bob.
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("v1", users(&["bob"]), DocData::Append(b"4".to_vec())));
+    b.docs.push(write("v1", users(&["bob"]), DocData::Append(c(b"4"))));
     s.commit(b).expect("reassign");
     assert_eq!(ids(Some("alice")), vec!["p1"]);
     assert_eq!(ids(Some("bob")), vec!["p1", "v1", "v2"]);
@@ -184,7 +192,7 @@ pub fn audience_index_follows_the_document<S: Storage>(s: &S) {
 
 pub fn teams_never_see_each_other<S: Storage>(s: &S) {
     let mut b = Batch::new("t1", 0);
-    b.docs.push(write("a1", Audience::Team, DocData::Append(b"secret".to_vec())));
+    b.docs.push(write("a1", Audience::Team, DocData::Append(c(b"secret"))));
     let (d, k, a, body) = entry("a1", b"secret", Audience::Team);
     b.push_feed(&d, k, "dev", a, body);
     s.commit(b).expect("commit t1");
@@ -193,10 +201,10 @@ pub fn teams_never_see_each_other<S: Storage>(s: &S) {
     assert!(s.read_feed("t2", 0, 100).expect("feed").is_empty());
     // The same id in another team is another document.
     let mut b = Batch::new("t2", 0);
-    b.docs.push(write("a1", Audience::Team, DocData::Append(b"other".to_vec())));
+    b.docs.push(write("a1", Audience::Team, DocData::Append(c(b"other"))));
     s.commit(b).expect("commit t2");
-    assert_eq!(s.load_doc("t1", "a1").expect("load").as_deref(), Some(&b"secret"[..]));
-    assert_eq!(s.load_doc("t2", "a1").expect("load").as_deref(), Some(&b"other"[..]));
+    assert_eq!(s.load_doc("t1", "a1").expect("load").as_deref(), Some(&c(b"secret")[..]));
+    assert_eq!(s.load_doc("t2", "a1").expect("load").as_deref(), Some(&c(b"other")[..]));
     // A team whose name is a prefix of another's sees nothing of it either.
     assert!(s.list_docs("t", None, "", 100).expect("list").is_empty());
 }
