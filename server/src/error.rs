@@ -8,7 +8,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use fieldsync_core::{engine::SyncError, protocol::WireError, storage::StorageError};
+use fieldsync_core::protocol::{DOCUMENT_DAMAGED, WireError};
+use fieldsync_core::{engine::SyncError, storage::StorageError};
 use fieldsync_planning::{OutOfBounds, areas::AreaError, route::RouteError};
 use serde_json::json;
 
@@ -136,7 +137,7 @@ impl IntoResponse for ApiError {
                     request_id = %request_id, status = self.status.as_u16(), code = self.code,
                     detail = %self.message, doc_id = ?self.doc_id, "request failed"
                 );
-                if self.code == "document_damaged" {
+                if self.code == DOCUMENT_DAMAGED {
                     format!(
                         "a document this needs is damaged on the server (the others are not); quote request id {request_id} when reporting it"
                     )
@@ -152,7 +153,7 @@ impl IntoResponse for ApiError {
         };
         let code = match self.code {
             // Which document stays in the log: it may be out of the caller's scope.
-            "document_damaged" => self.code,
+            DOCUMENT_DAMAGED => self.code,
             _ if self.status == StatusCode::INTERNAL_SERVER_ERROR => "internal",
             _ => self.code,
         };

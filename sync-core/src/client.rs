@@ -779,15 +779,14 @@ impl Replica {
             let before: HashSet<ChangeHash> = local.pending()?.iter().map(Change::hash).collect();
             let applied = local.load(&c.doc_id, &self.actor)?.load_incremental(&c.changes);
             local.changed();
+            local.refresh_pending();
             if let Err(e) = applied {
                 // Damaged changes from the server: the document is fetched whole again.
                 tracing::error!(doc = %c.doc_id, error = %e, "pulled changes do not load; bootstrapping again");
-                local.refresh_pending();
                 report.unavailable.push(c.doc_id.clone());
                 again = true;
                 continue;
             }
-            local.refresh_pending();
             // What is new and not ours came from the server, so the server holds it.
             let pulled: Vec<ChangeHash> =
                 local.pending()?.iter().map(Change::hash).filter(|h| !before.contains(h)).collect();

@@ -257,13 +257,16 @@ pub struct Rejected {
     pub server_doc: Option<ByteBuf>,
 }
 
+/// The code of a document whose stored copy is damaged ([`Unavailable`], and the HTTP error).
+pub const DOCUMENT_DAMAGED: &str = "document_damaged";
+
 /// A document in the device's scope the server could not serve or take this time: its stored copy
 /// is damaged. Nothing of it was accepted or sent; the device keeps its own copy and its unsent
 /// edits, and tries again with the next sync.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unavailable {
     pub doc_id: String,
-    /// Machine-readable reason: `document_damaged`.
+    /// Machine-readable reason: [`DOCUMENT_DAMAGED`].
     pub code: String,
     /// For people.
     pub reason: String,
@@ -522,7 +525,7 @@ mod tests {
             cursor in arb_cursor(), more in any::<bool>(),
             bootstrap_after in proptest::option::of("[a-z0-9]{0,20}"),
             unavailable in proptest::collection::vec(("[a-z0-9]{1,20}", ".{0,60}")
-                .prop_map(|(doc_id, reason)| Unavailable { doc_id, code: "document_damaged".into(), reason }), 0..3)) -> SyncResponse {
+                .prop_map(|(doc_id, reason)| Unavailable { doc_id, code: DOCUMENT_DAMAGED.into(), reason }), 0..3)) -> SyncResponse {
             SyncResponse { accepted, rejected, docs, changes, revoked, cursor, more, bootstrap_after, unavailable }
         }
     }

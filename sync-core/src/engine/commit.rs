@@ -197,12 +197,8 @@ impl<S: Storage> SyncEngine<S> {
                     refusals.push(Refusal { doc_id, kind, rejected, server_doc: None, attempted: None });
                     continue;
                 }
-                Outcome::Damaged { reason } => {
-                    resp.unavailable.push(crate::protocol::Unavailable {
-                        doc_id,
-                        code: "document_damaged".into(),
-                        reason,
-                    });
+                Outcome::Damaged => {
+                    resp.unavailable.push(super::unavailable(doc_id));
                     continue;
                 }
                 Outcome::Staged(staged) => staged,

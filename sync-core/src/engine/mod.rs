@@ -76,7 +76,7 @@ impl SyncError {
             SyncError::DeviceRevoked(_) => "device_revoked",
             SyncError::Storage(StorageError::Conflict { .. }) => "conflict",
             SyncError::Storage(StorageError::Full(_)) => "storage_full",
-            SyncError::Storage(StorageError::Damaged { .. }) => "document_damaged",
+            SyncError::Storage(StorageError::Damaged { .. }) => crate::protocol::DOCUMENT_DAMAGED,
             SyncError::Storage(_) => "storage",
         }
     }
@@ -212,7 +212,7 @@ pub(crate) enum Outcome {
     OutOfScope { held: Vec<ChangeHash>, rejected: Vec<(Change, Violation)> },
     /// In scope, but the stored copy is damaged: nothing is decided, accepted or refused; the
     /// device keeps its edits and is told why (the detail went to the log).
-    Damaged { reason: String },
+    Damaged,
 }
 
 pub(crate) fn violation(code: ViolationCode, message: &str) -> Violation {
@@ -225,11 +225,15 @@ pub(crate) fn damaged(doc_id: &str, e: &dyn std::fmt::Display) -> StorageError {
 }
 
 /// What a device is told of a damaged document in its scope.
-pub(crate) fn damaged_reason(doc_id: &str) -> String {
-    format!(
-        "the server's copy of {doc_id} is damaged: nothing of it was taken or sent this time; \
-         this device keeps its copy and its edits, and an operator was alerted"
-    )
+pub(crate) fn unavailable(doc_id: String) -> crate::protocol::Unavailable {
+    crate::protocol::Unavailable {
+        reason: format!(
+            "the server's copy of {doc_id} is damaged: nothing of it was taken or sent this time; \
+             this device keeps its copy and its edits, and an operator was alerted"
+        ),
+        doc_id,
+        code: crate::protocol::DOCUMENT_DAMAGED.into(),
+    }
 }
 
 /// The answer for a document that is missing or out of the author's scope: the same either way.
@@ -422,7 +426,7 @@ impl<S: Storage> SyncEngine<S> {
                     .is_some_and(|m| who.role.sees_whole_team() || m.audience.includes(&who.user));
                 let mut seen = HashSet::new();
                 let outcome = if in_scope {
-                    Outcome::Damaged { reason: damaged_reason(&doc_id) }
+                    Outcome::Damaged
                 } else {
                     let rejected =
                         p.changes.iter().filter(|c| seen.insert(c.hash())).map(|c| (c.clone(), not_found()));

@@ -3,8 +3,8 @@
 
 use serde_bytes::ByteBuf;
 
-use super::{Result, SyncEngine, damaged_reason};
-use crate::protocol::{Cursor, DocSnapshot, FeedChanges, SyncResponse, Unavailable};
+use super::{Result, SyncEngine, unavailable};
+use crate::protocol::{Cursor, DocSnapshot, FeedChanges, SyncResponse};
 use crate::rules::Principal;
 use crate::storage::{FeedBody, Storage, StorageError};
 
@@ -69,11 +69,7 @@ impl<S: Storage> SyncEngine<S> {
                 // its copy (the page does not make it drop it) and everything else syncs.
                 Err(StorageError::Damaged { doc_id, detail }) => {
                     tracing::error!(team, doc = %doc_id, %detail, "a stored document is damaged; left out of a bootstrap");
-                    resp.unavailable.push(Unavailable {
-                        reason: damaged_reason(&doc_id),
-                        doc_id,
-                        code: "document_damaged".into(),
-                    });
+                    resp.unavailable.push(unavailable(doc_id));
                 }
                 Err(e) => return Err(e.into()),
             }
