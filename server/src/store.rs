@@ -12,10 +12,17 @@
 //! filled the disk, an I/O error), the store is *poisoned*: every later read and write fails
 //! until the server is restarted and sled recovers its last durable state, so nothing that was not
 //! acknowledged is ever served.
+//!
+//! Nothing is served before it is durable either. sled makes a batch visible to readers when it
+//! is applied, and durable only when the flush returns; a pull that read a feed entry in between,
+//! with the process killed before the flush, would carry a cursor past a number the restarted
+//! server hands to a different change, which that device would then never pull. So a batch is
+//! applied and flushed under [`SledKv`]'s write gate, and every read holds the gate shared: a reader
+//! sees the store as it was before the batch or as it is once the batch is on disk.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use fieldsync_core::storage::{KvBackend, KvOp, KvStorage, Result, StorageError};
 
@@ -31,6 +38,9 @@ pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 /// the pages it rewrites.
 const DISK_BYTES_PER_BATCH_BYTE: u64 = 3;
 
+#[cfg(test)]
+type FlushHold = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
 #[derive(Debug, Clone)]
 pub struct SledKv {
     db: sled::Db,
@@ -39,6 +49,11 @@ pub struct SledKv {
     min_free_bytes: u64,
     /// Set when a write failed: sled's memory may then hold what its files do not.
     poisoned: Arc<AtomicBool>,
+    /// Held exclusively from a batch's apply to the end of its flush, shared by every read.
+    gate: Arc<RwLock<()>>,
+    /// Tests hold a write between its apply and its flush: it says when it got there, then waits.
+    #[cfg(test)]
+    before_flush: Arc<std::sync::Mutex<Option<FlushHold>>>,
 }
 
 fn backend(e: sled::Error) -> StorageError {
@@ -70,6 +85,9 @@ impl SledKv {
                         dir: dir.to_path_buf(),
                         min_free_bytes,
                         poisoned: Arc::default(),
+                        gate: Arc::default(),
+                        #[cfg(test)]
+                        before_flush: Arc::default(),
                     });
                 }
                 Err(e) if attempts < 50 && e.to_string().contains("could not acquire lock") => {
@@ -84,7 +102,15 @@ impl SledKv {
     /// A store that lives only as long as the process (tests of the conformance suite).
     pub fn temporary() -> Result<Self> {
         let db = sled::Config::new().temporary(true).open().map_err(backend)?;
-        Ok(SledKv { db, dir: std::env::temp_dir(), min_free_bytes: 0, poisoned: Arc::default() })
+        Ok(SledKv {
+            db,
+            dir: std::env::temp_dir(),
+            min_free_bytes: 0,
+            poisoned: Arc::default(),
+            gate: Arc::default(),
+            #[cfg(test)]
+            before_flush: Arc::default(),
+        })
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -128,11 +154,13 @@ impl SledKv {
 
 impl KvBackend for SledKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _durable = self.gate.read().unwrap_or_else(|e| e.into_inner());
         self.healthy()?;
         Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let _durable = self.gate.read().unwrap_or_else(|e| e.into_inner());
         self.healthy()?;
         if start >= end {
             return Ok(vec![]);
@@ -161,8 +189,14 @@ impl KvBackend for SledKv {
                 KvOp::Delete(k) => batch.remove(k),
             }
         }
+        // Acknowledged means durable, and served means durable: no read between apply and flush.
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         self.db.apply_batch(batch).map_err(|e| self.poison(e))?;
-        // Acknowledged means durable.
+        #[cfg(test)]
+        if let Some((reached, release)) = &*self.before_flush.lock().expect("hold") {
+            reached.send(()).expect("the test waits");
+            let _ = release.recv_timeout(std::time::Duration::from_secs(5));
+        }
         self.db.flush().map_err(|e| self.poison(e))?;
         Ok(())
     }
@@ -186,6 +220,43 @@ mod tests {
         fieldsync_core::storage::conformance::run_all(|| {
             KvStorage::new(SledKv::temporary().expect("temporary sled"))
         });
+    }
+
+    #[test]
+    fn a_batch_is_not_read_before_its_flush_returns() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let kv = SledKv::temporary().expect("temporary sled");
+        kv.apply(vec![KvOp::Put(b"k".to_vec(), b"before".to_vec())]).expect("first batch");
+
+        // 1. A second batch is applied and held before its flush, as if the disk were slow.
+        let (reached_tx, reached) = channel();
+        let (release, release_rx) = channel();
+        *kv.before_flush.lock().expect("hold") = Some((reached_tx, release_rx));
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || kv.apply(vec![KvOp::Put(b"k".to_vec(), b"after".to_vec())]))
+        };
+        reached.recv_timeout(Duration::from_secs(5)).expect("the batch reaches its flush");
+
+        // 2. A reader meanwhile must not see it: a kill now would lose what it read.
+        let (read_tx, read) = channel();
+        let reader = {
+            let kv = kv.clone();
+            std::thread::spawn(move || read_tx.send(kv.get(b"k").expect("read")).expect("send"))
+        };
+        match read.recv_timeout(Duration::from_millis(300)) {
+            Err(_) => {}
+            Ok(v) => {
+                assert_eq!(v.as_deref(), Some(&b"before"[..]), "a read saw a batch before it was durable")
+            }
+        }
+
+        // 3. Once flushed, the batch is what everybody reads.
+        release.send(()).expect("release");
+        writer.join().expect("writer").expect("the held batch commits");
+        reader.join().expect("reader");
+        assert_eq!(kv.get(b"k").expect("read").as_deref(), Some(&b"after"[..]));
     }
 
     #[test]
