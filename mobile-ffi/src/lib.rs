@@ -70,6 +70,8 @@ pub trait SyncProgress: Send + Sync {
 struct State {
     replica: Option<Replica>,
     last_sync_ms: Option<i64>,
+    /// Local copies found damaged when the store was opened, reported by the next sync.
+    repaired: Vec<String>,
 }
 
 /// The one object an app holds. Every method may be called from any thread; calls block, so run
@@ -221,12 +223,16 @@ impl FieldsyncClient {
         Ok(())
     }
 
-    fn finish_sync(&self) -> Result<()> {
+    /// Records a completed sync; the summary learns which local copies were repaired since.
+    fn finish_sync(&self, summary: &mut SyncSummary) -> Result<()> {
         let t = now_ms();
         let mut state = self.lock();
         state.last_sync_ms = Some(t);
-        let replica = state.replica.as_mut().ok_or_else(no_identity)?;
-        Ok(self.store.persist_changed(replica, Some(t))?)
+        let State { replica, repaired, .. } = &mut *state;
+        let replica = replica.as_mut().ok_or_else(no_identity)?;
+        self.store.persist_changed(replica, Some(t))?;
+        summary.repaired.append(repaired);
+        Ok(())
     }
 }
 
@@ -286,7 +292,11 @@ impl FieldsyncClient {
             device_id,
             server_url: RwLock::new(server_url),
             token: RwLock::new(None),
-            state: Mutex::new(State { replica, last_sync_ms: loaded.last_sync_ms }),
+            state: Mutex::new(State {
+                replica,
+                last_sync_ms: loaded.last_sync_ms,
+                repaired: loaded.repaired,
+            }),
             sync_lock: Mutex::new(()),
             syncing: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
@@ -524,7 +534,7 @@ impl FieldsyncClient {
                 return Err(FieldsyncError::Internal { message: "sync does not converge".into() });
             }
         }
-        self.finish_sync()?;
+        self.finish_sync(&mut summary)?;
         Ok(summary)
     }
 
@@ -547,7 +557,7 @@ impl FieldsyncClient {
         self.apply(resp, &mut summary)?;
         summary.outbox_size = self.outbox_size();
         if !summary.more && summary.outbox_size == 0 {
-            self.finish_sync()?;
+            self.finish_sync(&mut summary)?;
         }
         Ok(summary)
     }

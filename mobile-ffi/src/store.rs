@@ -42,7 +42,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// After this many chunks a document is saved whole again.
-const COMPACT_AFTER: u32 = 16;
+pub const COMPACT_AFTER: u32 = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct DocEntry {
@@ -85,6 +85,8 @@ pub struct Loaded {
     pub docs: Vec<(String, LocalDoc)>,
     pub rejected: Vec<RejectedEdit>,
     pub last_sync_ms: Option<i64>,
+    /// Documents whose local copy was damaged and salvaged (see [`DeviceStore::load`]).
+    pub repaired: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,47 +173,125 @@ impl DeviceStore {
 
     /// Reads everything back. Documents stay saved bytes, not loaded (entries written before the
     /// store recorded whether a document has unsent changes are loaded once and upgraded).
+    ///
+    /// A damaged document costs only itself: a chunk that no longer matches its checksum, an entry
+    /// that no longer decodes or bytes that no longer load are salvaged — what still loads is
+    /// kept and saved whole again, the rest dropped — the cursor goes back to the start so the next
+    /// sync fetches the server's copies, and the document is named in [`Loaded::repaired`]. The
+    /// other documents open as they are.
     pub fn load(&self) -> Result<Loaded> {
         let mut docs = Vec::new();
+        let mut repaired = Vec::new();
         let mut upgrade = Writes::default();
-        let mut upgraded = false;
         for item in self.db.scan_prefix(b"d/") {
             let (k, v) = item?;
             let id = String::from_utf8(k[2..].to_vec()).map_err(|_| StoreError::Corrupt("doc id".into()))?;
-            let mut entry: DocEntry = dec("doc entry", &v)?;
-            let mut bytes = Vec::new();
+            let mut values = Vec::new();
             for chunk in self.db.scan_prefix(format!("c/{id}/").as_bytes()) {
-                bytes.extend_from_slice(&chunk?.1);
+                values.push(chunk?);
             }
-            let acked = unhash(&entry.acked)?;
-            let (heads, pending) = match entry.pending {
-                Some(pending) => (unhash(&entry.saved)?, pending),
-                None => {
-                    let doc = Automerge::load(&bytes)
-                        .map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
-                    let heads = doc.get_heads();
-                    let pending = !doc.get_changes(&acked).is_empty();
-                    entry.saved = hashes(&heads);
-                    entry.pending = Some(pending);
-                    upgrade.insert(k, enc(&entry)?);
-                    upgraded = true;
-                    (heads, pending)
-                }
+            let entry: Option<DocEntry> = dec("doc entry", &v).ok();
+            let intact = values.iter().all(|(_, v)| fieldsync_core::chunks::verify(v).is_ok());
+            let read = match entry {
+                Some(entry) if intact => Self::read_doc(&id, entry, &values, &mut upgrade),
+                _ => None,
             };
-            docs.push((id, LocalDoc::from_saved(bytes, entry.kind, acked, heads, pending)));
+            match read {
+                Some(local) => docs.push((id, local)),
+                None => {
+                    tracing::warn!(doc = %id, "a damaged local copy: salvaged, and fetched again at the next sync");
+                    if let Some(local) = Self::salvage(&id, dec("doc entry", &v).ok(), &values, &mut upgrade)?
+                    {
+                        docs.push((id.clone(), local));
+                    }
+                    repaired.push(id);
+                }
+            }
         }
-        if upgraded {
+        let mut cursor = self.get_meta("meta/cursor")?.unwrap_or(Cursor::Start);
+        if !repaired.is_empty() {
+            cursor = Cursor::Start;
+            upgrade.insert("meta/cursor", enc(&cursor)?);
+        }
+        if upgrade.bytes > 0 {
             self.commit(upgrade)?;
         }
         Ok(Loaded {
             device_id: self.get_meta("meta/device")?,
             principal: self.get_meta("meta/principal")?,
-            cursor: self.get_meta("meta/cursor")?.unwrap_or(Cursor::Start),
+            cursor,
             actor_epoch: self.get_meta("meta/actor_epoch")?.unwrap_or(0),
             docs,
             rejected: self.get_meta("meta/rejected")?.unwrap_or_default(),
             last_sync_ms: self.get_meta("meta/last_sync_ms")?,
+            repaired,
         })
+    }
+
+    /// An intact document as its entry describes it (`None`: it does not load after all).
+    fn read_doc(
+        id: &str,
+        mut entry: DocEntry,
+        values: &[(sled::IVec, sled::IVec)],
+        upgrade: &mut Writes,
+    ) -> Option<LocalDoc> {
+        let bytes: Vec<u8> = values.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let acked = unhash(&entry.acked).ok()?;
+        let (heads, pending) = match entry.pending {
+            Some(pending) => (unhash(&entry.saved).ok()?, pending),
+            None => {
+                let doc = Automerge::load(&bytes).ok()?;
+                let heads = doc.get_heads();
+                let pending = !doc.get_changes(&acked).is_empty();
+                entry.saved = hashes(&heads);
+                entry.pending = Some(pending);
+                upgrade.insert(format!("d/{id}"), enc(&entry).ok()?);
+                (heads, pending)
+            }
+        };
+        Some(LocalDoc::from_saved(bytes, entry.kind, acked, heads, pending))
+    }
+
+    /// What still loads of a damaged document, saved whole again (`None`: nothing did, and the
+    /// document is removed from the store). Acknowledged heads that were lost are forgotten: the
+    /// changes they covered are sent again, which the server ignores for those it holds.
+    fn salvage(
+        id: &str,
+        entry: Option<DocEntry>,
+        values: &[(sled::IVec, sled::IVec)],
+        upgrade: &mut Writes,
+    ) -> Result<Option<LocalDoc>> {
+        let mut doc = Automerge::new();
+        for (_, v) in values.iter().filter(|(_, v)| fieldsync_core::chunks::verify(v).is_ok()) {
+            // Changes whose dependencies were in a damaged chunk wait in the queue and are not saved.
+            let _ = doc.load_incremental(v);
+        }
+        for (key, _) in values {
+            upgrade.remove(key);
+        }
+        let kind = entry.as_ref().map(|e| e.kind).or_else(|| fieldsync_core::docs::kind_of(&doc));
+        let (Some(kind), false) = (kind, doc.get_heads().is_empty()) else {
+            upgrade.remove(format!("d/{id}"));
+            return Ok(None);
+        };
+        let acked: Vec<ChangeHash> = entry
+            .and_then(|e| unhash(&e.acked).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+            .collect();
+        let local = LocalDoc::new(doc, kind, acked);
+        let saved = local.saved().into_owned();
+        upgrade.insert(format!("c/{id}/{:08}", 0), saved);
+        let entry = DocEntry {
+            kind,
+            acked: hashes(local.acked()),
+            chunks: 1,
+            saved: hashes(local.heads()),
+            pending: Some(local.has_pending()),
+        };
+        upgrade.insert(format!("d/{id}"), enc(&entry)?);
+        Ok(Some(local))
     }
 
     pub fn set_identity(&self, device_id: &str, principal: &Principal) -> Result<()> {
@@ -310,6 +390,17 @@ impl DeviceStore {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+
+    /// How many chunks hold document `id` now (at most [`COMPACT_AFTER`]: a diagnostic, and what
+    /// tests check compaction by).
+    pub fn chunks_of(&self, id: &str) -> Result<u32> {
+        let mut n = 0;
+        for key in self.db.scan_prefix(format!("c/{id}/").as_bytes()).keys() {
+            key?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -383,6 +474,31 @@ mod tests {
 
     fn notes(r: &mut Replica, id: &str, text: &str, now: i64) {
         r.update(id, now, prepend_notes(text)).expect("edit");
+    }
+
+    #[test]
+    fn an_entry_that_no_longer_decodes_is_rebuilt_from_its_chunks_and_the_cursor_starts_over() {
+        // 1. Alice's replica synced, one note unsent on c01.
+        let (_dir, store, engine, mut r) = setup(3);
+        sync(&engine, &store, &mut r, 1);
+        notes(&mut r, "c01", "unsent. ", 2);
+        save(&store, &mut r);
+        let before = view(&r);
+        assert!(!matches!(r.cursor(), Cursor::Start));
+
+        // 2. c01's entry is damaged; its chunks are intact.
+        store.db.insert("d/c01", &b"\xff\x00 not cbor"[..]).expect("damage");
+        store.db.flush().expect("flush");
+
+        // 3. It opens: c01 is rebuilt from its chunks (kind read from the document, the note still
+        //    unsent), the others as they were, and the cursor is back at the start so the server's
+        //    copy is fetched again.
+        let loaded = store.load().expect("the store opens");
+        assert_eq!(loaded.repaired, vec!["c01".to_string()]);
+        assert_eq!(loaded.cursor, Cursor::Start);
+        let r = reopen(&store);
+        assert_eq!(view(&r), before);
+        assert!(store.load().expect("again").repaired.is_empty(), "the repair is stored");
     }
 
     #[test]
