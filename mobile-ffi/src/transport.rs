@@ -127,16 +127,24 @@ fn post_once(http: &ureq::Agent, url: &str, token: &str, body: &[u8]) -> Result<
     }
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let message = body["message"].as_str().unwrap_or("no message").to_string();
+    let doc = body["doc_id"].as_str().filter(|d| !d.is_empty());
     Err(match status {
         // Busy, or a gateway that lost the server for a moment: worth trying again shortly.
         429 | 502..=504 => return Ok(Answer::Busy { status, message, retry_after }),
         401 => FieldsyncError::Unauthorized { message },
         // This phone was revoked (lost or stolen): signing in again here will not help.
         403 if body["error"] == "device_revoked" => FieldsyncError::Unauthorized { message },
-        404 | 409 | 422 => FieldsyncError::Rejected {
-            doc: body["doc_id"].as_str().unwrap_or_default().to_string(),
-            reason: message,
+        // The server refused one document of the request (a corrupt change in it, too): the sync
+        // sets that document's unsent edits aside and goes on.
+        400 | 404 | 409 | 422 if doc.is_some() => {
+            FieldsyncError::Rejected { doc: doc.unwrap_or_default().to_string(), reason: message }
+        }
+        // Not the server's own 404 (which names the document): a wrong address or a proxy.
+        404 => FieldsyncError::InvalidInput {
+            field: "server_url".into(),
+            reason: format!("no fieldsync server answers at this address (HTTP 404: {message})"),
         },
+        409 | 422 => FieldsyncError::Rejected { doc: String::new(), reason: message },
         400 | 403 | 413 => FieldsyncError::InvalidInput { field: "request".into(), reason: message },
         // The body did not arrive in time, or the server's disk is full (507, nothing written, and
         // it asks for a minute): like being offline, the outbox stays and the next sync tries again.
@@ -215,6 +223,31 @@ mod tests {
 
     const POLICY: RetryPolicy =
         RetryPolicy { retries: 3, base: Duration::from_millis(10), budget: Duration::from_secs(10) };
+
+    #[test]
+    fn a_refusal_naming_a_document_is_that_documents_and_a_bare_404_is_a_wrong_address() {
+        let corrupt = r#"{"error":"corrupt_change","message":"a corrupt change","doc_id":"c1"}"#;
+        for (status, body) in [("400 Bad Request", corrupt), ("422 Unprocessable Entity", corrupt)] {
+            let (url, _) = canned(vec![(status, None, body)]);
+            let (out, _) = post(&url, POLICY);
+            assert!(
+                matches!(out, Err(FieldsyncError::Rejected { ref doc, .. }) if doc == "c1"),
+                "{status}: {out:?}"
+            );
+        }
+        let (url, _) = canned(vec![("404 Not Found", None, "<html>nginx</html>")]);
+        let (out, _) = post(&url, POLICY);
+        assert!(
+            matches!(out, Err(FieldsyncError::InvalidInput { ref field, .. }) if field == "server_url"),
+            "{out:?}"
+        );
+        let (url, _) = canned(vec![("400 Bad Request", None, r#"{"error":"bad_request","message":"no"}"#)]);
+        let (out, _) = post(&url, POLICY);
+        assert!(
+            matches!(out, Err(FieldsyncError::InvalidInput { ref field, .. }) if field == "request"),
+            "{out:?}"
+        );
+    }
 
     #[test]
     fn a_busy_answer_is_retried_after_what_the_server_asks() {
