@@ -259,7 +259,10 @@ fn week_ahead(customers: &[Customer], now_ms: i64) -> Vec<Visit> {
                     let Ok(start) = local_time_ms(TZ, date, minute) else { continue };
                     let id = format!("visit-week-{rep}-{day}-{slot}");
                     let mut v = Visit::planned(&id, &c.id, rep, start, start + 45 * 60_000);
-                    if start + 45 * 60_000 <= now_ms {
+                    // Today's visits are done only when they ended hours ago: a check-in minutes
+                    // before the one a person makes while trying the demo would make that one
+                    // look too fast to be true (a rep cannot cross Lyon in ten minutes).
+                    if start + 45 * 60_000 + 3 * 3_600_000 <= now_ms {
                         let checkin = Checkin::new(
                             &format!("ci-week-{rep}-{day}-{slot}"),
                             c.location.lat,
@@ -337,6 +340,29 @@ mod tests {
             .filter(|v| v.verification.values().any(|x| x.status != "verified"))
             .count();
         assert!(flagged > 0, "some past check-ins are flagged");
+    }
+
+    /// Whenever someone tries the demo, a check-in of theirs now or two hours back (README's walk-
+    /// through, the device tests) is not minutes from one the demo made for the same rep: that
+    /// one would be too fast to be true. Seeded at every ten minutes of a weekday.
+    #[test]
+    fn the_demo_leaves_the_last_three_hours_free_of_check_ins() {
+        let monday_midnight = 1_796_026_800_000; // 2026-11-30 00:00 UTC
+        for step in 0..144 {
+            let now = monday_midnight + step * 600_000;
+            for d in demo_documents(42, now) {
+                if let Document::Visit(v) = d {
+                    for c in &v.checkins {
+                        assert!(
+                            c.device_time_ms <= now - 3 * 3_600_000,
+                            "seeded at {now}: {} checked in at {}",
+                            v.id,
+                            c.device_time_ms
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// README's examples name these: the demo team of seed 42 must stay the one it describes.
