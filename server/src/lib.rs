@@ -41,6 +41,7 @@ pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod import;
 pub mod request_id;
 pub mod routes;
 pub mod seed;

@@ -86,3 +86,61 @@ fn revoke_device_on_a_stopped_servers_data_directory_keeps_the_revocation() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn import_reports_each_refused_row_writes_nothing_then_imports_the_fixed_file_once() {
+    use fieldsync_core::storage::Storage as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let file = dir.path().join("customers.csv");
+    let import = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("import")
+            .arg(&file)
+            .args(["--team", "acme", "--data"])
+            .arg(&data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run fieldsync import")
+    };
+    let stored = || {
+        let server =
+            fieldsync_server::Server::open(fieldsync_server::ServerConfig::dev(&data)).expect("open");
+        server.engine().storage().list_docs("acme", None, "", 100).expect("list").len()
+    };
+
+    // 1. A sheet with a latitude typed as a word: the line and column are named, exit code 1,
+    //    and the good row is not written either.
+    std::fs::write(&file, "name,lat,lon,notes\nBoulangerie,45.76,4.83,x\nTabac,nord,4.83,y\n")
+        .expect("write");
+    let out = import(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("line 3, column \"lat\": \"nord\" is not a number"), "{stdout}");
+    assert!(stdout.contains("nothing written") && stdout.contains("columns not imported: notes"), "{stdout}");
+    assert_eq!(stored(), 0);
+
+    // 2. Fixed: a dry run changes nothing, then the import writes both, and a second one nothing.
+    std::fs::write(&file, "name,lat,lon\nBoulangerie,45.76,4.83\nTabac,45.70,4.83\n").expect("write");
+    let dry = import(&["--dry-run", "--json"]);
+    assert!(dry.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("a JSON report");
+    assert_eq!((report["created"].as_u64(), report["written"].as_bool()), (Some(2), Some(false)), "{report}");
+    assert_eq!(stored(), 0);
+    let out = import(&["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!((report["created"].as_u64(), report["written"].as_bool()), (Some(2), Some(true)), "{report}");
+    assert_eq!(stored(), 2);
+    let again: serde_json::Value = serde_json::from_slice(&import(&["--json"]).stdout).expect("JSON");
+    assert_eq!((again["created"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)), "{again}");
+
+    // 3. A file that is not a table at all is one line on stderr.
+    std::fs::write(&file, b"name,lat\n\xff\xfe,1\n").expect("write");
+    let out = import(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("not UTF-8") && stderr.contains("nothing was written"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -459,6 +459,17 @@ impl Territory {
             sub_areas: vec![],
         }
     }
+
+    /// Whether the WGS-84 point lies inside one of the territory's polygons (a territory without
+    /// polygons covers nothing). Imports place a customer given only by coordinates with it.
+    pub fn covers(&self, lat: f64, lon: f64) -> bool {
+        use ::geo::{Contains, LineString, Point, Polygon};
+        let point = Point::new(lon, lat);
+        self.polygons.iter().filter(|ring| ring.len() >= 3).any(|ring| {
+            let ring: LineString = ring.iter().map(|p| (p.lon, p.lat)).collect();
+            Polygon::new(ring, vec![]).contains(&point)
+        })
+    }
 }
 
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]

@@ -1,0 +1,138 @@
+//! Importing a team's customer workbook into the real server's sled store.
+//!
+//! ```text
+//! cargo bench -p fieldsync-e2e --bench import                  # 50 000 rows, XLSX then CSV
+//! cargo bench -p fieldsync-e2e --bench import -- --rows 5000
+//! ```
+//!
+//! A workbook of N customers (Chinese headers, ids, addresses, positions around Lyon, potential
+//! and probability, half of them in a territory named by its name) is built in memory, imported
+//! into an empty team (every row a new customer, written in durable batches), then imported again
+//! (every row unchanged, nothing written). stdout: one JSON line per step with its wall time and
+//! what the report counted; the XLSX and CSV forms of the same rows are timed separately.
+
+use std::time::Instant;
+
+use fieldsync_core::docs::{Territory, TierThresholds};
+use fieldsync_exchange::table::{Format, Limits};
+use fieldsync_server::import::{ImportRequest, import_customers};
+use fieldsync_server::{Server, ServerConfig};
+
+const TEAM: &str = "bench";
+
+fn rows(n: usize) -> Vec<[String; 8]> {
+    (0..n)
+        .map(|i| {
+            let (lat, lon) = (45.70 + (i % 300) as f64 * 0.0004, 4.78 + (i / 300) as f64 * 0.0004);
+            [
+                format!("K{i:06}"),
+                format!("Client {i}"),
+                format!("{} rue de la République, Lyon", i % 200 + 1),
+                format!("{lat:.6}"),
+                format!("{lon:.6}"),
+                format!("{}", (i * 37) % 90_000 + 1_000),
+                format!("{:.2}", (i % 90) as f64 / 100.0 + 0.05),
+                if i % 2 == 0 { "Lyon Nord".into() } else { String::new() },
+            ]
+        })
+        .collect()
+}
+
+const HEADER: [&str; 8] = ["客户编号", "客户名称", "地址", "纬度", "经度", "潜力", "成交概率", "区域"];
+
+fn xlsx(rows: &[[String; 8]]) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in HEADER.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).expect("header");
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let (r, c) = (r as u32 + 1, c as u16);
+            match (c, v.parse::<f64>()) {
+                (3..=6, Ok(n)) => sheet.write_number(r, c, n).map(|_| ()),
+                _ if v.is_empty() => Ok(()),
+                _ => sheet.write_string(r, c, v).map(|_| ()),
+            }
+            .expect("cell");
+        }
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+fn csv(rows: &[[String; 8]]) -> Vec<u8> {
+    let mut out = HEADER.join(",");
+    out.push('\n');
+    for row in rows {
+        out.push_str(&row.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn run(format: Format, bytes: &[u8], n: usize) {
+    let dir = tempfile::tempdir().expect("data dir");
+    let server = Server::open(ServerConfig::dev(dir.path())).expect("open");
+    let territory = Territory::new("t-north", "Lyon Nord", vec!["alice".into()]);
+    let plan = fieldsync_core::docs::Plan::new(
+        "plan",
+        "2026-Q4",
+        fieldsync_core::docs::Cadence { a_days: 14, b_days: 28, c_days: 60 },
+        TierThresholds { a_min_score: 30_000.0, b_min_score: 10_000.0 },
+    );
+    server.engine().write_as_server(TEAM, &[territory.into(), plan.into()], 0).expect("team");
+    for step in ["first", "again"] {
+        let req = ImportRequest {
+            team: TEAM,
+            bytes,
+            format: Some(format),
+            dry_run: false,
+            by: "bench",
+            now_ms: 0,
+            limits: Limits::default(),
+        };
+        let started = Instant::now();
+        let report = import_customers(server.engine(), &req, &mut |_, _| {}).expect("imports");
+        let wall_ms = started.elapsed().as_millis();
+        assert!(report.refused.is_empty(), "{:?}", &report.refused[..report.refused.len().min(3)]);
+        println!(
+            "{{\"scenario\":\"import_{}_{step}\",\"rows\":{n},\"file_bytes\":{},\"wall_ms\":{wall_ms},\
+             \"created\":{},\"unchanged\":{},\"store_bytes\":{}}}",
+            match format {
+                Format::Xlsx => "xlsx",
+                Format::Csv => "csv",
+            },
+            bytes.len(),
+            report.created,
+            report.unchanged,
+            dir_size(dir.path()),
+        );
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let mut n = 50_000usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--rows" {
+            n = args.next().and_then(|v| v.parse().ok()).expect("--rows takes a number");
+        }
+    }
+    let rows = rows(n);
+    run(Format::Xlsx, &xlsx(&rows), n);
+    run(Format::Csv, &csv(&rows), n);
+}
