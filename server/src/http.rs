@@ -33,6 +33,8 @@ pub const MAX_SYNC_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Largest JSON body of the other routes (a territory design of a large team fits).
 pub const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest customer file `POST /v1/import` reads (the import's own file bound).
+pub const MAX_IMPORT_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How much of the server one client may hold, and for how long.
 #[derive(Debug, Clone)]
@@ -183,7 +185,11 @@ impl Drop for UserSlot {
 fn body_cost(req: &Request) -> Result<usize, ApiError> {
     use axum::http::header;
     let sync = req.uri().path() == "/v1/sync";
-    let route_max = if sync { MAX_SYNC_BODY_BYTES } else { MAX_JSON_BODY_BYTES };
+    let route_max = match req.uri().path() {
+        "/v1/sync" => MAX_SYNC_BODY_BYTES,
+        "/v1/import" => MAX_IMPORT_BODY_BYTES,
+        _ => MAX_JSON_BODY_BYTES,
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -205,6 +211,9 @@ fn body_cost(req: &Request) -> Result<usize, ApiError> {
         0
     } else if sync {
         len + fieldsync_core::protocol::decode_memory_bound(len)
+    } else if req.uri().path() == "/v1/import" {
+        // The rows read from the file, typed, and the team's customers they are decided against.
+        4 * len
     } else {
         // Parsing JSON into typed values takes about as much again.
         2 * len

@@ -1,5 +1,5 @@
-//! Importing a customer file into a team: the one place `fieldsync import` (and, later, the HTTP
-//! import) performs what [`fieldsync_exchange::import::plan`] decides.
+//! Importing a customer file into a team: the one place `fieldsync import` and `POST /v1/import`
+//! ([`crate::routes::import`]) perform what [`fieldsync_exchange::import::plan`] decides.
 //!
 //! Nothing is written unless every row can be: a file with one refused row writes nothing and
 //! its report lists each refused row, so a person fixes the sheet and imports it again (the

@@ -291,6 +291,15 @@ const ROUTES: &[Route] = &[
         cases: 96,
     },
     Route {
+        method: "POST",
+        path: "/v1/import",
+        access: Access::Manager,
+        input: Input::Query(&["dry_run", "format"]),
+        target: "/v1/import?dry_run=true&format=csv",
+        body: "",
+        cases: 48,
+    },
+    Route {
         method: "GET",
         path: "/v1/plan/segmentation",
         access: Access::Manager,

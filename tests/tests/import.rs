@@ -200,3 +200,71 @@ async fn a_malformed_file_is_a_clear_error_and_writes_nothing() {
     assert_eq!(feed_head(&server), head, "nothing was written");
     assert!(server.doc(TEAM, "k1").is_none());
 }
+
+async fn post_import(
+    server: &TestServer,
+    token: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/import{query}", server.url()))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    fieldsync_e2e::json_answer(resp).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_imports_over_http_into_her_own_team_only_and_a_rep_cannot() {
+    // 1. Two teams; maria manages acme, olga manages globex.
+    let server = TestServer::seeded(TEAM, &team()).await;
+    server.seed("globex", &team());
+    let maria = server.token(TEAM, "maria", Role::Manager);
+    let olga = server.token("globex", "olga", Role::Manager);
+    let alice = server.token(TEAM, "alice", Role::Rep);
+    let book = workbook(&rows());
+
+    // 2. A rep may not import; a dry run writes nothing; a bad format parameter is a 400.
+    let (status, body) = post_import(&server, &alice, "", book.clone()).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) = post_import(&server, &maria, "?dry_run=true", book.clone()).await;
+    assert_eq!(
+        (status, body["created"].as_u64(), body["written"].as_bool()),
+        (200, Some(3), Some(false)),
+        "{body}"
+    );
+    let (status, _) = post_import(&server, &maria, "?format=ods", book.clone()).await;
+    assert_eq!(status, 400);
+    assert!(server.doc(TEAM, "k1").is_none());
+
+    // 3. The import writes into maria's team, not olga's; the same body again changes nothing.
+    let (status, body) = post_import(&server, &maria, "", book.clone()).await;
+    assert_eq!((status, body["created"].as_u64()), (200, Some(3)), "{body}");
+    assert!(server.doc(TEAM, "k1").is_some() && server.doc("globex", "k1").is_none());
+    let (_, again) = post_import(&server, &maria, "", book.clone()).await;
+    assert_eq!(again["unchanged"].as_u64(), Some(3), "{again}");
+
+    // 4. A refused row: 422 with the report naming it, a request id, and nothing written.
+    let head = server.server().engine().storage().feed_head("globex").expect("head");
+    let csv = "name,lat,lon\nok,45.7,4.8\nbad,north,4.8\n".as_bytes().to_vec();
+    let (status, body) = post_import(&server, &olga, "?format=csv", csv).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("rows_refused")), "{body}");
+    assert_eq!(body["report"]["refused"][0]["line"].as_u64(), Some(3), "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
+    assert_eq!(server.server().engine().storage().feed_head("globex").expect("head"), head);
+
+    // 5. Fixed, olga's file goes into globex only.
+    let csv = "id,name,lat,lon\ng1,ok,45.7,4.8\n".as_bytes().to_vec();
+    let (status, body) = post_import(&server, &olga, "?format=csv", csv).await;
+    assert_eq!((status, body["created"].as_u64()), (200, Some(1)), "{body}");
+    assert!(server.doc("globex", "g1").is_some() && server.doc(TEAM, "g1").is_none());
+
+    // 6. A file that is not one is a 422 invalid_file; a body past the bound a 413.
+    let (status, body) = post_import(&server, &olga, "?format=xlsx", b"not a zip".to_vec()).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("invalid_file")), "{body}");
+    let (status, _) = post_import(&server, &olga, "", vec![b'a'; 65 * 1024 * 1024]).await;
+    assert_eq!(status, 413);
+}

@@ -16,11 +16,13 @@
 //! | `GET /v1/live` (Server-Sent Events) | [`live`] |
 //! | `GET /openapi.json` | [`openapi`] |
 //! | `POST /v1/devices/revoke` | [`devices`] |
+//! | `POST /v1/import` | [`import`] |
 //! | `GET /`, `/assets/{name}`, `/v1/dashboard/config`, `POST /v1/dev/sign-in`, `GET /v1/me` | [`dashboard`] |
 
 pub mod dashboard;
 pub mod devices;
 pub mod docs;
+pub mod import;
 pub mod live;
 pub mod map;
 pub mod openapi;
@@ -39,7 +41,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::http::{self, MAX_JSON_BODY_BYTES, MAX_SYNC_BODY_BYTES};
+use crate::http::{self, MAX_IMPORT_BODY_BYTES, MAX_JSON_BODY_BYTES, MAX_SYNC_BODY_BYTES};
 use crate::state::AppState;
 
 /// Every route, each registered with its OpenAPI description ([`openapi`]): the router and the
@@ -67,6 +69,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(map::day))
         .routes(routes!(live::live))
         .routes(routes!(devices::revoke))
+        .routes(routes!(import::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY_BYTES)))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
 }
 

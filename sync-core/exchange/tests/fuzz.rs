@@ -1,0 +1,95 @@
+//! Whatever bytes a customer file holds, reading and deciding it answers `Ok` or `Err` and never
+//! panics: random bytes read as CSV and as XLSX, and a real workbook damaged byte by byte, cut
+//! short or spliced. Deterministic (proptest's fixed cases); `PROPTEST_CASES=20000` for longer.
+
+use fieldsync_exchange::columns::Mapping;
+use fieldsync_exchange::import::{TeamView, plan};
+use fieldsync_exchange::table::{Format, Limits, read};
+use proptest::prelude::*;
+
+fn workbook() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["客户编号", "客户名称", "纬度", "经度", "成交概率", "营业时间"].iter().enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).expect("header");
+    }
+    for r in 1..20u32 {
+        sheet.write_string(r, 0, format!("k{r}")).expect("id");
+        sheet.write_string(r, 1, format!("Client {r}")).expect("name");
+        sheet.write_number(r, 2, 45.7 + f64::from(r) * 0.001).expect("lat");
+        sheet.write_number(r, 3, 4.8).expect("lon");
+        sheet.write_string(r, 4, "35%").expect("p");
+        sheet.write_string(r, 5, "Mo-Fr 09:00-18:00").expect("hours");
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+/// Reads and, when it reads, decides: the whole path an import takes before writing.
+fn read_and_decide(bytes: &[u8], format: Format) {
+    let limits = Limits { max_rows: 500, ..Limits::default() };
+    if let Ok(table) = read(bytes, format, &limits)
+        && let Ok(mapping) = Mapping::from_header(&table.header)
+    {
+        let p = plan(&table, &mapping, &TeamView::default(), "fuzz", 0);
+        let report = p.report(false);
+        assert_eq!(report.rows, table.rows.len());
+        let _ = p.writes();
+    }
+}
+
+fn csv_text() -> impl Strategy<Value = String> {
+    let cell = prop_oneof![
+        "[a-zA-Z0-9 ]{0,8}",
+        "-?[0-9]{1,3}[.,][0-9]{0,6}",
+        "[0-9]{1,3}%",
+        Just("=A1*2".to_string()),
+        Just("\"quoted, cell\"".to_string()),
+        Just("周一至周五 9:00-18:00".to_string()),
+        Just("Mo-Fr 25:00-09:00".to_string()),
+        ".{0,12}",
+    ];
+    let row = prop::collection::vec(cell, 0..8).prop_map(|cells| cells.join(","));
+    prop::collection::vec(row, 0..12)
+        .prop_map(|rows| format!("name,lat,lon,probability,opening hours,tier,id\n{}", rows.join("\n")))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_are_an_answer_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        read_and_decide(&bytes, Format::Csv);
+        read_and_decide(&bytes, Format::Xlsx);
+    }
+
+    #[test]
+    fn csv_made_of_plausible_and_hostile_cells_is_decided_row_by_row(text in csv_text()) {
+        read_and_decide(text.as_bytes(), Format::Csv);
+    }
+
+    #[test]
+    fn a_damaged_workbook_is_an_answer_not_a_panic(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        cut_it in any::<bool>(),
+    ) {
+        let mut book = workbook();
+        for (at, byte) in flips {
+            let i = at.index(book.len());
+            book[i] = byte;
+        }
+        if cut_it {
+            book.truncate(cut.index(book.len()));
+        }
+        read_and_decide(&book, Format::Xlsx);
+    }
+}
+
+#[test]
+fn the_undamaged_workbook_reads_and_decides_every_row() {
+    let table = read(&workbook(), Format::Xlsx, &Limits::default()).expect("reads");
+    let mapping = Mapping::from_header(&table.header).expect("maps");
+    let p = plan(&table, &mapping, &TeamView::default(), "fuzz", 0);
+    assert_eq!((p.creates.len(), p.refused.len()), (19, 0), "{:?}", p.refused);
+}
