@@ -31,6 +31,22 @@ pub mod fixtures {
         Document::Territory(Territory::new(id, &format!("Territory {id}"), reps))
     }
 
+    /// A territory named `name` of `reps` over the box from `south_west` to `north_east`.
+    pub fn territory_over(
+        id: &str,
+        name: &str,
+        reps: &[&str],
+        south_west: (f64, f64),
+        north_east: (f64, f64),
+    ) -> Territory {
+        let mut t = Territory::new(id, name, reps.iter().map(|r| r.to_string()).collect());
+        let ((s, w), (n, e)) = (south_west, north_east);
+        t.polygons = vec![
+            [(s, w), (n, w), (n, e), (s, e)].iter().map(|&(lat, lon)| LatLonPoint { lat, lon }).collect(),
+        ];
+        t
+    }
+
     /// A customer as the server imports it: tier B, open on Mondays, half likely to close.
     pub fn customer(id: &str, owner: &str, territory: Option<&str>, at: (f64, f64)) -> Customer {
         Customer {

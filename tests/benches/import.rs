@@ -41,23 +41,7 @@ fn rows(n: usize) -> Vec<[String; 8]> {
 const HEADER: [&str; 8] = ["客户编号", "客户名称", "地址", "纬度", "经度", "潜力", "成交概率", "区域"];
 
 fn xlsx(rows: &[[String; 8]]) -> Vec<u8> {
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let sheet = book.add_worksheet();
-    for (c, h) in HEADER.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h).expect("header");
-    }
-    for (r, row) in rows.iter().enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            let (r, c) = (r as u32 + 1, c as u16);
-            match (c, v.parse::<f64>()) {
-                (3..=6, Ok(n)) => sheet.write_number(r, c, n).map(|_| ()),
-                _ if v.is_empty() => Ok(()),
-                _ => sheet.write_string(r, c, v).map(|_| ()),
-            }
-            .expect("cell");
-        }
-    }
-    book.save_to_buffer().expect("xlsx")
+    fieldsync_e2e::workbook(&HEADER, rows)
 }
 
 fn csv(rows: &[[String; 8]]) -> Vec<u8> {

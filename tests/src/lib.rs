@@ -661,3 +661,25 @@ pub async fn read_raw_response(
     };
     tokio::time::timeout(within, read).await.map_err(|_| format!("no complete response within {within:?}"))?
 }
+
+/// An XLSX workbook: `header`, then `rows`; a cell that reads as a number is written as one (as
+/// a person typing it into Excel gets), an empty one is left out.
+pub fn workbook<S: AsRef<str>>(header: &[&str], rows: &[impl AsRef<[S]>]) -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in header.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).expect("header");
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.as_ref().iter().enumerate() {
+            let (r, c, v) = (r as u32 + 1, c as u16, v.as_ref());
+            match v.parse::<f64>() {
+                Ok(n) => sheet.write_number(r, c, n).map(|_| ()),
+                Err(_) if v.is_empty() => Ok(()),
+                Err(_) => sheet.write_string(r, c, v).map(|_| ()),
+            }
+            .expect("cell");
+        }
+    }
+    book.save_to_buffer().expect("xlsx")
+}

@@ -515,18 +515,13 @@ fn minutes(text: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fieldsync_core::docs::{Cadence, LatLonPoint, Plan};
+    use fieldsync_core::docs::{Cadence, Plan};
+    use fieldsync_core::testing::fixtures::territory_over;
 
     use crate::table::{Format, Limits, read};
 
     fn view() -> TeamView {
-        let mut north = Territory::new("t-north", "Lyon Nord", vec!["alice".into()]);
-        north.polygons = vec![vec![
-            LatLonPoint { lat: 45.76, lon: 4.80 },
-            LatLonPoint { lat: 45.80, lon: 4.80 },
-            LatLonPoint { lat: 45.80, lon: 4.88 },
-            LatLonPoint { lat: 45.76, lon: 4.88 },
-        ]];
+        let north = territory_over("t-north", "Lyon Nord", &["alice"], (45.76, 4.80), (45.80, 4.88));
         let south = Territory::new("t-south", "Lyon Sud", vec!["bruno".into()]);
         let cadence = Cadence { a_days: 14, b_days: 28, c_days: 60 };
         let plan = Plan::new(
