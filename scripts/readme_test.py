@@ -74,8 +74,8 @@ def main():
         if first.startswith(BUILD):
             block = block.replace(first, "true  # " + first, 1)  # built already, the same code
         to_run.append(adapt(block))
-    if len(to_run) != 2:
-        fail(f"README has {len(to_run)} runnable blocks besides `serve`; this test knows 2: update it")
+    if len(to_run) != 3:
+        fail(f"README has {len(to_run)} runnable blocks besides `serve`; this test knows 3: update it")
 
     # 1. The server, as README starts it: seeds the demo team into ./data of a fresh directory.
     server = subprocess.Popen(
@@ -103,6 +103,8 @@ def main():
         expected = [
             # The token and the first document: bruno's cust-0001, with its kind and audience.
             ['"kind":"customer"', '"id":"cust-0001"', '"owner_rep":"bruno"'],
+            # The demo team exported as a workbook and imported back: nothing changes.
+            ['{"rows":300,"created":0,"updated":0,"unchanged":300,"written":true}'],
             # The story, as "What to expect" tells it.
             [
                 "sync: round 1: 85 documents",

@@ -121,6 +121,23 @@ enum Command {
         #[arg(long, default_value = "import")]
         by: String,
     },
+    /// Export a team's customers from a stopped server's data directory, as a file `import` reads
+    /// back unchanged (on a running server: `GET /v1/export/customers`).
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        team: String,
+        /// `customers` (visits and GeoJSON are not exported yet).
+        #[arg(long, default_value = "customers")]
+        what: String,
+        /// `csv` or `xlsx`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Seed the demo team (a manager, five reps, 300 customers around Lyon, territories, a plan, past visits).
     Seed {
         #[command(flatten)]
@@ -361,6 +378,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             if !report.refused.is_empty() {
                 anyhow::bail!("{} rows refused: fix them and import the file again", report.refused.len());
+            }
+            Ok(())
+        }
+        Command::Export { data, team, what, format, out } => {
+            use fieldsync_server::routes::export::{ExportFormat, customers_file};
+            fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(what == "customers", "--what {what:?}: only customers are exported for now");
+            let format = ExportFormat::parse(&format)
+                .ok_or_else(|| anyhow::anyhow!("--format {format:?}: csv or xlsx"))?;
+            let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
+                .with_context(|| format!("opening {} (stop the server first)", data.data.display()))?;
+            let bytes =
+                customers_file(server.engine().team_documents(&team)?, format).map_err(anyhow::Error::msg)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().write_all(&bytes)?;
+                }
             }
             Ok(())
         }

@@ -136,7 +136,34 @@ fn import_reports_each_refused_row_writes_nothing_then_imports_the_fixed_file_on
     let again: serde_json::Value = serde_json::from_slice(&import(&["--json"]).stdout).expect("JSON");
     assert_eq!((again["created"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)), "{again}");
 
-    // 3. A file that is not a table at all is one line on stderr.
+    // 3. Exported, in either format, the team imports back unchanged.
+    for format in ["csv", "xlsx"] {
+        let exported = dir.path().join(format!("export.{format}"));
+        let out = Command::new(BIN)
+            .args(["export", "--team", "acme", "--format", format, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&exported)
+            .output()
+            .expect("run fieldsync export");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::copy(&exported, &file).expect("copy");
+        let again = Command::new(BIN)
+            .arg("import")
+            .arg(&exported)
+            .args(["--team", "acme", "--json", "--data"])
+            .arg(&data)
+            .output()
+            .expect("run fieldsync import");
+        let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON");
+        assert_eq!(
+            (report["unchanged"].as_u64(), report["updated"].as_u64()),
+            (Some(2), Some(0)),
+            "{format}: {report}"
+        );
+    }
+
+    // 4. A file that is not a table at all is one line on stderr.
     std::fs::write(&file, b"name,lat\n\xff\xfe,1\n").expect("write");
     let out = import(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -291,6 +291,15 @@ const ROUTES: &[Route] = &[
         cases: 96,
     },
     Route {
+        method: "GET",
+        path: "/v1/export/customers",
+        access: Access::Manager,
+        input: Input::Query(&["format"]),
+        target: "/v1/export/customers?format=xlsx",
+        body: "",
+        cases: 32,
+    },
+    Route {
         method: "POST",
         path: "/v1/import",
         access: Access::Manager,

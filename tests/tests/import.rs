@@ -195,8 +195,18 @@ async fn post_import(
     fieldsync_e2e::json_answer(resp).await
 }
 
+async fn export(server: &TestServer, token: &str, query: &str) -> (u16, Vec<u8>) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/export/customers{query}", server.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the server answers");
+    (resp.status().as_u16(), resp.bytes().await.expect("the body").to_vec())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_imports_over_http_into_her_own_team_only_and_a_rep_cannot() {
+async fn a_manager_imports_and_exports_over_http_her_own_team_only_and_a_rep_cannot() {
     // 1. Two teams; maria manages acme, olga manages globex.
     let server = TestServer::seeded(TEAM, &team()).await;
     server.seed("globex", &team());
@@ -240,7 +250,23 @@ async fn a_manager_imports_over_http_into_her_own_team_only_and_a_rep_cannot() {
     assert_eq!((status, body["created"].as_u64()), (200, Some(1)), "{body}");
     assert!(server.doc("globex", "g1").is_some() && server.doc(TEAM, "g1").is_none());
 
-    // 6. A file that is not one is a 422 invalid_file; a body past the bound a 413.
+    // 6. Each manager's export holds her team's customers only, and imports back unchanged, in
+    //    both formats; a rep may not export.
+    for format in ["xlsx", "csv"] {
+        let (status, file) = export(&server, &maria, &format!("?format={format}")).await;
+        assert_eq!(status, 200);
+        let (status, body) = post_import(&server, &maria, &format!("?format={format}"), file).await;
+        assert_eq!(
+            (status, body["unchanged"].as_u64(), body["updated"].as_u64()),
+            (200, Some(3), Some(0)),
+            "{format}: {body}"
+        );
+    }
+    let olgas = String::from_utf8(export(&server, &olga, "").await.1).expect("csv");
+    assert!(olgas.contains("g1") && !olgas.contains("k1"), "{olgas}");
+    assert_eq!(export(&server, &alice, "").await.0, 403);
+
+    // 7. A file that is not one is a 422 invalid_file; a body past the bound a 413.
     let (status, body) = post_import(&server, &olga, "?format=xlsx", b"not a zip".to_vec()).await;
     assert_eq!((status, body["error"].as_str()), (422, Some("invalid_file")), "{body}");
     // (Declared, not sent: the server answers before reading a byte of it.)

@@ -17,11 +17,13 @@
 //! | `GET /openapi.json` | [`openapi`] |
 //! | `POST /v1/devices/revoke` | [`devices`] |
 //! | `POST /v1/import` | [`import`] |
+//! | `GET /v1/export/customers` | [`export`] |
 //! | `GET /`, `/assets/{name}`, `/v1/dashboard/config`, `POST /v1/dev/sign-in`, `GET /v1/me` | [`dashboard`] |
 
 pub mod dashboard;
 pub mod devices;
 pub mod docs;
+pub mod export;
 pub mod import;
 pub mod live;
 pub mod map;
@@ -69,6 +71,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(map::day))
         .routes(routes!(live::live))
         .routes(routes!(devices::revoke))
+        .routes(routes!(export::customers))
         .routes(routes!(import::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY_BYTES)))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
 }

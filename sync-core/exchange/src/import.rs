@@ -91,6 +91,9 @@ struct Values {
     probability: Option<f64>,
     owner: Option<String>,
     territory: Option<String>,
+    /// The territory whose polygon holds the point: a new customer's, when the row names none (a
+    /// row naming no territory never changes a stored customer's, placed or deliberately not).
+    placed: Option<String>,
     opening_hours: Option<Vec<OpeningHours>>,
     timezone: Option<String>,
     tier: Option<Tier>,
@@ -134,7 +137,8 @@ pub struct Report {
     pub unchanged: usize,
     pub refused: Vec<RowError>,
     pub ignored_columns: Vec<String>,
-    /// Whether anything was written (not on a dry run, nor when a row is refused).
+    /// Whether the import was carried out: false on a dry run or when a row is refused (nothing
+    /// is written then); true also when every row was unchanged.
     pub written: bool,
 }
 
@@ -163,7 +167,7 @@ impl ImportPlan {
                 (u.row.values.clone(), self.by.clone(), self.now_ms, self.thresholds.clone());
             out.push(ServerWrite::edit(&u.row.id, DocKind::Customer, move |d| {
                 if let Document::Customer(c) = d {
-                    apply(&values, c, &by, now, thresholds.as_ref());
+                    apply(&values, c, false, &by, now, thresholds.as_ref());
                 }
             }));
         }
@@ -172,14 +176,21 @@ impl ImportPlan {
 
     fn created(&self, row: &Imported) -> Customer {
         let mut c = Customer::new(&row.id, &row.values.name, row.values.location.clone(), &self.by);
-        apply(&row.values, &mut c, &self.by, self.now_ms, self.thresholds.as_ref());
+        apply(&row.values, &mut c, true, &self.by, self.now_ms, self.thresholds.as_ref());
         c
     }
 }
 
 /// Sets what `v` gives on `c`; the tier is the row's (an override by `by`) or, unless a manager
 /// set one, the plan's for the customer's score.
-fn apply(v: &Values, c: &mut Customer, by: &str, now_ms: i64, thresholds: Option<&TierThresholds>) {
+fn apply(
+    v: &Values,
+    c: &mut Customer,
+    creating: bool,
+    by: &str,
+    now_ms: i64,
+    thresholds: Option<&TierThresholds>,
+) {
     c.name = v.name.clone();
     c.location = v.location.clone();
     if let Some(a) = &v.address {
@@ -194,8 +205,10 @@ fn apply(v: &Values, c: &mut Customer, by: &str, now_ms: i64, thresholds: Option
     if let Some(o) = &v.owner {
         c.owner_rep = Some(o.clone());
     }
-    if let Some(t) = &v.territory {
-        c.territory = Some(t.clone());
+    match (&v.territory, &v.placed) {
+        (Some(t), _) => c.territory = Some(t.clone()),
+        (None, Some(p)) if creating => c.territory = Some(p.clone()),
+        _ => {}
     }
     if let Some(h) = &v.opening_hours {
         c.opening_hours = h.clone();
@@ -275,7 +288,7 @@ pub fn plan(table: &Table, mapping: &Mapping, view: &TeamView, by: &str, now_ms:
             }
             Some(stored) => {
                 let mut after = stored.clone();
-                apply(&imported.values, &mut after, by, now_ms, view.thresholds.as_ref());
+                apply(&imported.values, &mut after, false, by, now_ms, view.thresholds.as_ref());
                 if let Err(e) = Document::Customer(after.clone()).validate() {
                     plan.refused.push(RowError { line: row.line, column: None, reason: e.to_string() });
                     continue;
@@ -400,11 +413,12 @@ fn read_row(r: &RowReader<'_>, view: &TeamView, reps: &BTreeSet<String>) -> Resu
                 .map(|x| x.id.clone())
                 .ok_or_else(|| r.error(Field::Territory, format!("no territory {t:?} in this team")))?,
         ),
-        None => {
-            let wgs = to_wgs84(point, datum);
-            view.territories.iter().find(|t| t.covers(wgs.lat, wgs.lon)).map(|t| t.id.clone())
-        }
+        None => None,
     };
+    let placed = territory.is_none().then(|| {
+        let wgs = to_wgs84(point, datum);
+        view.territories.iter().find(|t| t.covers(wgs.lat, wgs.lon)).map(|t| t.id.clone())
+    });
     let opening_hours = match r.text(Field::OpeningHours) {
         None => None,
         Some(h) => Some(parse_opening_hours(&h).map_err(|e| r.error(Field::OpeningHours, e))?),
@@ -437,6 +451,7 @@ fn read_row(r: &RowReader<'_>, view: &TeamView, reps: &BTreeSet<String>) -> Resu
         probability,
         owner,
         territory,
+        placed: placed.flatten(),
         opening_hours,
         timezone: r.text(Field::Timezone),
         tier,

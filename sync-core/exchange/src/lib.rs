@@ -4,7 +4,8 @@
 //! header row in English or Chinese) read into a [`table::Table`] under [`table::Limits`], its
 //! columns mapped ([`columns::Mapping`]), and every row decided against what the team holds
 //! ([`import::plan`]): created, updated (only the fields that changed), unchanged, or refused
-//! with its line, column and reason. The server performs the writes the plan gives.
+//! with its line, column and reason. The server performs the writes the plan gives. [`export`]
+//! writes a team's customers as CSV or XLSX that imports back unchanged.
 //!
 //! ```
 //! use fieldsync_exchange::{columns::Mapping, import, table};
@@ -18,5 +19,6 @@
 //! ```
 
 pub mod columns;
+pub mod export;
 pub mod import;
 pub mod table;
