@@ -109,8 +109,15 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         data: DataArg,
-        #[arg(long)]
-        team: String,
+        /// The team (of the data directory; with --server, the token's team is used).
+        #[arg(long, required_unless_present = "server")]
+        team: Option<String>,
+        /// A running server to import into (`POST /v1/import`), instead of a data directory.
+        #[arg(long, requires = "token", env = "FIELDSYNC_SERVER")]
+        server: Option<String>,
+        /// A manager's or admin's token for --server.
+        #[arg(long, requires = "server", env = "FIELDSYNC_TOKEN")]
+        token: Option<String>,
         /// Check the file and report what would change, writing nothing.
         #[arg(long)]
         dry_run: bool,
@@ -155,6 +162,51 @@ fn parse_period(s: &str) -> Result<Duration, String> {
         Ok(_) => Err(format!("{s:?}: at least 1ms")),
         Err(e) => Err(format!("{s:?}: {e} (try e.g. 10m or 30s)")),
     }
+}
+
+/// `POST /v1/import` on a running server: the report it answers, also for refused rows (422
+/// `rows_refused`); any other refusal is its message.
+fn import_over_http(
+    url: &str,
+    token: &str,
+    bytes: Vec<u8>,
+    format: Option<fieldsync_exchange::table::Format>,
+    dry_run: bool,
+) -> anyhow::Result<fieldsync_exchange::import::Report> {
+    use fieldsync_exchange::table::Format;
+    let mut target = format!("{}/v1/import?dry_run={dry_run}", url.trim_end_matches('/'));
+    match format {
+        Some(Format::Csv) => target.push_str("&format=csv"),
+        Some(Format::Xlsx) => target.push_str("&format=xlsx"),
+        None => {}
+    }
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build(),
+    );
+    let mut resp = agent
+        .post(&target)
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .send(&bytes[..])
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .with_context(|| format!("reading {url}'s answer"))?;
+    let body: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("{url} answered HTTP {status} without a JSON report"))?;
+    let report = match (status, &body["error"]) {
+        (200, _) => body,
+        (422, e) if e == "rows_refused" => body["report"].clone(),
+        _ => anyhow::bail!("HTTP {status}: {}", body["message"].as_str().unwrap_or("no message")),
+    };
+    Ok(serde_json::from_value(report)?)
 }
 
 /// A size such as `64MiB`, `1GiB`, `500MB` or a number of bytes.
@@ -327,35 +379,54 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("device {device:?} of team {team:?} revoked: its syncs are refused from now on");
             Ok(())
         }
-        Command::Import { file, data, team, dry_run, json, by } => {
-            fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
-            fieldsync_core::docs::validate_id("by", &by).map_err(anyhow::Error::msg)?;
+        Command::Import { file, data, team, dry_run, json, by, server: url, token } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let format = fieldsync_exchange::table::Format::from_name(&file.display().to_string());
-            let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
-                .with_context(|| format!("opening {} (stop the server first)", data.data.display()))?;
-            let bar = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} customers")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.set_message("importing");
-            let request = fieldsync_server::import::ImportRequest {
-                team: &team,
-                bytes: &bytes,
-                format,
-                dry_run,
-                by: &by,
-                now_ms: SystemClock.now_ms(),
-                limits: Default::default(),
+            let not_imported = || format!("{} was not imported; nothing was written", file.display());
+            let report: fieldsync_exchange::import::Report = match (url, token) {
+                (Some(url), Some(token)) => tokio::task::spawn_blocking(move || {
+                    import_over_http(&url, &token, bytes, format, dry_run)
+                })
+                .await?
+                .with_context(not_imported)?,
+                _ => {
+                    let team = team.unwrap_or_default();
+                    fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
+                    fieldsync_core::docs::validate_id("by", &by).map_err(anyhow::Error::msg)?;
+                    let server =
+                        Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
+                            .with_context(|| {
+                                format!(
+                                    "opening {} (stop the server first, or use --server)",
+                                    data.data.display()
+                                )
+                            })?;
+                    let bar = indicatif::ProgressBar::new(0).with_style(
+                        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} customers")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    bar.set_message("importing");
+                    let request = fieldsync_server::import::ImportRequest {
+                        team: &team,
+                        bytes: &bytes,
+                        format,
+                        dry_run,
+                        by: &by,
+                        now_ms: SystemClock.now_ms(),
+                        limits: Default::default(),
+                    };
+                    let report = fieldsync_server::import::import_customers(
+                        server.engine(),
+                        &request,
+                        &mut |done, total| {
+                            bar.set_length(total as u64);
+                            bar.set_position(done as u64);
+                        },
+                    );
+                    bar.finish_and_clear();
+                    report.with_context(not_imported)?
+                }
             };
-            let report =
-                fieldsync_server::import::import_customers(server.engine(), &request, &mut |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                });
-            bar.finish_and_clear();
-            let report = report
-                .with_context(|| format!("{} was not imported; nothing was written", file.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

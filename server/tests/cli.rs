@@ -171,3 +171,77 @@ fn import_reports_each_refused_row_writes_nothing_then_imports_the_fixed_file_on
     assert!(stderr.contains("not UTF-8") && stderr.contains("nothing was written"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn import_into_a_running_server_goes_through_its_http_import_with_a_managers_token() {
+    use std::io::BufRead as _;
+    // 1. A running `fieldsync serve` with the demo team.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    /// Killed when the test ends, passed or not (a server left running would hold the test's
+    /// output open).
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serve = Serving(
+        Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run fieldsync serve"),
+    );
+    let mut lines = std::io::BufReader::new(serve.0.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = lines.next().expect("the server prints its address").expect("a line");
+        if let Some(rest) = line.strip_prefix("fieldsync listening on ") {
+            break rest.split_whitespace().next().expect("a URL").to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let token = |user: &str, role: &str| {
+        let out = Command::new(BIN)
+            .args(["token", "--team", "demo", "--user", user, "--role", role, "--data"])
+            .arg(&data)
+            .output()
+            .expect("run fieldsync token");
+        String::from_utf8(out.stdout).expect("a token").trim().to_string()
+    };
+    let file = dir.path().join("new.csv");
+    std::fs::write(&file, "id,name,lat,lon\nnew-1,Epicerie,45.76,4.83\n").expect("write");
+    let import = |token: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .arg("import")
+            .arg(&file)
+            .args(["--server", &url, "--token", token])
+            .args(extra)
+            .output()
+            .expect("run fieldsync import")
+    };
+
+    // 2. The manager's import goes in (the server is running: no data directory is opened); a
+    //    second changes nothing; a rep's is refused in one line.
+    let maria = token("maria", "manager");
+    let out = import(&maria, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!((report["created"].as_u64(), report["written"].as_bool()), (Some(1), Some(true)), "{report}");
+    let again = String::from_utf8_lossy(&import(&maria, &[]).stdout).to_string();
+    assert!(again.contains("1 rows: 0 new, 0 updated, 1 unchanged, 0 refused"), "{again}");
+    let out = import(&token("alice", "rep"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("HTTP 403"), "{stderr}");
+
+    // 3. Refused rows are listed from the server's report, and the command fails.
+    std::fs::write(&file, "id,name,lat,lon\nnew-2,Epicerie,nord,4.83\n").expect("write");
+    let out = import(&maria, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("line 2, column \"lat\""), "{stdout}");
+    drop(serve);
+}

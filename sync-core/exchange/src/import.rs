@@ -18,7 +18,7 @@ use fieldsync_core::docs::{
 use fieldsync_core::engine::ServerWrite;
 use fieldsync_core::geo::{Datum, LatLon, to_wgs84};
 use fieldsync_planning::segmentation::{score_of, tier_for_score};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::columns::{Field, Mapping};
 use crate::table::{Cell, Row, Table};
@@ -73,7 +73,7 @@ impl TeamView {
 }
 
 /// Why one row is not imported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowError {
     pub line: usize,
     /// The column's header, as the file spells it (absent: the row as a whole).
@@ -128,8 +128,9 @@ pub struct ImportPlan {
     thresholds: Option<TierThresholds>,
 }
 
-/// What an import did or would do, for the terminal and as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What an import did or would do, for the terminal and as JSON (read back by `fieldsync import
+/// --server`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub rows: usize,
     pub created: usize,
