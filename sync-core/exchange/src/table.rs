@@ -268,7 +268,16 @@ fn cell_name(line: usize, column: usize) -> String {
     format!("{name}{line}")
 }
 
+/// calamine panics on some damaged workbooks (an arithmetic overflow on a reversed dimension
+/// `ref`, found by `tests/fuzz.rs`): a hostile file must be an error, never a crashed request, so
+/// its reading is guarded and a panic answers that the workbook is damaged.
 fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_xlsx_cells(bytes, limits))).unwrap_or_else(
+        |_| Err(FileError::Workbook { reason: "the workbook is damaged (its reader gave up)".into() }),
+    )
+}
+
+fn read_xlsx_cells(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
     let workbook = |e: calamine::XlsxError| FileError::Workbook { reason: e.to_string() };
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| FileError::Workbook { reason: e.to_string() })?;

@@ -1,6 +1,8 @@
 //! Whatever bytes a customer file holds, reading and deciding it answers `Ok` or `Err` and never
 //! panics: random bytes read as CSV and as XLSX, and a real workbook damaged byte by byte, cut
-//! short or spliced. Deterministic (proptest's fixed cases); `PROPTEST_CASES=20000` for longer.
+//! short or spliced. Deterministic (a fixed seed); `PROPTEST_CASES=20000` for longer. It found
+//! calamine panicking (a subtraction overflow) on a workbook with one byte changed: the reader is
+//! guarded, and the case stays covered by `a_damaged_workbook_is_an_answer_not_a_panic`.
 
 use fieldsync_exchange::columns::Mapping;
 use fieldsync_exchange::import::{TeamView, plan};
@@ -55,7 +57,13 @@ fn csv_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed seed: CI sends the same inputs every run (`PROPTEST_RNG_SEED` explores others).
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(14),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_bytes_are_an_answer_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
