@@ -173,12 +173,9 @@ fn import_over_http(
     format: Option<fieldsync_exchange::table::Format>,
     dry_run: bool,
 ) -> anyhow::Result<fieldsync_exchange::import::Report> {
-    use fieldsync_exchange::table::Format;
     let mut target = format!("{}/v1/import?dry_run={dry_run}", url.trim_end_matches('/'));
-    match format {
-        Some(Format::Csv) => target.push_str("&format=csv"),
-        Some(Format::Xlsx) => target.push_str("&format=xlsx"),
-        None => {}
+    if let Some(f) = format {
+        target.push_str(&format!("&format={}", f.as_str()));
     }
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -453,11 +450,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { data, team, what, format, out } => {
-            use fieldsync_server::routes::export::{ExportFormat, customers_file};
+            use fieldsync_exchange::table::Format;
+            use fieldsync_server::routes::export::customers_file;
             fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
             anyhow::ensure!(what == "customers", "--what {what:?}: only customers are exported for now");
-            let format = ExportFormat::parse(&format)
-                .ok_or_else(|| anyhow::anyhow!("--format {format:?}: csv or xlsx"))?;
+            let format =
+                Format::parse(&format).ok_or_else(|| anyhow::anyhow!("--format {format:?}: csv or xlsx"))?;
             let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
                 .with_context(|| format!("opening {} (stop the server first)", data.data.display()))?;
             let bytes =

@@ -4,6 +4,7 @@
 
 use axum::{extract::State, http::header, response::IntoResponse};
 use fieldsync_core::docs::{Customer, Document};
+use fieldsync_exchange::table::Format;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -16,45 +17,14 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
-/// The file formats of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Csv,
-    Xlsx,
-}
-
-impl ExportFormat {
-    pub fn parse(s: &str) -> Option<ExportFormat> {
-        match s {
-            "csv" => Some(ExportFormat::Csv),
-            "xlsx" => Some(ExportFormat::Xlsx),
-            _ => None,
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-            ExportFormat::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Xlsx => "xlsx",
-        }
-    }
-}
-
 /// The team's customers in id order, as a file.
-pub fn customers_file(docs: Vec<Document>, format: ExportFormat) -> Result<Vec<u8>, String> {
+pub fn customers_file(docs: Vec<Document>, format: Format) -> Result<Vec<u8>, String> {
     let mut customers: Vec<Customer> =
         docs.into_iter().filter_map(|d| if let Document::Customer(c) = d { Some(c) } else { None }).collect();
     customers.sort_by(|a, b| a.id.cmp(&b.id));
     match format {
-        ExportFormat::Csv => fieldsync_exchange::export::customers_csv(&customers),
-        ExportFormat::Xlsx => fieldsync_exchange::export::customers_xlsx(&customers),
+        Format::Csv => fieldsync_exchange::export::customers_csv(&customers),
+        Format::Xlsx => fieldsync_exchange::export::customers_xlsx(&customers),
     }
 }
 
@@ -65,9 +35,10 @@ pub async fn customers(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let format = match q.format.as_deref() {
-        None => ExportFormat::Csv,
-        Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| ApiError::invalid_query(format!("format {f:?}: csv or xlsx")))?,
+        None => Format::Csv,
+        Some(f) => {
+            Format::parse(f).ok_or_else(|| ApiError::invalid_query(format!("format {f:?}: csv or xlsx")))?
+        }
     };
     let _slot = state.planning_slot()?;
     let engine = state.engine.clone();
@@ -77,7 +48,7 @@ pub async fn customers(
         customers_file(docs, format).map_err(ApiError::internal)
     })
     .await?;
-    let disposition = format!("attachment; filename=\"customers.{}\"", format.extension());
+    let disposition = format!("attachment; filename=\"customers.{}\"", format.as_str());
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_string()),

@@ -45,9 +45,9 @@ pub async fn import(
 ) -> Result<axum::response::Response, ApiError> {
     let format = match q.format.as_deref() {
         None => None,
-        Some("xlsx") => Some(Format::Xlsx),
-        Some("csv") => Some(Format::Csv),
-        Some(other) => return Err(ApiError::invalid_query(format!("format {other:?}: xlsx or csv"))),
+        Some(f) => Some(
+            Format::parse(f).ok_or_else(|| ApiError::invalid_query(format!("format {f:?}: xlsx or csv")))?,
+        ),
     };
     let _slot = state.planning_slot()?;
     let (engine, now_ms) = (state.engine.clone(), state.clock.now_ms());
