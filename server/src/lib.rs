@@ -36,7 +36,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod error;
 pub mod extract;
@@ -71,6 +73,8 @@ pub enum Error {
     Sync(#[from] fieldsync_core::engine::SyncError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] backup::BackupFailure),
 }
 
 /// How to start a server.
@@ -122,6 +126,7 @@ impl ServerConfig {
 #[derive(Debug, Clone)]
 pub struct Server {
     state: AppState,
+    data_dir: PathBuf,
 }
 
 impl Server {
@@ -168,7 +173,7 @@ impl Server {
         }
         let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits)
             .with_dashboard(config.dashboard);
-        Ok(Server { state })
+        Ok(Server { state, data_dir: config.data_dir })
     }
 
     pub fn state(&self) -> AppState {
@@ -181,6 +186,15 @@ impl Server {
 
     pub fn auth(&self) -> &auth::Authenticator {
         &self.state.auth
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Writes a backup of the running server to `out` ([`backup`]).
+    pub fn backup(&self, out: &std::path::Path) -> Result<backup::BackupReport, backup::BackupFailure> {
+        backup::backup(self.engine().storage().backend(), &self.data_dir, out)
     }
 }
 

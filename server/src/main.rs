@@ -145,6 +145,25 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Back up a data directory to FILE: through the admin socket of the server running on it (it
+    /// goes on serving; writes wait while the store is read), or directly when none runs. Every
+    /// push acknowledged before the backup began is in it.
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        /// The backup file to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new data directory, then serve it with `fieldsync serve --data`.
+    /// Devices bootstrap from it and send up what they hold that the backup missed.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The new data directory (absent or empty).
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Seed the demo team (a manager, five reps, 300 customers around Lyon, territories, a plan, past visits).
     Seed {
         #[command(flatten)]
@@ -342,7 +361,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("try: curl -H \"Authorization: Bearer $TOKEN\" http://{local}/v1/quarantine");
             }
             tokio::spawn(fieldsync_server::trim_feeds_every(server.state(), feed_retain, feed_trim_every));
+            let admin = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fieldsync_server::admin::serve_admin(admin).await {
+                    tracing::error!(error = %e, "the admin socket is not served: fieldsync backup cannot reach this server");
+                }
+            });
             fieldsync_server::run(listener, server.state(), shutdown_signal()).await?;
+            let _ = std::fs::remove_file(fieldsync_server::admin::socket_path(&data.data));
             Ok(())
         }
         Command::Token { data, team, user, role, ttl, issued_at } => {
@@ -469,6 +495,41 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     std::io::stdout().write_all(&bytes)?;
                 }
             }
+            Ok(())
+        }
+        Command::Backup { data, out } => {
+            let out = std::path::absolute(&out).with_context(|| format!("{}", out.display()))?;
+            let report = match fieldsync_server::admin::request_backup(&data.data, &out).await {
+                Ok(Some(report)) => report,
+                Ok(None) => {
+                    let server =
+                        Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
+                            .with_context(|| format!("opening {}", data.data.display()))?;
+                    tokio::task::spawn_blocking(move || server.backup(&out)).await??
+                }
+                Err(e) => {
+                    anyhow::bail!("the server on {} could not back up: {}", data.data.display(), e.message)
+                }
+            };
+            println!(
+                "backup {}: {} records, {} bytes in {} ms",
+                report.file.display(),
+                report.summary.pairs + report.summary.files,
+                report.summary.bytes,
+                report.millis
+            );
+            Ok(())
+        }
+        Command::Restore { file, data } => {
+            let report = tokio::task::spawn_blocking(move || fieldsync_server::backup::restore(&file, &data))
+                .await?
+                .context("nothing was restored")?;
+            println!(
+                "restored {} records in {} ms; {} teams, their devices bootstrap on their next sync",
+                report.summary.pairs + report.summary.files,
+                report.millis,
+                report.teams.len()
+            );
             Ok(())
         }
         Command::Seed { data, seed: seed_value } => {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use fieldsync_core::storage::{KvBackend, KvOp, KvStorage, Result, StorageError};
+use fieldsync_core::storage::{ExportSink, KvBackend, KvOp, KvStorage, Result, StorageError};
 
 /// The server's storage: the core's key-value layout over the backend it was opened on — sled
 /// ([`SledKv`]) in production.
@@ -51,6 +51,9 @@ pub struct SledKv {
     poisoned: Arc<AtomicBool>,
     /// Held exclusively from a batch's apply to the end of its flush, shared by every read.
     gate: Arc<RwLock<()>>,
+    /// Held shared by every batch, exclusively by an export: a backup waits for the batches in
+    /// flight and holds off new ones, and reads go on (they never take it).
+    exporting: Arc<RwLock<()>>,
     /// Tests hold a write between its apply and its flush: it says when it got there, then waits.
     #[cfg(test)]
     before_flush: Arc<std::sync::Mutex<Option<FlushHold>>>,
@@ -86,6 +89,7 @@ impl SledKv {
                         min_free_bytes,
                         poisoned: Arc::default(),
                         gate: Arc::default(),
+                        exporting: Arc::default(),
                         #[cfg(test)]
                         before_flush: Arc::default(),
                     });
@@ -108,6 +112,7 @@ impl SledKv {
             min_free_bytes: 0,
             poisoned: Arc::default(),
             gate: Arc::default(),
+            exporting: Arc::default(),
             #[cfg(test)]
             before_flush: Arc::default(),
         })
@@ -172,6 +177,20 @@ impl KvBackend for SledKv {
             .collect()
     }
 
+    fn export(&self, each: &mut ExportSink<'_>) -> Result<()> {
+        // No batch is in flight (each holds `exporting` shared from before its apply to after its
+        // flush), none starts, and what is there is on disk. The read gate is not taken: a std
+        // RwLock queues new readers behind a waiting writer, which would stall every read for the
+        // length of the backup.
+        let _quiet = self.exporting.write().unwrap_or_else(|e| e.into_inner());
+        self.healthy()?;
+        for pair in self.db.iter() {
+            let (k, v) = pair.map_err(backend)?;
+            each(&k, &v)?;
+        }
+        Ok(())
+    }
+
     fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
         self.healthy()?;
         let bytes: u64 = ops
@@ -189,6 +208,7 @@ impl KvBackend for SledKv {
                 KvOp::Delete(k) => batch.remove(k),
             }
         }
+        let _not_exporting = self.exporting.read().unwrap_or_else(|e| e.into_inner());
         // Acknowledged means durable, and served means durable: no read between apply and flush.
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         self.db.apply_batch(batch).map_err(|e| self.poison(e))?;
@@ -257,6 +277,103 @@ mod tests {
         writer.join().expect("writer").expect("the held batch commits");
         reader.join().expect("reader");
         assert_eq!(kv.get(b"k").expect("read").as_deref(), Some(&b"after"[..]));
+    }
+
+    #[test]
+    fn an_export_is_one_durable_state_and_reads_go_on_while_it_runs() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let kv = SledKv::temporary().expect("temporary sled");
+        kv.apply(vec![KvOp::Put(b"a".to_vec(), b"1".to_vec()), KvOp::Put(b"b".to_vec(), b"1".to_vec())])
+            .expect("first batch");
+
+        // 1. A batch of both keys is held before its flush; an export started now must not see it.
+        let (reached_tx, reached) = channel();
+        let (release, release_rx) = channel();
+        *kv.before_flush.lock().expect("hold") = Some((reached_tx, release_rx));
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                kv.apply(vec![
+                    KvOp::Put(b"a".to_vec(), b"2".to_vec()),
+                    KvOp::Put(b"b".to_vec(), b"2".to_vec()),
+                ])
+            })
+        };
+        reached.recv_timeout(Duration::from_secs(5)).expect("the batch reaches its flush");
+        let (exported_tx, exported) = channel();
+        let exporter = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                let mut pairs = Vec::new();
+                kv.export(&mut |k, v| {
+                    pairs.push((k.to_vec(), v.to_vec()));
+                    Ok(())
+                })
+                .expect("export");
+                exported_tx.send(pairs).expect("send");
+            })
+        };
+        if let Ok(pairs) = exported.recv_timeout(Duration::from_millis(300)) {
+            panic!("an export ran while a batch was not yet durable: {pairs:?}");
+        }
+        release.send(()).expect("release");
+        writer.join().expect("writer").expect("the held batch commits");
+        let pairs = exported.recv_timeout(Duration::from_secs(5)).expect("the export finishes");
+        exporter.join().expect("exporter");
+        let values: Vec<&[u8]> = pairs.iter().map(|(_, v)| v.as_slice()).collect();
+        assert_eq!(values, [b"2", b"2"], "the export after the flush holds the whole batch");
+        *kv.before_flush.lock().expect("hold") = None;
+
+        // 2. An export held in the middle: reads are answered, a batch waits for the export's end.
+        let (inside_tx, inside) = channel();
+        let (go_on, go_on_rx) = channel::<()>();
+        let exporter = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                let mut pairs = Vec::new();
+                kv.export(&mut |k, v| {
+                    if pairs.is_empty() {
+                        inside_tx.send(()).expect("send");
+                        go_on_rx.recv_timeout(Duration::from_secs(5)).expect("released");
+                    }
+                    pairs.push((k.to_vec(), v.to_vec()));
+                    Ok(())
+                })
+                .expect("export");
+                pairs
+            })
+        };
+        inside.recv_timeout(Duration::from_secs(5)).expect("the export starts");
+        let (write_tx, written) = channel();
+        let writer = {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                let r = kv.apply(vec![
+                    KvOp::Put(b"a".to_vec(), b"3".to_vec()),
+                    KvOp::Put(b"b".to_vec(), b"3".to_vec()),
+                ]);
+                write_tx.send(()).expect("send");
+                r
+            })
+        };
+        assert!(
+            written.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a batch landed in the middle of an export"
+        );
+        let (read_tx, read) = channel();
+        let reader = {
+            let kv = kv.clone();
+            std::thread::spawn(move || read_tx.send(kv.get(b"a").expect("read")).expect("send"))
+        };
+        let value =
+            read.recv_timeout(Duration::from_secs(2)).expect("a read is answered while an export runs");
+        assert_eq!(value.as_deref(), Some(&b"2"[..]));
+        go_on.send(()).expect("release");
+        let values: Vec<Vec<u8>> = exporter.join().expect("exporter").into_iter().map(|(_, v)| v).collect();
+        assert_eq!(values, [b"2".to_vec(), b"2".to_vec()], "one state: the batch waited");
+        writer.join().expect("writer").expect("the waiting batch commits");
+        reader.join().expect("reader");
     }
 
     #[test]

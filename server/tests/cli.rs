@@ -172,25 +172,25 @@ fn import_reports_each_refused_row_writes_nothing_then_imports_the_fixed_file_on
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[test]
-fn import_into_a_running_server_goes_through_its_http_import_with_a_managers_token() {
-    use std::io::BufRead as _;
-    // 1. A running `fieldsync serve` with the demo team.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    /// Killed when the test ends, passed or not (a server left running would hold the test's
-    /// output open).
-    struct Serving(std::process::Child);
-    impl Drop for Serving {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+/// A `fieldsync serve` process, killed when the test ends, passed or not (a server left running
+/// would hold the test's output open).
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
+}
+
+/// Starts `fieldsync serve` on `data` (seeding the demo team into an empty one) and a free port;
+/// returns it with its URL once it listens.
+fn serve(data: &std::path::Path) -> (Serving, String) {
+    use std::io::BufRead as _;
     let mut serve = Serving(
         Command::new(BIN)
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(&data)
+            .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -205,14 +205,26 @@ fn import_into_a_running_server_goes_through_its_http_import_with_a_managers_tok
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
-    let token = |user: &str, role: &str| {
-        let out = Command::new(BIN)
-            .args(["token", "--team", "demo", "--user", user, "--role", role, "--data"])
-            .arg(&data)
-            .output()
-            .expect("run fieldsync token");
-        String::from_utf8(out.stdout).expect("a token").trim().to_string()
-    };
+    (serve, url)
+}
+
+/// A development token of the demo team, signed with `data`'s secret.
+fn demo_token(data: &std::path::Path, user: &str, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--team", "demo", "--user", user, "--role", role, "--data"])
+        .arg(data)
+        .output()
+        .expect("run fieldsync token");
+    String::from_utf8(out.stdout).expect("a token").trim().to_string()
+}
+
+#[test]
+fn import_into_a_running_server_goes_through_its_http_import_with_a_managers_token() {
+    // 1. A running `fieldsync serve` with the demo team.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (serve, url) = serve(&data);
+    let token = |user: &str, role: &str| demo_token(&data, user, role);
     let file = dir.path().join("new.csv");
     std::fs::write(&file, "id,name,lat,lon\nnew-1,Epicerie,45.76,4.83\n").expect("write");
     let import = |token: &str, extra: &[&str]| {
@@ -244,4 +256,67 @@ fn import_into_a_running_server_goes_through_its_http_import_with_a_managers_tok
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && stdout.contains("line 2, column \"lat\""), "{stdout}");
     drop(serve);
+}
+
+#[test]
+fn backup_of_a_running_server_restores_into_a_new_directory_whose_server_knows_the_old_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, restored, file) =
+        (dir.path().join("data"), dir.path().join("restored"), dir.path().join("b.fsb"));
+    let run = |args: &[&std::ffi::OsStr]| Command::new(BIN).args(args).output().expect("run fieldsync");
+    let import = |url: &str, token: &str, csv: &std::path::Path| {
+        run(&[
+            "import".as_ref(),
+            csv.as_os_str(),
+            "--server".as_ref(),
+            url.as_ref(),
+            "--token".as_ref(),
+            token.as_ref(),
+        ])
+    };
+
+    // 1. A running server with the demo team and one imported customer.
+    let (serving, url) = serve(&data);
+    let maria = demo_token(&data, "maria", "manager");
+    let csv = dir.path().join("new.csv");
+    std::fs::write(&csv, "id,name,lat,lon\nnew-1,Epicerie,45.76,4.83\n").expect("write");
+    assert!(import(&url, &maria, &csv).status.success());
+
+    // 2. It is backed up while it runs (through its admin socket: sled keeps the directory locked).
+    let out =
+        run(&["backup".as_ref(), "--data".as_ref(), data.as_os_str(), "--out".as_ref(), file.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("backup ") && stdout.contains(" records, "), "{stdout}");
+
+    // 3. A second backup to the same file is one line, and the first is kept.
+    let size = std::fs::metadata(&file).expect("backup").len();
+    let out =
+        run(&["backup".as_ref(), "--data".as_ref(), data.as_os_str(), "--out".as_ref(), file.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("already there") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&file).expect("backup").len(), size);
+
+    // 4. The machine is lost: the backup is restored into a new directory, and refused over one.
+    drop(serving);
+    let out = run(&["restore".as_ref(), file.as_os_str(), "--data".as_ref(), restored.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["restore".as_ref(), file.as_os_str(), "--data".as_ref(), restored.as_os_str()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // 5. The restored server takes the manager's old token and holds the imported customer.
+    let (_serving, url) = serve(&restored);
+    let out = import(&url, &maria, &csv);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 rows: 0 new, 0 updated, 1 unchanged"), "{stdout}");
+
+    // 6. The old directory, its server killed (a stale socket left behind), is backed up directly.
+    let direct = dir.path().join("direct.fsb");
+    let out =
+        run(&["backup".as_ref(), "--data".as_ref(), data.as_os_str(), "--out".as_ref(), direct.as_os_str()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::metadata(&direct).expect("backup").len() > 0);
 }

@@ -751,6 +751,10 @@ impl Replica {
                     .merge(&mut incoming)
                     .map_err(|e| ClientError::Corrupt(format!("merging {}: {e}", s.doc_id)))?;
                 local.changed();
+                // A snapshot is all the server holds of the document: what this copy holds beyond
+                // it is unsent, even if acknowledged once (a server restored from a backup taken
+                // before the acknowledgement lacks it), and goes up with the next push.
+                local.acked.clear();
                 self.merge_acked(&s.doc_id, &server_heads)?;
             } else {
                 // Kept as the bytes received; the typed view is computed now, while it is loaded.

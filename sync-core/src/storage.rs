@@ -253,6 +253,9 @@ pub enum KvOp {
     Delete(Vec<u8>),
 }
 
+/// What [`KvBackend::export`] hands each pair to; an error stops the export.
+pub type ExportSink<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// An ordered key-value store with atomic, durable batches.
 pub trait KvBackend: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -264,6 +267,8 @@ pub trait KvBackend: Send + Sync {
     fn size_on_disk(&self) -> u64 {
         0
     }
+    /// Every pair in key order, as one state: no batch is applied part-way through (backups).
+    fn export(&self, each: &mut ExportSink<'_>) -> Result<()>;
 }
 
 /// A backend chosen when the process starts: the server's sled, sled behind the fault injector of
@@ -280,6 +285,9 @@ impl KvBackend for Box<dyn KvBackend> {
     }
     fn size_on_disk(&self) -> u64 {
         (**self).size_on_disk()
+    }
+    fn export(&self, each: &mut ExportSink<'_>) -> Result<()> {
+        (**self).export(each)
     }
 }
 
@@ -325,6 +333,12 @@ impl KvBackend for MemoryKv {
             }
         }
         Ok(())
+    }
+
+    fn export(&self, each: &mut ExportSink<'_>) -> Result<()> {
+        // The lock held throughout: no batch lands half-way through.
+        let map = self.lock()?;
+        map.iter().try_for_each(|(k, v)| each(k, v))
     }
 }
 
@@ -689,7 +703,42 @@ impl<B: KvBackend> KvStorage<B> {
             })
             .collect()
     }
+
+    /// Called once on a store restored from a backup, before it serves: each team's feed head jumps
+    /// [`RESTORE_FEED_GAP`] ahead and the feed is trimmed up to it. Devices synced with the server
+    /// after the backup was taken hold cursors past the backup's head; without the jump the
+    /// restored server would hand those sequence numbers to new changes, which such a device would
+    /// never pull. With it, every cursor issued before the restore lies behind the horizon: each
+    /// device bootstraps, and pushes what its copies hold that the restored store does not.
+    /// Returns each team with its new head.
+    pub fn restart_feeds(&self) -> Result<Vec<(String, u64)>> {
+        let _guard =
+            self.commit_lock.lock().map_err(|_| StorageError::Backend("commit lock poisoned".into()))?;
+        let mut ops = Vec::new();
+        let mut heads = Vec::new();
+        for team in self.team_names()? {
+            let head = self.feed_head(&team)?.checked_add(RESTORE_FEED_GAP).ok_or_else(|| {
+                StorageError::Corrupt(format!("team {team}: the feed head cannot move past u64"))
+            })?;
+            let start = key(&["f", &team, ""]);
+            ops.extend(
+                self.kv
+                    .scan(&start, &prefix_end(&start), usize::MAX)?
+                    .into_iter()
+                    .map(|(k, _)| KvOp::Delete(k)),
+            );
+            ops.push(KvOp::Put(key(&["h", &team]), head.to_be_bytes().to_vec()));
+            ops.push(KvOp::Put(key(&["z", &team]), head.to_be_bytes().to_vec()));
+            heads.push((team, head));
+        }
+        self.kv.apply(ops)?;
+        Ok(heads)
+    }
 }
+
+/// How far a restore moves each feed head ([`KvStorage::restart_feeds`]): more sequence numbers than
+/// a team issues between a backup and its restore (2^40: a thousand changes a second for 34 years).
+pub const RESTORE_FEED_GAP: u64 = 1 << 40;
 
 /// An in-memory [`Storage`].
 pub type MemoryStorage = KvStorage<MemoryKv>;
@@ -700,6 +749,7 @@ impl MemoryStorage {
     }
 }
 
+pub mod backup;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 

@@ -258,6 +258,10 @@ pub mod faults {
             self.inner.scan(start, end, limit)
         }
 
+        fn export(&self, each: &mut crate::storage::ExportSink<'_>) -> Result<()> {
+            self.inner.export(each)
+        }
+
         fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
             match self.faults.pick() {
                 None => self.inner.apply(ops),

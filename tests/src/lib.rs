@@ -587,6 +587,21 @@ impl TestServer {
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// The disaster and the recovery: the server stops, its data directory is gone, and a server
+    /// restored from `backup` into a new directory takes its place on the same port (devices keep
+    /// their URL; tokens verify, the backup carries the secret).
+    pub async fn replace_with_restore(
+        &mut self,
+        backup: &std::path::Path,
+    ) -> fieldsync_server::backup::RestoreReport {
+        self.stop().await;
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        let report = fieldsync_server::backup::restore(backup, dir.path()).expect("the backup restores");
+        self.dir = dir;
+        self.boot().await;
+        report
+    }
 }
 
 /// An HTTP/1.1 response read off a raw connection.

@@ -72,26 +72,25 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
     Ok(secret)
 }
 
-#[cfg(unix)]
-fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// A new file only its owner may read (it must not exist yet): secrets, backups.
+pub(crate) fn create_private(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
     // Created 0600 from the start: a chmod afterwards would leave a window where it is readable.
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
-#[cfg(not(unix))]
-fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut file = create_private(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
 
 /// Makes the new directory entry durable; best effort, as not every platform can fsync a dir.
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }

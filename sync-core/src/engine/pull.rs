@@ -191,6 +191,10 @@ mod tests {
         fn apply(&self, ops: Vec<KvOp>) -> Result<()> {
             self.kv.apply(ops)
         }
+
+        fn export(&self, each: &mut crate::storage::ExportSink<'_>) -> Result<()> {
+            self.kv.export(each)
+        }
     }
 
     #[test]
