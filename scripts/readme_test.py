@@ -74,8 +74,8 @@ def main():
         if first.startswith(BUILD):
             block = block.replace(first, "true  # " + first, 1)  # built already, the same code
         to_run.append(adapt(block))
-    if len(to_run) != 3:
-        fail(f"README has {len(to_run)} runnable blocks besides `serve`; this test knows 3: update it")
+    if len(to_run) != 4:
+        fail(f"README has {len(to_run)} runnable blocks besides `serve`; this test knows 4: update it")
 
     # 1. The server, as README starts it: seeds the demo team into ./data of a fresh directory.
     server = subprocess.Popen(
@@ -105,6 +105,8 @@ def main():
             ['"kind":"customer"', '"id":"cust-0001"', '"owner_rep":"bruno"'],
             # The demo team exported as a workbook and imported back: nothing changes.
             ['{"rows":300,"created":0,"updated":0,"unchanged":300,"written":true}'],
+            # The metrics, with the deployment's token: the one import above, counted by route.
+            ['fieldsync_http_requests_total{method="POST",route="/v1/import",status="200"} 1'],
             # The story, as "What to expect" tells it.
             [
                 "sync: round 1: 85 documents",

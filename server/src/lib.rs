@@ -44,6 +44,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod import;
+pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod seed;
@@ -96,6 +97,8 @@ pub struct ServerConfig {
     pub min_free_bytes: u64,
     /// Engine settings a deployment or a test may change.
     pub engine: EngineTuning,
+    /// The file holding the `/metrics` token; None: `DATA/metrics-token`, generated when absent.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Engine settings that may be changed from the defaults (`None` keeps the engine's own).
@@ -118,6 +121,7 @@ impl ServerConfig {
             dashboard: Default::default(),
             min_free_bytes: store::DEFAULT_MIN_FREE_BYTES,
             engine: EngineTuning::default(),
+            metrics_token_file: None,
         }
     }
 }
@@ -147,6 +151,9 @@ impl Server {
         backend: impl FnOnce(store::SledKv) -> Box<dyn fieldsync_core::storage::KvBackend>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
+        metrics::handle();
+        let metrics_access =
+            metrics::MetricsAccess::open(&config.data_dir, config.metrics_token_file.as_deref())?;
         let auth_config = match config.auth {
             Some(a) => a,
             None => auth::AuthConfig::dev_from_data_dir(&config.data_dir)?,
@@ -172,7 +179,8 @@ impl Server {
             }
         }
         let state = AppState::new(Arc::new(engine), Arc::new(authenticator), clock, config.limits)
-            .with_dashboard(config.dashboard);
+            .with_dashboard(config.dashboard)
+            .with_metrics(metrics_access);
         Ok(Server { state, data_dir: config.data_dir })
     }
 

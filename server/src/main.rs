@@ -13,8 +13,18 @@ use fieldsync_server::{Clock, Server, ServerConfig, SystemClock, auth, seed};
 #[derive(Debug, Parser)]
 #[command(name = "fieldsync", version, about = "Offline-first sync server for field sales teams")]
 struct Cli {
+    /// Log lines as text for people, or as one JSON object per line for a log pipeline (each line
+    /// of a request carries its `request_id` under `span`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FIELDSYNC_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +78,10 @@ enum Command {
         /// are refused with 507 until space is freed, and reads go on.
         #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
         min_free_space: u64,
+        /// The file holding the token `GET /metrics` takes (hex, at least 32 bytes: `openssl rand
+        /// -hex 32`); without, DATA/metrics-token, generated on first start.
+        #[arg(long, env = "FIELDSYNC_METRICS_TOKEN_FILE")]
+        metrics_token_file: Option<PathBuf>,
     },
     /// Print a development token (HS256, signed with the data directory's secret).
     Token {
@@ -279,14 +293,14 @@ async fn shutdown_signal() {
 /// A user's mistake (a port in use, a missing key file) is one line on stderr and exit code 1, never
 /// a backtrace: the error chain says what failed and why.
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -319,6 +333,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             compact_after_chunks,
             tile_url,
             min_free_space,
+            metrics_token_file,
         } => {
             // The address first: a port in use must not leave a freshly seeded data directory behind.
             let listener = tokio::net::TcpListener::bind(addr)
@@ -326,6 +341,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let mut config = ServerConfig::dev(&data.data);
             config.min_free_bytes = min_free_space;
+            config.metrics_token_file = metrics_token_file.clone();
             config.engine.bootstrap_docs = bootstrap_page_docs;
             config.engine.compact_after_chunks = compact_after_chunks;
             if let Some(url) = &tile_url {
@@ -349,6 +365,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let local = listener.local_addr()?;
             println!("fieldsync listening on http://{local} (data in {})", data.data.display());
             println!("dashboard: http://{local}/");
+            let token_file = metrics_token_file
+                .unwrap_or_else(|| data.data.join(fieldsync_server::metrics::TOKEN_FILE_NAME));
+            println!("metrics: http://{local}/metrics (bearer token in {})", token_file.display());
             if server.auth().can_issue() {
                 let token = fieldsync_server::routes::dashboard::demo_manager_token(server.auth())?;
                 println!("demo manager token (8h):\n  {token}");

@@ -50,6 +50,8 @@ pub struct AppState {
     pub live_streams: Arc<Semaphore>,
     /// What the dashboard is configured with.
     pub dashboard: Arc<crate::routes::dashboard::DashboardSettings>,
+    /// Who may read `/metrics` ([`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::MetricsAccess>,
 }
 
 impl AppState {
@@ -72,7 +74,14 @@ impl AppState {
             feed_changed: Arc::default(),
             live_streams,
             dashboard: Arc::default(),
+            metrics: Arc::new(crate::metrics::MetricsAccess::closed()),
         }
+    }
+
+    /// The same state with `/metrics` open to `access`'s token.
+    pub fn with_metrics(mut self, access: crate::metrics::MetricsAccess) -> Self {
+        self.metrics = Arc::new(access);
+        self
     }
 
     /// The same state with the dashboard's settings.

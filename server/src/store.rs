@@ -211,6 +211,7 @@ impl KvBackend for SledKv {
         let _not_exporting = self.exporting.read().unwrap_or_else(|e| e.into_inner());
         // Acknowledged means durable, and served means durable: no read between apply and flush.
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let started = std::time::Instant::now();
         self.db.apply_batch(batch).map_err(|e| self.poison(e))?;
         #[cfg(test)]
         if let Some((reached, release)) = &*self.before_flush.lock().expect("hold") {
@@ -218,6 +219,7 @@ impl KvBackend for SledKv {
             let _ = release.recv_timeout(std::time::Duration::from_secs(5));
         }
         self.db.flush().map_err(|e| self.poison(e))?;
+        crate::metrics::record_flush(started.elapsed().as_secs_f64(), bytes);
         Ok(())
     }
 

@@ -320,3 +320,104 @@ fn backup_of_a_running_server_restores_into_a_new_directory_whose_server_knows_t
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::metadata(&direct).expect("backup").len() > 0);
 }
+
+/// A plain HTTP/1.1 exchange with `fieldsync serve` (`url` as it prints it): the status, the
+/// `x-request-id` header and the body.
+fn http(url: &str, method: &str, path: &str, bearer: Option<&str>) -> (u16, String, String) {
+    use std::io::{Read as _, Write as _};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    let id =
+        head.lines().find_map(|l| l.strip_prefix("x-request-id: ")).map(str::to_string).unwrap_or_default();
+    (status, id, body.to_string())
+}
+
+#[test]
+fn serve_with_json_logs_writes_one_json_object_a_line_with_the_request_id_and_serves_metrics() {
+    use std::io::BufRead as _;
+    // 1. `fieldsync serve --log-format json` on a new data directory, its log read line by line.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut serving = Serving(
+        Command::new(BIN)
+            .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run fieldsync serve"),
+    );
+    let (log_tx, log) = std::sync::mpsc::channel::<String>();
+    let stderr = std::io::BufReader::new(serving.0.stderr.take().expect("stderr"));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(log_tx.send(l))));
+    let mut stdout = std::io::BufReader::new(serving.0.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let url = loop {
+        let line = stdout.next().expect("the server prints its address").expect("a line");
+        printed.push(line.clone());
+        if let Some(rest) = line.strip_prefix("fieldsync listening on ") {
+            break rest.split_whitespace().next().expect("a URL").to_string();
+        }
+    };
+    let metrics_line = loop {
+        let line = stdout.next().expect("the server says where its metrics are").expect("a line");
+        if line.starts_with("metrics: ") {
+            break line;
+        }
+    };
+    std::thread::spawn(move || stdout.for_each(drop));
+
+    // 2. A request that logs: the demo sign-in.
+    let (status, request_id, _) = http(&url, "POST", "/v1/dev/sign-in", None);
+    assert_eq!(status, 200);
+    assert_eq!(request_id.len(), 36, "a UUID: {request_id:?}");
+
+    // 3. Every log line is a JSON object; the sign-in's carries the response's request id.
+    let mut lines = Vec::new();
+    let sign_in = loop {
+        let line = log.recv_timeout(std::time::Duration::from_secs(10)).expect("the sign-in is logged");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["timestamp"].is_string() && event["level"].is_string(), "{line}");
+        lines.push(line);
+        if event["fields"]["message"] == "demo sign-in" {
+            break event;
+        }
+    };
+    assert!(lines.len() >= 2, "the start was logged before: {lines:?}");
+    assert_eq!(sign_in["span"]["request_id"], request_id.as_str(), "{sign_in}");
+    assert_eq!(sign_in["span"]["path"], "/v1/dev/sign-in");
+
+    // 4. /metrics: refused without the token, served with the one the data directory holds (the
+    //    file the start-up lines name).
+    let token_file = data.join("metrics-token");
+    assert!(metrics_line.contains(&token_file.display().to_string()), "{metrics_line}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_file).expect("token file").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "only its owner reads the token: {mode:o}");
+    }
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    assert_eq!(http(&url, "GET", "/metrics", None).0, 401);
+    let (status, _, text) = http(&url, "GET", "/metrics", Some(token.trim()));
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(
+            r#"fieldsync_http_requests_total{method="POST",route="/v1/dev/sign-in",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"fieldsync_feed_head{team="demo"}"#), "{text}");
+}

@@ -77,6 +77,8 @@ enum Access {
     Member,
     /// Managers and admins: a rep gets 403.
     Manager,
+    /// The deployment's metrics token, which no user's token is: everyone here gets 401.
+    Operator,
 }
 
 #[derive(Debug)]
@@ -118,6 +120,15 @@ const ROUTES: &[Route] = &[
         target: "/openapi.json",
         body: "",
         cases: 12,
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        access: Access::Operator,
+        input: Input::Query(&[]),
+        target: "/metrics",
+        body: "",
+        cases: 24,
     },
     Route {
         method: "GET",
@@ -1325,6 +1336,9 @@ fn check(route: &Route, who: Who, req: &Request, answer: &Answer, tally: &mut Ta
     match who {
         Who::Rep if route.access == Access::Manager && success => {
             return Err(format!("a rep got {} from a manager's route: {body}", answer.status));
+        }
+        _ if route.access == Access::Operator && success => {
+            return Err(format!("a user's token got {} from the operator's route: {body}", answer.status));
         }
         Who::Stranger if route.access != Access::Public && success => {
             return Err(format!("a request without a valid token got {}: {body}", answer.status));

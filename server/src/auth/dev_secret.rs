@@ -20,7 +20,13 @@ fn io_at(path: &Path, err: io::Error) -> AuthError {
 }
 
 pub(super) fn load_or_create_secret(dir: &Path) -> Result<Vec<u8>, AuthError> {
-    let path = dir.join(SECRET_FILE_NAME);
+    load_or_create_secret_file(dir, SECRET_FILE_NAME)
+}
+
+/// The hex secret in `dir/name`, generated (32 random bytes, 0600) when the file does not exist:
+/// the dev JWT secret, the metrics token.
+pub(crate) fn load_or_create_secret_file(dir: &Path, name: &str) -> Result<Vec<u8>, AuthError> {
+    let path = dir.join(name);
     match read_secret(&path) {
         Err(AuthError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
         other => return other,
@@ -28,14 +34,14 @@ pub(super) fn load_or_create_secret(dir: &Path) -> Result<Vec<u8>, AuthError> {
 
     fs::create_dir_all(dir).map_err(|e| io_at(dir, e))?;
     let secret = random_secret().map_err(|e| io_at(Path::new("OS random source"), e))?;
-    let tmp = dir.join(format!(".{SECRET_FILE_NAME}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let written = write_private_file(&tmp, format!("{}\n", hex_encode(&secret)).as_bytes())
         .and_then(|()| publish(&tmp, &path));
     // Whatever happened, the temporary name must not linger next to the real secret.
     let _ = fs::remove_file(&tmp);
     written.map_err(|e| io_at(&path, e))?;
     sync_dir(dir);
-    tracing::info!(path = %path.display(), "generated a new dev JWT secret");
+    tracing::info!(path = %path.display(), "generated a new secret");
 
     // Read back rather than trusting our own bytes: if another process created the file at the
     // same moment, its secret won and everyone must use that one.
@@ -53,7 +59,8 @@ fn publish(tmp: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
-fn read_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
+/// A secret file: hex, at least 32 bytes once decoded.
+pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
     let text = fs::read_to_string(path).map_err(|e| io_at(path, e))?;
     warn_if_readable_by_others(path);
     let secret = hex_decode(text.trim()).ok_or_else(|| {
@@ -105,7 +112,7 @@ fn warn_if_readable_by_others(path: &Path) {
         tracing::warn!(
             path = %path.display(),
             mode = format!("{:o}", meta.permissions().mode() & 0o777),
-            "the JWT secret is readable by other users; anyone who can read it can mint tokens"
+            "a secret is readable by other users: anyone who can read it can use it"
         );
     }
 }
@@ -132,7 +139,7 @@ fn random_secret() -> io::Result<[u8; SECRET_LEN]> {
     Ok(buf)
 }
 
-pub(super) fn hex_encode(bytes: &[u8]) -> String {
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     use fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -15,6 +15,7 @@
 //! | `GET /v1/map/customers`, `/v1/map/territories`, `/v1/map/day` | [`map`] |
 //! | `GET /v1/live` (Server-Sent Events) | [`live`] |
 //! | `GET /openapi.json` | [`openapi`] |
+//! | `GET /metrics` | [`crate::metrics`] |
 //! | `POST /v1/devices/revoke` | [`devices`] |
 //! | `POST /v1/import` | [`import`] |
 //! | `GET /v1/export/customers` | [`export`] |
@@ -52,6 +53,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(crate::metrics::metrics))
         // The bundle is text: gzip takes app.js from about 340 KB to about 110 KB.
         .routes(routes!(dashboard::page).layer(CompressionLayer::new()))
         .routes(routes!(dashboard::asset).layer(CompressionLayer::new()))
@@ -101,6 +103,8 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(in_flight, http::limit_in_flight))
         .layer(middleware::from_fn(crate::request_id::request_context))
+        // Outermost: the refusals of the limits above are counted too.
+        .layer(middleware::from_fn(crate::metrics::track_requests))
         .with_state(state)
 }
 

@@ -27,6 +27,7 @@ pub async fn sync(
         for r in &mut resp.rejected {
             r.reason = scrub_hex(&r.reason);
         }
+        crate::metrics::record_sync(&req, &resp);
         tracing::info!(
             team = %who.team, user = %who.user, device = %req.device_id,
             pushed = req.push.len(), accepted = resp.accepted.len(), rejected = resp.rejected.len(),

@@ -15,6 +15,7 @@
 //! than its label: a mislabelled entry can only cause a reload, never a stale write.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use automerge::Automerge;
@@ -37,15 +38,31 @@ impl Snapshot {
 
 type Key = (String, String);
 
+/// How well the cache serves: lookups of a document at its stored version that found it loaded
+/// (hits) or had to load it from storage (misses), since the engine started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Documents loaded now.
+    pub loaded: usize,
+}
+
 /// A bounded LRU of snapshots, keyed by team and document.
 pub(crate) struct DocCache {
     lru: Mutex<lru::LruCache<Key, Arc<Snapshot>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl DocCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        DocCache { lru: Mutex::new(lru::LruCache::new(cap)) }
+        DocCache {
+            lru: Mutex::new(lru::LruCache::new(cap)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Key, Arc<Snapshot>>> {
@@ -55,6 +72,22 @@ impl DocCache {
     /// The cached snapshot, if any (it stays cached).
     pub(crate) fn get(&self, team: &str, doc_id: &str) -> Option<Arc<Snapshot>> {
         self.lock().get(&(team.to_string(), doc_id.to_string())).cloned()
+    }
+
+    /// The cached snapshot when it is at `version` (the stored one), counted as a hit or a miss.
+    pub(crate) fn at_version(&self, team: &str, doc_id: &str, version: u64) -> Option<Arc<Snapshot>> {
+        let found = self.get(team, doc_id).filter(|snap| snap.version() == version);
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            loaded: self.len(),
+        }
     }
 
     /// Caches `snapshot` unless a newer version is cached already.
@@ -88,6 +121,16 @@ mod tests {
         assert_eq!(cache.get("t", "d").map(|s| s.version()), Some(5));
         cache.offer("t", "d", snap(7));
         assert_eq!(cache.get("t", "d").map(|s| s.version()), Some(7));
+    }
+
+    #[test]
+    fn a_lookup_at_the_stored_version_counts_a_hit_and_any_other_a_miss() {
+        let cache = DocCache::new(4);
+        assert!(cache.at_version("t", "d", 1).is_none());
+        cache.offer("t", "d", snap(2));
+        assert!(cache.at_version("t", "d", 1).is_none(), "an older stored version is not served");
+        assert!(cache.at_version("t", "d", 2).is_some());
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2, loaded: 1 });
     }
 
     #[test]

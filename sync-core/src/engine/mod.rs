@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 
-pub use cache::Snapshot;
+pub use cache::{CacheStats, Snapshot};
 pub use stage::MAX_REFUSALS_CHECKED;
 pub use write::ServerWrite;
 
@@ -272,15 +272,18 @@ impl<S: Storage> SyncEngine<S> {
         self.cache.len()
     }
 
+    /// The document cache's hits and misses so far (the server's `/metrics`).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
     /// The stored version of a document: the cached copy when it is at the stored version, else
     /// loaded from storage (metadata first, so the copy is never older than its label).
     pub(crate) fn current(&self, team: &str, doc_id: &str) -> Result<Option<Current>> {
         let Some(meta) = self.storage.doc_meta(team, doc_id)? else {
             return Ok(None);
         };
-        if let Some(snap) = self.cache.get(team, doc_id)
-            && snap.version() == meta.updated_seq
-        {
+        if let Some(snap) = self.cache.at_version(team, doc_id, meta.updated_seq) {
             return Ok(Some(Current { snap, meta }));
         }
         let bytes = self.storage.load_doc(team, doc_id)?.unwrap_or_default();
@@ -535,9 +538,7 @@ impl<S: Storage> SyncEngine<S> {
             for (id, _) in &page {
                 let Some(meta) = self.storage.doc_meta(team, id)? else { continue };
                 let corrupt = |e: &dyn std::fmt::Display| damaged(id, e);
-                if let Some(snap) = self.cache.get(team, id)
-                    && snap.version() == meta.updated_seq
-                {
+                if let Some(snap) = self.cache.at_version(team, id, meta.updated_seq) {
                     out.push(Document::hydrate(&snap.doc).map_err(|e| corrupt(&e))?);
                     continue;
                 }
