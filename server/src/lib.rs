@@ -40,6 +40,7 @@ pub mod admin;
 pub mod auth;
 pub mod backup;
 pub mod cache;
+pub mod config;
 pub mod error;
 pub mod extract;
 pub mod http;

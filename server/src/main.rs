@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use fieldsync_core::Role;
-use fieldsync_server::{Clock, Server, ServerConfig, SystemClock, auth, seed};
+use fieldsync_server::{Clock, Server, ServerConfig, SystemClock, auth, config, seed};
 
 #[derive(Debug, Parser)]
 #[command(name = "fieldsync", version, about = "Offline-first sync server for field sales teams")]
@@ -34,55 +34,125 @@ struct DataArg {
     data: PathBuf,
 }
 
+/// `fieldsync serve`: every setting a flag, an environment variable, or a key of `--config`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Each setting comes from its flag, else its environment variable, else the --config \
+file (the flag's name without --, e.g. `feed-trim-every = \"10m\"`, `log-format = \"json\"`; paths \
+relative to the file), else its default.")]
+struct ServeArgs {
+    /// A TOML file of settings, one key per flag (`addr = "0.0.0.0:8080"`); flags and environment
+    /// variables override it.
+    #[arg(long, env = "FIELDSYNC_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArg,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "FIELDSYNC_ADDR")]
+    addr: SocketAddr,
+    /// Do not seed the demo team into an empty data directory.
+    #[arg(long, env = "FIELDSYNC_NO_SEED")]
+    no_seed: bool,
+    /// Accept tokens from an identity provider: RS256, ES256 or EdDSA (needs --jwt-public-key).
+    #[arg(long, env = "FIELDSYNC_JWT_ALG")]
+    jwt_alg: Option<String>,
+    /// PEM public key of the identity provider (needs --jwt-alg).
+    #[arg(long, env = "FIELDSYNC_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Expected `iss` of tokens.
+    #[arg(long, default_value = auth::DEFAULT_ISSUER, env = "FIELDSYNC_JWT_ISSUER")]
+    jwt_issuer: String,
+    /// Expected `aud` of tokens.
+    #[arg(long, default_value = auth::DEFAULT_AUDIENCE, env = "FIELDSYNC_JWT_AUDIENCE")]
+    jwt_audience: String,
+    /// Feed entries kept per team; devices further behind bootstrap from snapshots again.
+    #[arg(long, default_value_t = 1_000_000, env = "FIELDSYNC_FEED_RETAIN")]
+    feed_retain: u64,
+    /// How often the feed is trimmed to --feed-retain entries (e.g. 10m, 30s).
+    #[arg(long, default_value = "10m", value_parser = config::parse_period, env = "FIELDSYNC_FEED_TRIM_EVERY")]
+    feed_trim_every: Duration,
+    /// Documents per bootstrap page (testing pagination).
+    #[arg(long, hide = true)]
+    bootstrap_page_docs: Option<usize>,
+    /// Stored chunks past which a document is compacted (testing compaction).
+    #[arg(long, hide = true)]
+    compact_after_chunks: Option<u32>,
+    /// Map tiles for the dashboard (`https://tiles.example/{z}/{x}/{y}.png`); without, the map
+    /// works offline on a plain background.
+    #[arg(long, env = "FIELDSYNC_TILE_URL")]
+    tile_url: Option<String>,
+    /// Free space kept on the data directory's filesystem (e.g. 64MiB, 1GiB): below it, writes
+    /// are refused with 507 until space is freed, and reads go on.
+    #[arg(long, default_value = "64MiB", value_parser = config::parse_bytes, env = "FIELDSYNC_MIN_FREE_SPACE")]
+    min_free_space: u64,
+    /// The file holding the token `GET /metrics` takes (hex, at least 32 bytes: `openssl rand
+    /// -hex 32`); without, DATA/metrics-token, generated on first start.
+    #[arg(long, env = "FIELDSYNC_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Takes the `--config` file's value of every setting that neither its flag nor its
+    /// environment variable gave (`matches` are `serve`'s, `global` the top level's); checks
+    /// what only the settings together can say.
+    fn merge_config(
+        &mut self,
+        matches: &clap::ArgMatches,
+        global: &clap::ArgMatches,
+        log_format: &mut LogFormat,
+    ) -> anyhow::Result<()> {
+        use clap::ValueEnum as _;
+        use clap::parser::ValueSource;
+        let unset = |m: &clap::ArgMatches, id: &str| {
+            matches!(m.value_source(id), None | Some(ValueSource::DefaultValue))
+        };
+        if let Some(path) = &self.config {
+            let file = config::ServeFile::load(path)?;
+            macro_rules! take {
+                ($field:ident) => {
+                    if unset(matches, stringify!($field))
+                        && let Some(v) = file.$field.clone()
+                    {
+                        self.$field = v.into();
+                    }
+                };
+            }
+            if unset(matches, "data")
+                && let Some(v) = file.data.clone()
+            {
+                self.data.data = v;
+            }
+            take!(addr);
+            take!(no_seed);
+            take!(jwt_alg);
+            take!(jwt_public_key);
+            take!(jwt_issuer);
+            take!(jwt_audience);
+            take!(feed_retain);
+            take!(feed_trim_every);
+            take!(tile_url);
+            take!(min_free_space);
+            take!(metrics_token_file);
+            if unset(global, "log_format")
+                && unset(matches, "log_format")
+                && let Some(v) = &file.log_format
+            {
+                *log_format = LogFormat::from_str(v, true)
+                    .map_err(|_| anyhow::anyhow!("{}: log-format: {v:?}: text or json", path.display()))?;
+            }
+        }
+        if self.jwt_alg.is_some() != self.jwt_public_key.is_some() {
+            anyhow::bail!(
+                "--jwt-alg and --jwt-public-key go together: a provider's algorithm and its public key"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the sync API. With an empty data directory, seeds the demo team first.
-    Serve {
-        #[command(flatten)]
-        data: DataArg,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", env = "FIELDSYNC_ADDR")]
-        addr: SocketAddr,
-        /// Do not seed the demo team into an empty data directory.
-        #[arg(long)]
-        no_seed: bool,
-        /// Accept tokens from an identity provider: RS256, ES256 or EdDSA (needs --jwt-public-key).
-        #[arg(long, requires = "jwt_public_key")]
-        jwt_alg: Option<String>,
-        /// PEM public key of the identity provider (needs --jwt-alg).
-        #[arg(long, requires = "jwt_alg")]
-        jwt_public_key: Option<PathBuf>,
-        /// Expected `iss` of tokens.
-        #[arg(long, default_value = auth::DEFAULT_ISSUER)]
-        jwt_issuer: String,
-        /// Expected `aud` of tokens.
-        #[arg(long, default_value = auth::DEFAULT_AUDIENCE)]
-        jwt_audience: String,
-        /// Feed entries kept per team; devices further behind bootstrap from snapshots again.
-        #[arg(long, default_value_t = 1_000_000)]
-        feed_retain: u64,
-        /// How often the feed is trimmed to --feed-retain entries (e.g. 10m, 30s).
-        #[arg(long, default_value = "10m", value_parser = parse_period)]
-        feed_trim_every: Duration,
-        /// Documents per bootstrap page (testing pagination).
-        #[arg(long, hide = true)]
-        bootstrap_page_docs: Option<usize>,
-        /// Stored chunks past which a document is compacted (testing compaction).
-        #[arg(long, hide = true)]
-        compact_after_chunks: Option<u32>,
-        /// Map tiles for the dashboard (`https://tiles.example/{z}/{x}/{y}.png`); without, the map
-        /// works offline on a plain background.
-        #[arg(long, env = "FIELDSYNC_TILE_URL")]
-        tile_url: Option<String>,
-        /// Free space kept on the data directory's filesystem (e.g. 64MiB, 1GiB): below it, writes
-        /// are refused with 507 until space is freed, and reads go on.
-        #[arg(long, default_value = "64MiB", value_parser = parse_bytes)]
-        min_free_space: u64,
-        /// The file holding the token `GET /metrics` takes (hex, at least 32 bytes: `openssl rand
-        /// -hex 32`); without, DATA/metrics-token, generated on first start.
-        #[arg(long, env = "FIELDSYNC_METRICS_TOKEN_FILE")]
-        metrics_token_file: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Print a development token (HS256, signed with the data directory's secret).
     Token {
         #[command(flatten)]
@@ -188,15 +258,6 @@ enum Command {
     },
 }
 
-/// A period such as `10m`, `30s` or `50ms`: at least a millisecond.
-fn parse_period(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d >= Duration::from_millis(1) => Ok(d),
-        Ok(_) => Err(format!("{s:?}: at least 1ms")),
-        Err(e) => Err(format!("{s:?}: {e} (try e.g. 10m or 30s)")),
-    }
-}
-
 /// `POST /v1/import` on a running server: the report it answers, also for refused rows (422
 /// `rows_refused`); any other refusal is its message.
 fn import_over_http(
@@ -239,25 +300,6 @@ fn import_over_http(
     Ok(serde_json::from_value(report)?)
 }
 
-/// A size such as `64MiB`, `1GiB`, `500MB` or a number of bytes.
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: a size such as 64MiB or 1GiB"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        other => return Err(format!("{other:?}: a unit among B, KB, KiB, MB, MiB, GB, GiB")),
-    };
-    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
-}
-
 fn print_seed(summary: &seed::SeedSummary) {
     println!(
         "seeded team {:?}: {} customers, {} territories, {} past visits, {} plan",
@@ -293,7 +335,14 @@ async fn shutdown_signal() {
 /// A user's mistake (a port in use, a missing key file) is one line on stderr and exit code 1, never
 /// a backtrace: the error chain says what failed and why.
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand())
+        && let Err(e) = args.merge_config(serve, &matches, &mut cli.log_format)
+    {
+        eprintln!("fieldsync: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,tower_http=warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -319,7 +368,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve {
+        Command::Serve(ServeArgs {
+            config: _,
             data,
             addr,
             no_seed,
@@ -334,7 +384,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tile_url,
             min_free_space,
             metrics_token_file,
-        } => {
+        }) => {
             // The address first: a port in use must not leave a freshly seeded data directory behind.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

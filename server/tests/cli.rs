@@ -421,3 +421,125 @@ fn serve_with_json_logs_writes_one_json_object_a_line_with_the_request_id_and_se
     );
     assert!(text.contains(r#"fieldsync_feed_head{team="demo"}"#), "{text}");
 }
+
+#[test]
+fn serve_takes_its_settings_from_a_config_file_that_flags_and_the_environment_override() {
+    use std::io::BufRead as _;
+    // 1. A config file naming a data directory beside it, JSON logs, a metrics token file, and a
+    //    port a flag will override.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).expect("etc");
+    let token = "ab".repeat(32);
+    std::fs::write(etc.join("metrics.token"), format!("{token}\n")).expect("token file");
+    let config = etc.join("fieldsync.toml");
+    std::fs::write(
+        &config,
+        "data = \"../var/data\"\naddr = \"127.0.0.1:1\"\nlog-format = \"json\"\nmetrics-token-file = \"metrics.token\"\n\
+         feed-trim-every = \"1h\"\nmin-free-space = \"1MiB\"\n",
+    )
+    .expect("config");
+    let start = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("FIELDSYNC_DATA")
+            .env_remove("FIELDSYNC_LOG_FORMAT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut serving = Serving(cmd.spawn().expect("run fieldsync serve"));
+        let mut out = std::io::BufReader::new(serving.0.stdout.take().expect("stdout")).lines();
+        let listening = loop {
+            let line = out.next().expect("the server prints its address").expect("a line");
+            if line.starts_with("fieldsync listening on ") {
+                break line;
+            }
+        };
+        std::thread::spawn(move || out.for_each(drop));
+        let url =
+            listening["fieldsync listening on ".len()..].split_whitespace().next().expect("url").to_string();
+        let mut err = std::io::BufReader::new(serving.0.stderr.take().expect("stderr")).lines();
+        let first_log = err.next().expect("a log line").expect("text");
+        std::thread::spawn(move || err.for_each(drop));
+        (serving, url, listening, first_log)
+    };
+
+    // 2. The file's settings hold where no flag gives them: the data directory relative to the
+    //    file, JSON logs, its metrics token; the --addr flag beats the file's port 1.
+    let (serving, url, listening, first_log) = start(&[]);
+    let data = dir.path().join("var/data");
+    assert!(listening.contains(&etc.join("../var/data").display().to_string()), "{listening}");
+    assert!(data.join("conf").exists() || data.join("db").exists(), "sled opened the file's data directory");
+    assert!(serde_json::from_str::<serde_json::Value>(&first_log).is_ok(), "JSON logs: {first_log}");
+    assert_eq!(http(&url, "GET", "/metrics", Some(&token)).0, 200, "the file's metrics token");
+    assert!(!data.join("metrics-token").exists(), "no token generated when the file names one");
+    drop(serving);
+
+    // 3. The environment overrides the file: text logs, another data directory.
+    let other = dir.path().join("other");
+    let (serving, _, listening, first_log) =
+        start(&[("FIELDSYNC_LOG_FORMAT", "text"), ("FIELDSYNC_DATA", other.to_str().expect("utf-8"))]);
+    assert!(listening.contains(&other.display().to_string()), "{listening}");
+    assert!(serde_json::from_str::<serde_json::Value>(&first_log).is_err(), "text logs: {first_log}");
+    drop(serving);
+
+    // 4. A bad file is one clear error at start, naming the file, the line and the key; the data
+    //    directory it names is not created.
+    let cases = [
+        ("data = \"fresh\"\nadress = \"127.0.0.1:8080\"\n", vec!["line 2", "adress", "expected one of"]),
+        ("data = \"fresh\"\nfeed-retain = \"lots\"\n", vec!["line 2", "feed-retain"]),
+        ("data = \"fresh\"\nfeed-trim-every = \"soon\"\n", vec!["feed-trim-every", "soon"]),
+        ("data = \"fresh\"\nlog-format = \"yaml\"\n", vec!["log-format", "text or json"]),
+        ("data = \"fresh\"\njwt-alg = \"RS256\"\n", vec!["--jwt-alg and --jwt-public-key go together"]),
+        ("data = \"fresh\"\naddr = \"somewhere\"\n", vec!["line 2", "addr"]),
+    ];
+    for (text, said) in cases {
+        std::fs::write(&config, text).expect("config");
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("run fieldsync serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("fieldsync: {}", config.display())) || said[0].starts_with("--"),
+            "{stderr}"
+        );
+        for s in said {
+            assert!(stderr.contains(s), "{text:?} should say {s:?}: {stderr}");
+        }
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+        assert!(!etc.join("fresh").exists(), "{text:?} created the data directory");
+    }
+    let missing =
+        Command::new(BIN).args(["serve", "--config", "/nonexistent/fieldsync.toml"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr.trim(),
+        "fieldsync: /nonexistent/fieldsync.toml: No such file or directory (os error 2)"
+    );
+
+    // 5. `serve --help` documents every setting with its environment variable and the order.
+    let help = Command::new(BIN).args(["serve", "--help"]).output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|f| *f != "help")
+        .collect();
+    assert!(flags.len() >= 14, "{flags:?}");
+    let text: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for flag in &flags {
+        let env = format!("[env: FIELDSYNC_{}=]", flag.replace('-', "_").to_uppercase());
+        assert!(text.contains(&env), "--{flag} names {env}: {help}");
+    }
+    assert!(text.contains("else its environment variable, else the --config file"), "{help}");
+}
