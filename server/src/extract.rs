@@ -22,15 +22,58 @@ pub struct Caller(pub Principal);
 #[derive(Debug, Clone)]
 pub struct Manager(pub Principal);
 
+/// A caller who may post leads: an integration (or an admin); anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct LeadSource(pub Principal);
+
+/// The principal the request's bearer token names, whatever its role.
+fn verified(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    if let Some(Verified(who)) = parts.extensions.get::<Verified>() {
+        return Ok(who.clone());
+    }
+    let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    Ok(state.auth.verify_authorization_header(header)?.into_principal())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Every route but the lead intake takes a `Caller`, so an integration's token opens none of
+    /// them.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(Verified(who)) = parts.extensions.get::<Verified>() {
-            return Ok(Caller(who.clone()));
+        let who = verified(parts, state)?;
+        if who.role == fieldsync_core::Role::Integration {
+            return Err(ApiError::forbidden("an integration token may only post leads (POST /v1/leads)"));
         }
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        Ok(Caller(state.auth.verify_authorization_header(header)?.into_principal()))
+        Ok(Caller(who))
+    }
+}
+
+impl FromRequestParts<AppState> for LeadSource {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = verified(parts, state)?;
+        if !matches!(who.role, fieldsync_core::Role::Integration | fieldsync_core::Role::Admin) {
+            return Err(ApiError::forbidden("leads come from an integration's token"));
+        }
+        // Before the body is read: a sender over its rate costs nothing more.
+        let limits = &state.limits;
+        state
+            .leads
+            .admit(&who.team, &who.user, state.clock.now_ms(), limits.leads_per_minute, limits.lead_burst)
+            .map_err(|wait_s| ApiError {
+                retry_after: Some(wait_s),
+                ..ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!(
+                        "at most {} leads a minute from one sender; wait {wait_s} s",
+                        limits.leads_per_minute
+                    ),
+                )
+            })?;
+        Ok(LeadSource(who))
     }
 }
 
@@ -55,7 +98,8 @@ pub fn rep_scope(who: &Principal, rep: Option<String>) -> Result<Option<String>,
             Err(ApiError::forbidden("a rep sees and plans for themself only"))
         }
         (fieldsync_core::Role::Rep, _) => Ok(Some(who.user.clone())),
-        (_, rep) => Ok(rep),
+        (fieldsync_core::Role::Integration, _) => Err(ApiError::forbidden("an integration reads nothing")),
+        (fieldsync_core::Role::Manager | fieldsync_core::Role::Admin, rep) => Ok(rep),
     }
 }
 

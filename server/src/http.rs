@@ -66,6 +66,11 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) when the server is at a limit.
     pub retry_after_s: u32,
+    /// Leads one sender (team and subject) may post a minute, on average; beyond, 429 with
+    /// `Retry-After` ([`crate::routes::leads`]).
+    pub leads_per_minute: u32,
+    /// Leads one sender may post at once before the rate applies.
+    pub lead_burst: u32,
 }
 
 impl Default for HttpLimits {
@@ -81,6 +86,8 @@ impl Default for HttpLimits {
             max_bodies_per_user: 4,
             max_header_bytes: 64 * 1024,
             retry_after_s: 2,
+            leads_per_minute: 120,
+            lead_burst: 60,
         }
     }
 }

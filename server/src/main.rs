@@ -212,19 +212,26 @@ enum Command {
         #[arg(long, default_value = "import")]
         by: String,
     },
-    /// Export a team's customers from a stopped server's data directory, as a file `import` reads
-    /// back unchanged (on a running server: `GET /v1/export/customers`).
+    /// Export a team's customers (as a file `import` reads back unchanged) or visits from a
+    /// stopped server's data directory (on a running server: `GET /v1/export/customers`,
+    /// `GET /v1/export/visits`).
     Export {
         #[command(flatten)]
         data: DataArg,
         #[arg(long)]
         team: String,
-        /// `customers` (visits and GeoJSON are not exported yet).
+        /// `customers` or `visits`.
         #[arg(long, default_value = "customers")]
         what: String,
-        /// `csv` or `xlsx`.
+        /// `csv`, `xlsx` or `geojson`.
         #[arg(long, default_value = "csv")]
         format: String,
+        /// Visits planned to start at or after this time (Unix ms; default: 90 days before --to-ms).
+        #[arg(long)]
+        from_ms: Option<i64>,
+        /// Visits planned to start before this time (Unix ms; default: now).
+        #[arg(long)]
+        to_ms: Option<i64>,
         /// The file to write (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -544,17 +551,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Export { data, team, what, format, out } => {
-            use fieldsync_exchange::table::Format;
-            use fieldsync_server::routes::export::customers_file;
+        Command::Export { data, team, what, format, from_ms, to_ms, out } => {
+            use fieldsync_exchange::export::What;
+            use fieldsync_server::routes::export::{DEFAULT_VISIT_DAYS, parse_format, team_file};
             fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
-            anyhow::ensure!(what == "customers", "--what {what:?}: only customers are exported for now");
-            let format =
-                Format::parse(&format).ok_or_else(|| anyhow::anyhow!("--format {format:?}: csv or xlsx"))?;
+            let what =
+                What::parse(&what).ok_or_else(|| anyhow::anyhow!("--what {what:?}: customers or visits"))?;
+            let format = parse_format(Some(&format)).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let window = (what == What::Visits).then(|| {
+                let to = to_ms.unwrap_or_else(|| SystemClock.now_ms());
+                (from_ms.unwrap_or(to.saturating_sub(DEFAULT_VISIT_DAYS * 86_400_000)), to)
+            });
+            if let Some((from, to)) = window {
+                fieldsync_planning::check_window(from, to)
+                    .map_err(|e| anyhow::anyhow!("--from-ms/--to-ms: {e}"))?;
+            }
             let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
                 .with_context(|| format!("opening {} (stop the server first)", data.data.display()))?;
-            let bytes =
-                customers_file(server.engine().team_documents(&team)?, format).map_err(anyhow::Error::msg)?;
+            let bytes = team_file(server.engine(), &team, what, format, window)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?

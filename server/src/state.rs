@@ -52,6 +52,8 @@ pub struct AppState {
     pub dashboard: Arc<crate::routes::dashboard::DashboardSettings>,
     /// Who may read `/metrics` ([`crate::metrics`]).
     pub metrics: Arc<crate::metrics::MetricsAccess>,
+    /// The lead intake's rates and team locks ([`crate::routes::leads`]).
+    pub leads: Arc<crate::routes::leads::LeadIntake>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             live_streams,
             dashboard: Arc::default(),
             metrics: Arc::new(crate::metrics::MetricsAccess::closed()),
+            leads: Arc::default(),
         }
     }
 
@@ -112,6 +115,28 @@ impl AppState {
         let map =
             self.maps.get_or_build(team, version, || Ok::<_, ApiError>(CustomerMap::build(&index.rows)))?;
         Ok((map, index))
+    }
+
+    /// The team's territories, or only those `member` (a rep) belongs to (blocking).
+    pub fn territories(
+        &self,
+        team: &str,
+        member: Option<&str>,
+    ) -> Result<Vec<fieldsync_core::docs::Territory>, ApiError> {
+        use fieldsync_core::docs::{DocKind, Document};
+        let mut found = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.engine.storage().list_docs(team, member, &after, 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            for (id, _) in page.into_iter().filter(|(_, k)| *k == DocKind::Territory) {
+                if let Some((Document::Territory(t), _)) = self.engine.read_doc(team, &id)? {
+                    found.push(t);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Wakes the live feeds: something was written.

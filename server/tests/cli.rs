@@ -163,6 +163,28 @@ fn import_reports_each_refused_row_writes_nothing_then_imports_the_fixed_file_on
         );
     }
 
+    // 3b. As GeoJSON, the same customers as points; visits as a table; a wrong --what is one line.
+    let export = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("export")
+            .args(["--team", "acme", "--data"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("export")
+    };
+    let geo = export(&["--format", "geojson"]);
+    assert!(geo.status.success(), "{}", String::from_utf8_lossy(&geo.stderr));
+    let geo: serde_json::Value = serde_json::from_slice(&geo.stdout).expect("GeoJSON");
+    assert_eq!(geo["features"].as_array().map(Vec::len), Some(2), "{geo}");
+    let visits = export(&["--what", "visits"]);
+    assert!(visits.status.success(), "{}", String::from_utf8_lossy(&visits.stderr));
+    assert!(String::from_utf8_lossy(&visits.stdout).starts_with("id,customer_id,customer,rep,planned_start"));
+    let wrong = export(&["--what", "orders"]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(stderr.trim(), "fieldsync: --what \"orders\": customers or visits");
+
     // 4. A file that is not a table at all is one line on stderr.
     std::fs::write(&file, b"name,lat\n\xff\xfe,1\n").expect("write");
     let out = import(&[]);

@@ -79,6 +79,9 @@ pub mod limits {
     pub const MAX_TIMEZONE_LEN: usize = 64;
     /// Tags per customer.
     pub const MAX_TAGS: usize = 50;
+    /// Longest phone number as written, in characters (E.164 has at most 15 digits; spaces,
+    /// dashes and brackets add some).
+    pub const MAX_PHONE_LEN: usize = 32;
     /// Opening windows per customer: four a day, seven days.
     pub const MAX_OPENING_HOURS: usize = 7 * 4;
     /// Largest per-customer geofence, in metres. Large sites (malls, plants) need more than the
@@ -228,6 +231,11 @@ pub struct Customer {
     pub name: String,
     pub location: GeoPoint,
     pub address: String,
+    /// The number to call, as people write it (`+33 6 12 34 56 78`); leads are matched by it
+    /// ([`normalized_phone`]). Empty when unknown (and in documents written before it existed).
+    #[autosurgeon(missing = "Default::default")]
+    #[serde(default)]
+    pub phone: String,
     /// IANA time zone of the opening hours, e.g. "Europe/Paris".
     pub timezone: String,
     pub opening_hours: Vec<OpeningHours>,
@@ -262,6 +270,7 @@ impl Customer {
             name: name.into(),
             location,
             address: String::new(),
+            phone: String::new(),
             timezone: String::new(),
             opening_hours: vec![],
             potential_value: 0.0,
@@ -747,6 +756,9 @@ impl Document {
                         validate_id(f, v)?;
                     }
                 }
+                if !c.phone.is_empty() {
+                    normalized_phone(&c.phone).map_err(|e| DocError::invalid("phone", e))?;
+                }
                 max_count("tags", c.tags.len(), MAX_TAGS)?;
                 for t in &c.tags {
                     short_text("tags", t)?;
@@ -886,6 +898,42 @@ fn validate_timezone(tz: &str) -> Result<(), DocError> {
         ));
     }
     Ok(())
+}
+
+/// A phone number reduced to what identifies it: `+` and digits (`00` read as `+`), without the
+/// spaces, dots, dashes and brackets people write; 6 to 15 digits.
+///
+/// ```
+/// use fieldsync_core::docs::normalized_phone;
+/// assert_eq!(normalized_phone("+33 (0)6 12-34.56.78").as_deref(), Ok("+330612345678"));
+/// assert_eq!(normalized_phone("0033 6 12 34 56 78").as_deref(), Ok("+33612345678"));
+/// assert!(normalized_phone("call me").is_err());
+/// ```
+pub fn normalized_phone(s: &str) -> Result<String, String> {
+    if s.chars().count() > MAX_PHONE_LEN {
+        return Err(format!("longer than {MAX_PHONE_LEN} characters"));
+    }
+    let t = s.trim();
+    let (plus, rest) = match t.strip_prefix('+') {
+        Some(r) => (true, r),
+        None => match t.strip_prefix("00") {
+            Some(r) => (true, r),
+            None => (false, t),
+        },
+    };
+    let mut out = String::from(if plus { "+" } else { "" });
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => out.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            other => return Err(format!("{other:?} is not part of a phone number")),
+        }
+    }
+    let digits = out.len() - usize::from(plus);
+    if !(6..=15).contains(&digits) {
+        return Err(format!("{digits} digits: a phone number has 6 to 15"));
+    }
+    Ok(out)
 }
 
 fn short_text(field: &str, s: &str) -> Result<(), DocError> {
@@ -1111,6 +1159,7 @@ mod tests {
             name: "Boulangerie".into(),
             location: GeoPoint::wgs84(45.76, 4.83),
             address: "1 place Bellecour".into(),
+            phone: "+33 4 78 00 00 00".into(),
             timezone: "Europe/Paris".into(),
             opening_hours: vec![OpeningHours { weekday: 1, open_min: 480, close_min: 1080 }],
             potential_value: 1000.0,

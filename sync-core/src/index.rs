@@ -32,6 +32,10 @@ pub struct CustomerRow {
     pub id: String,
     #[serde(default)]
     pub name: String,
+    /// The phone, normalized ([`crate::docs::normalized_phone`]); empty when none: what leads are
+    /// matched by.
+    #[serde(default)]
+    pub phone: String,
     pub owner_rep: Option<String>,
     pub territory: Option<String>,
     /// The stored tier (a manager's override names them in `tier_set_by`); the effective tier is
@@ -153,6 +157,7 @@ impl CustomerRow {
         CustomerRow {
             id: c.id.clone(),
             name: c.name.clone(),
+            phone: crate::docs::normalized_phone(&c.phone).unwrap_or_default(),
             owner_rep: c.owner_rep.clone(),
             territory: c.territory.clone(),
             tier: c.tier,

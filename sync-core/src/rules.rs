@@ -14,6 +14,9 @@ pub enum Role {
     Rep,
     Manager,
     Admin,
+    /// Another system (a CRM, a web form) that may only create prospects through the server's
+    /// lead intake; it reads and syncs nothing.
+    Integration,
 }
 
 impl Role {
@@ -22,6 +25,7 @@ impl Role {
             Role::Rep => "rep",
             Role::Manager => "manager",
             Role::Admin => "admin",
+            Role::Integration => "integration",
         }
     }
 
@@ -38,7 +42,8 @@ impl std::str::FromStr for Role {
             "rep" => Ok(Role::Rep),
             "manager" => Ok(Role::Manager),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?} (expected rep, manager or admin)")),
+            "integration" => Ok(Role::Integration),
+            other => Err(format!("unknown role {other:?} (expected rep, manager, admin or integration)")),
         }
     }
 }
@@ -279,6 +284,11 @@ pub fn check_edit(
     match who.role {
         Role::Admin | Role::Manager => Ok(()),
         Role::Rep => check_rep(who, before, after, assigned),
+        Role::Integration => Err(Violation::new(
+            ViolationCode::ForbiddenKind,
+            None,
+            "an integration creates leads through the server's lead intake only",
+        )),
     }
 }
 
@@ -335,7 +345,7 @@ fn check_rep(
                     "this customer is not assigned to you",
                 ));
             }
-            only_fields(b, after, &["follow_up_status", "opportunity_stage", "notes"])
+            only_fields(b, after, &["follow_up_status", "opportunity_stage", "notes", "phone"])
         }
         (None, Document::Visit(v)) => {
             if v.rep != me {

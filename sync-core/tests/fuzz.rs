@@ -572,6 +572,7 @@ const VOCAB: &[&str] = &[
     "territory",
     "tags",
     "notes",
+    "phone",
     "geofence_m",
     "created_by",
     "customer_id",

@@ -79,6 +79,8 @@ enum Access {
     Manager,
     /// The deployment's metrics token, which no user's token is: everyone here gets 401.
     Operator,
+    /// An integration's token (or an admin's): reps and managers get 403.
+    Integration,
 }
 
 #[derive(Debug)]
@@ -120,6 +122,15 @@ const ROUTES: &[Route] = &[
         target: "/openapi.json",
         body: "",
         cases: 12,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/leads",
+        access: Access::Integration,
+        input: Input::Json,
+        target: "/v1/leads",
+        body: r#"{"name": "Shop", "phone": "+33 6 12 34 56 78", "lat": 45.76, "lon": 4.83, "source": "website"}"#,
+        cases: 24,
     },
     Route {
         method: "GET",
@@ -307,6 +318,15 @@ const ROUTES: &[Route] = &[
         access: Access::Manager,
         input: Input::Query(&["format"]),
         target: "/v1/export/customers?format=xlsx",
+        body: "",
+        cases: 32,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/export/visits",
+        access: Access::Manager,
+        input: Input::Query(&["format", "from_ms", "to_ms"]),
+        target: "/v1/export/visits?format=geojson",
         body: "",
         cases: 32,
     },
@@ -1337,8 +1357,13 @@ fn check(route: &Route, who: Who, req: &Request, answer: &Answer, tally: &mut Ta
         Who::Rep if route.access == Access::Manager && success => {
             return Err(format!("a rep got {} from a manager's route: {body}", answer.status));
         }
-        _ if route.access == Access::Operator && success => {
-            return Err(format!("a user's token got {} from the operator's route: {body}", answer.status));
+        Who::Rep | Who::Manager
+            if matches!(route.access, Access::Operator | Access::Integration) && success =>
+        {
+            return Err(format!(
+                "a rep's or manager's token got {} from {}: {body}",
+                answer.status, route.path
+            ));
         }
         Who::Stranger if route.access != Access::Public && success => {
             return Err(format!("a request without a valid token got {}: {body}", answer.status));
@@ -1381,6 +1406,8 @@ fn on_the_route(route: &Route, req: &Request) -> bool {
 enum Who {
     Rep,
     Manager,
+    /// Another system's token (role integration), on the routes it may call.
+    Integration,
     Stranger,
 }
 
@@ -1412,6 +1439,7 @@ struct Stage {
     team: Team,
     rep: String,
     manager: String,
+    integration: String,
     valid: Valid,
     /// `GET /v1/docs/{plan}` as it answered at the start.
     plan_path: String,
@@ -1422,19 +1450,25 @@ impl Stage {
     async fn new(team: Team) -> Stage {
         // Live feeds are opened and dropped by the hundred: room for those the server has not yet
         // seen closed.
-        let server = TestServer::start_with(|c| c.limits.max_live_streams = 100_000).await;
+        let server = TestServer::start_with(|c| {
+            c.limits.max_live_streams = 100_000;
+            c.limits.lead_burst = 1_000_000;
+        })
+        .await;
         match team {
             Team::Demo => server.seed_demo(),
             Team::Thinned => server.seed(DEMO, &thinned_demo()),
         }
         let rep = server.token(DEMO, "alice", Role::Rep);
         let manager = server.token(DEMO, "maria", Role::Manager);
+        let integration = server.token(DEMO, "crm", Role::Integration);
         let plan_path = format!("/v1/docs/plan-{}", fieldsync_server::seed::quarter_of(MORNING_MS));
         let mut stage = Stage {
             server,
             team,
             rep,
             manager,
+            integration,
             valid: Valid {
                 design: Value::Null,
                 sub_areas: Value::Null,
@@ -1489,6 +1523,7 @@ impl Stage {
         match who {
             Who::Rep => Some(self.rep.clone()),
             Who::Manager => Some(self.manager.clone()),
+            Who::Integration => Some(self.integration.clone()),
             Who::Stranger => match stranger {
                 Stranger::NoToken => None,
                 Stranger::Garbage => Some(format!("{}x", &self.manager[..self.manager.len() - 1])),
@@ -1574,6 +1609,9 @@ impl Stage {
     fn run_case(&self, route: &'static Route, c: &Case, tally: &mut Tally) -> Result<(), String> {
         let req = request(route, &self.valid, c);
         let mut callers = vec![Who::Rep, Who::Manager];
+        if route.access == Access::Integration {
+            callers.push(Who::Integration);
+        }
         if c.stranger.is_some() {
             callers.push(Who::Stranger);
         }

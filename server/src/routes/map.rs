@@ -7,9 +7,8 @@
 
 use axum::{Json, extract::State};
 use fieldsync_core::Role;
-use fieldsync_core::docs::{DocKind, Document, Plan, Territory, Tier};
+use fieldsync_core::docs::{Plan, Tier};
 use fieldsync_core::index::CustomerRow;
-use fieldsync_core::storage::Storage as _;
 use fieldsync_planning::map::{BBox, CustomerFilter, day_features, territory_features};
 use fieldsync_planning::reports::knows_rep;
 use fieldsync_planning::route::local_time_ms;
@@ -103,22 +102,9 @@ pub async fn territories(
     State(state): State<AppState>,
     Caller(who): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let engine = state.engine.clone();
     let view = blocking(move || -> Result<Value, ApiError> {
-        let mut found: Vec<Territory> = Vec::new();
-        let mut after = String::new();
-        loop {
-            let member = (who.role == Role::Rep).then_some(who.user.as_str());
-            let page = engine.storage().list_docs(&who.team, member, &after, 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            for (id, kind) in page.into_iter().filter(|(_, k)| *k == DocKind::Territory) {
-                let _ = kind;
-                if let Some((Document::Territory(t), _)) = engine.read_doc(&who.team, &id)? {
-                    found.push(t);
-                }
-            }
-        }
+        let member = (who.role == Role::Rep).then_some(who.user.as_str());
+        let found = state.territories(&who.team, member)?;
         Ok(territory_features(&found))
     })
     .await?;

@@ -18,7 +18,8 @@
 //! | `GET /metrics` | [`crate::metrics`] |
 //! | `POST /v1/devices/revoke` | [`devices`] |
 //! | `POST /v1/import` | [`import`] |
-//! | `GET /v1/export/customers` | [`export`] |
+//! | `POST /v1/leads` | [`leads`] |
+//! | `GET /v1/export/customers`, `GET /v1/export/visits` | [`export`] |
 //! | `GET /`, `/assets/{name}`, `/v1/dashboard/config`, `POST /v1/dev/sign-in`, `GET /v1/me` | [`dashboard`] |
 
 pub mod dashboard;
@@ -26,6 +27,7 @@ pub mod devices;
 pub mod docs;
 pub mod export;
 pub mod import;
+pub mod leads;
 pub mod live;
 pub mod map;
 pub mod openapi;
@@ -74,6 +76,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(live::live))
         .routes(routes!(devices::revoke))
         .routes(routes!(export::customers))
+        .routes(routes!(export::visits))
+        .routes(routes!(leads::post_lead).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
         .routes(routes!(import::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY_BYTES)))
         .merge(plan::routes().layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)))
 }

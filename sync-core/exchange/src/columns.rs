@@ -10,6 +10,7 @@ pub enum Field {
     ExternalId,
     Name,
     Address,
+    Phone,
     Lat,
     Lon,
     Datum,
@@ -23,10 +24,11 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 14] = [
         Field::ExternalId,
         Field::Name,
         Field::Address,
+        Field::Phone,
         Field::Lat,
         Field::Lon,
         Field::Datum,
@@ -45,6 +47,7 @@ impl Field {
             Field::ExternalId => &["externalid", "id", "customerid", "外部编号", "客户编号", "编号"],
             Field::Name => &["name", "customer", "customername", "客户名称", "客户", "名称"],
             Field::Address => &["address", "地址"],
+            Field::Phone => &["phone", "telephone", "tel", "mobile", "电话", "联系电话", "手机"],
             Field::Lat => &["lat", "latitude", "纬度"],
             Field::Lon => &["lon", "lng", "long", "longitude", "经度"],
             Field::Datum => &["datum", "coordinatesystem", "坐标系"],
@@ -64,6 +67,7 @@ impl Field {
             Field::ExternalId => "external_id",
             Field::Name => "name",
             Field::Address => "address",
+            Field::Phone => "phone",
             Field::Lat => "lat",
             Field::Lon => "lon",
             Field::Datum => "datum",

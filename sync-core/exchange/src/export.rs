@@ -1,11 +1,17 @@
-//! A team's customers as a file the import reads back unchanged: the same columns (English
-//! headers), the customer's id as its external id, numbers as numbers, opening hours as
-//! `Mo 09:00-18:00; …`, and the tier only where a manager set it (a computed tier is computed again
-//! on import, from the plan of that day).
+//! A team's data as files: customers as a file the import reads back unchanged (the same columns,
+//! English headers, the customer's id as its external id, numbers as numbers, opening hours as
+//! `Mo 09:00-18:00; …`, and the tier only where a manager set it: a computed tier is computed again
+//! on import, from the plan of that day); visits as a table of what happened (times in UTC); and
+//! either as GeoJSON points for maps and GIS tools ([`file`] picks).
 
-use fieldsync_core::docs::{Customer, OpeningHours};
+use std::collections::HashMap;
+
+use fieldsync_core::docs::{Customer, Document, OpeningHours, Visit};
+use fieldsync_core::geo::to_wgs84;
+use serde::Serialize;
 
 use crate::columns::Field;
+use crate::table::Format;
 
 /// One exported value.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +30,7 @@ impl Value {
 }
 
 /// The columns, in order.
-pub const CUSTOMER_COLUMNS: [Field; 13] = Field::ALL;
+pub const CUSTOMER_COLUMNS: [Field; 14] = Field::ALL;
 
 /// The header row: the fields' names, which the import maps back.
 pub fn customer_header() -> Vec<&'static str> {
@@ -40,6 +46,7 @@ pub fn customer_row(c: &Customer) -> Vec<Value> {
             Field::ExternalId => text(&c.id),
             Field::Name => text(&c.name),
             Field::Address => text(&c.address),
+            Field::Phone => text(&c.phone),
             Field::Lat => Value::Number(c.location.lat),
             Field::Lon => Value::Number(c.location.lon),
             Field::Datum => text(&c.location.datum),
@@ -71,37 +78,279 @@ pub fn format_opening_hours(hours: &[OpeningHours]) -> String {
         .join("; ")
 }
 
-/// The customers as CSV (UTF-8, comma-separated, quoted where needed).
-pub fn customers_csv(customers: &[Customer]) -> Result<Vec<u8>, String> {
+/// A table to write: a sheet's name, its header row and its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sheet {
+    pub name: &'static str,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// The customers with the import's columns.
+pub fn customers_sheet(customers: &[Customer]) -> Sheet {
+    Sheet { name: "customers", header: customer_header(), rows: customers.iter().map(customer_row).collect() }
+}
+
+/// The columns of a visits export (not an import format: visits come from phones).
+pub const VISIT_HEADER: [&str; 16] = [
+    "id",
+    "customer_id",
+    "customer",
+    "rep",
+    "planned_start",
+    "planned_end",
+    "state",
+    "checked_in_at",
+    "checkin_lat",
+    "checkin_lon",
+    "verification",
+    "distance_m",
+    "checked_out_at",
+    "outcome",
+    "next_step",
+    "notes",
+];
+
+/// A time as RFC 3339 in UTC (`2026-12-04T09:30:00Z`).
+fn utc(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// A unit enum's serde name (`checked_in`, `flagged`).
+fn serde_name(v: impl Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The visits, one row each (the first check-in and its verdict; times in UTC), with each
+/// customer's name from `customers`.
+pub fn visits_sheet(visits: &[Visit], customers: &HashMap<String, Customer>) -> Sheet {
+    let text = |s: &str| Value::Text(s.to_string());
+    let rows = visits
+        .iter()
+        .map(|v| {
+            let first = v.checkins.first();
+            let verdict = first.and_then(|c| v.verification.get(&c.id));
+            vec![
+                text(&v.id),
+                text(&v.customer_id),
+                text(customers.get(&v.customer_id).map_or("", |c| c.name.as_str())),
+                text(&v.rep),
+                text(&utc(v.planned_start_ms)),
+                text(&utc(v.planned_end_ms)),
+                text(&serde_name(v.state)),
+                text(&first.map(|c| utc(c.device_time_ms)).unwrap_or_default()),
+                first.map_or(text(""), |c| Value::Number(c.lat)),
+                first.map_or(text(""), |c| Value::Number(c.lon)),
+                text(&verdict.map(|r| serde_name(r.status)).unwrap_or_default()),
+                verdict.map_or(text(""), |r| Value::Number(r.distance_m.round())),
+                text(&v.checkout.as_ref().map(|c| utc(c.device_time_ms)).unwrap_or_default()),
+                text(v.checkout.as_ref().map_or("", |c| c.outcome.as_str())),
+                text(v.checkout.as_ref().map_or("", |c| c.next_step.as_str())),
+                text(v.notes.as_str()),
+            ]
+        })
+        .collect();
+    Sheet { name: "visits", header: VISIT_HEADER.to_vec(), rows }
+}
+
+/// A sheet as CSV (UTF-8, comma-separated, quoted where needed).
+pub fn sheet_csv(sheet: &Sheet) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(customer_header()).map_err(|e| e.to_string())?;
-    for c in customers {
-        w.write_record(customer_row(c).iter().map(Value::text)).map_err(|e| e.to_string())?;
+    w.write_record(&sheet.header).map_err(|e| e.to_string())?;
+    for row in &sheet.rows {
+        w.write_record(row.iter().map(Value::text)).map_err(|e| e.to_string())?;
     }
     w.into_inner().map_err(|e| e.to_string())
 }
 
-/// The customers as an XLSX workbook (rust_xlsxwriter): numbers as numbers, text as text.
-pub fn customers_xlsx(customers: &[Customer]) -> Result<Vec<u8>, String> {
+/// A sheet as an XLSX workbook (rust_xlsxwriter): numbers as numbers, text as text.
+pub fn sheet_xlsx(sheet: &Sheet) -> Result<Vec<u8>, String> {
     let mut book = rust_xlsxwriter::Workbook::new();
-    let sheet = book.add_worksheet();
+    let ws = book.add_worksheet();
     let err = |e: rust_xlsxwriter::XlsxError| e.to_string();
-    sheet.set_name("customers").map_err(err)?;
-    for (col, h) in customer_header().iter().enumerate() {
-        sheet.write_string(0, col as u16, *h).map_err(err)?;
+    ws.set_name(sheet.name).map_err(err)?;
+    for (col, h) in sheet.header.iter().enumerate() {
+        ws.write_string(0, col as u16, *h).map_err(err)?;
     }
-    for (r, c) in customers.iter().enumerate() {
+    for (r, cells) in sheet.rows.iter().enumerate() {
         let row = u32::try_from(r + 1).map_err(|_| "too many rows for a workbook".to_string())?;
-        for (col, v) in customer_row(c).iter().enumerate() {
+        for (col, v) in cells.iter().enumerate() {
             match v {
-                Value::Number(n) => sheet.write_number(row, col as u16, *n).map(|_| ()),
+                Value::Number(n) => ws.write_number(row, col as u16, *n).map(|_| ()),
                 Value::Text(s) if s.is_empty() => Ok(()),
-                Value::Text(s) => sheet.write_string(row, col as u16, s).map(|_| ()),
+                Value::Text(s) => ws.write_string(row, col as u16, s).map(|_| ()),
             }
             .map_err(err)?;
         }
     }
     book.save_to_buffer().map_err(err)
+}
+
+/// The customers as CSV with the import's columns.
+pub fn customers_csv(customers: &[Customer]) -> Result<Vec<u8>, String> {
+    sheet_csv(&customers_sheet(customers))
+}
+
+/// The customers as an XLSX workbook with the import's columns.
+pub fn customers_xlsx(customers: &[Customer]) -> Result<Vec<u8>, String> {
+    sheet_xlsx(&customers_sheet(customers))
+}
+
+/// A GeoJSON point feature (RFC 7946: WGS-84, longitude first).
+fn point(lat: f64, lon: f64, properties: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": properties,
+    })
+}
+
+fn collection(features: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({"type": "FeatureCollection", "features": features})
+}
+
+/// The customers as GeoJSON points (GCJ-02 positions converted to WGS-84), with what a map
+/// colours them by.
+pub fn customers_geojson(customers: &[Customer]) -> serde_json::Value {
+    collection(
+        customers
+            .iter()
+            .filter_map(|c| {
+                let (p, datum) = c.location.parsed("location").ok()?;
+                let at = to_wgs84(p, datum);
+                Some(point(
+                    at.lat,
+                    at.lon,
+                    serde_json::json!({
+                        "id": c.id, "name": c.name, "address": c.address, "phone": c.phone,
+                        "tier": c.tier.map(serde_name), "owner_rep": c.owner_rep, "territory": c.territory,
+                        "opportunity_stage": c.opportunity_stage, "follow_up_status": c.follow_up_status,
+                    }),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// The visits as GeoJSON points: where the rep checked in, or the customer's place for a visit
+/// without a check-in (`"at": "checkin"` or `"customer"`).
+pub fn visits_geojson(visits: &[Visit], customers: &HashMap<String, Customer>) -> serde_json::Value {
+    collection(
+        visits
+            .iter()
+            .filter_map(|v| {
+                let first = v.checkins.first();
+                let (lat, lon, at) = match first {
+                    Some(c) => (c.lat, c.lon, "checkin"),
+                    None => {
+                        let (p, datum) = customers.get(&v.customer_id)?.location.parsed("location").ok()?;
+                        let w = to_wgs84(p, datum);
+                        (w.lat, w.lon, "customer")
+                    }
+                };
+                let verdict = first.and_then(|c| v.verification.get(&c.id));
+                Some(point(
+                    lat,
+                    lon,
+                    serde_json::json!({
+                        "id": v.id, "customer_id": v.customer_id,
+                        "customer": customers.get(&v.customer_id).map(|c| c.name.clone()),
+                        "rep": v.rep, "planned_start": utc(v.planned_start_ms), "state": serde_name(v.state),
+                        "verification": verdict.map(|r| serde_name(r.status)), "at": at,
+                    }),
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    Customers,
+    Visits,
+}
+
+impl What {
+    pub fn parse(s: &str) -> Option<What> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "customers" => Some(What::Customers),
+            "visits" => Some(What::Visits),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            What::Customers => "customers",
+            What::Visits => "visits",
+        }
+    }
+}
+
+/// An export's format: a file the import's formats name, or GeoJSON for maps and GIS tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    File(Format),
+    GeoJson,
+}
+
+impl ExportFormat {
+    /// `csv`, `xlsx` or `geojson`.
+    pub fn parse(s: &str) -> Option<ExportFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "geojson" => Some(ExportFormat::GeoJson),
+            other => Format::parse(other).map(ExportFormat::File),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::File(f) => f.as_str(),
+            ExportFormat::GeoJson => "geojson",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::File(f) => f.content_type(),
+            ExportFormat::GeoJson => "application/geo+json",
+        }
+    }
+}
+
+/// The export of `what` from a team's documents, in id order (visits: by planned start).
+pub fn file(what: What, format: ExportFormat, docs: Vec<Document>) -> Result<Vec<u8>, String> {
+    let mut customers = Vec::new();
+    let mut visits = Vec::new();
+    for d in docs {
+        match d {
+            Document::Customer(c) => customers.push(c),
+            Document::Visit(v) => visits.push(v),
+            Document::Territory(_) | Document::Plan(_) => {}
+        }
+    }
+    customers.sort_by(|a, b| a.id.cmp(&b.id));
+    visits.sort_by(|a, b| (a.planned_start_ms, &a.id).cmp(&(b.planned_start_ms, &b.id)));
+    let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).map_err(|e| e.to_string());
+    match what {
+        What::Customers => match format {
+            ExportFormat::File(Format::Csv) => customers_csv(&customers),
+            ExportFormat::File(Format::Xlsx) => customers_xlsx(&customers),
+            ExportFormat::GeoJson => json(customers_geojson(&customers)),
+        },
+        What::Visits => {
+            let by_id: HashMap<String, Customer> = customers.into_iter().map(|c| (c.id.clone(), c)).collect();
+            match format {
+                ExportFormat::File(Format::Csv) => sheet_csv(&visits_sheet(&visits, &by_id)),
+                ExportFormat::File(Format::Xlsx) => sheet_xlsx(&visits_sheet(&visits, &by_id)),
+                ExportFormat::GeoJson => json(visits_geojson(&visits, &by_id)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +366,7 @@ mod tests {
         let mut a = customer("c-1", "alice", Some("t-north"), (45.77, 4.83));
         a.notes = "kept out of files".into();
         a.address = "1 rue A, \"Lyon\"; centre".into();
+        a.phone = "+33 4 78 00 00 01".into();
         let mut b = customer("c-2", "alice", None, (45.7712345678, 4.8398765432));
         b.tier = Some(Tier::A);
         b.tier_set_by = Some("maria".into());

@@ -87,6 +87,7 @@ struct Values {
     name: String,
     location: GeoPoint,
     address: Option<String>,
+    phone: Option<String>,
     potential: Option<f64>,
     probability: Option<f64>,
     owner: Option<String>,
@@ -197,6 +198,9 @@ fn apply(
     if let Some(a) = &v.address {
         c.address = a.clone();
     }
+    if let Some(p) = &v.phone {
+        c.phone = p.clone();
+    }
     if let Some(p) = v.potential {
         c.potential_value = p;
     }
@@ -241,6 +245,7 @@ fn changed_fields(a: &Customer, b: &Customer) -> Vec<&'static str> {
     check("name", a.name != b.name);
     check("location", a.location != b.location);
     check("address", a.address != b.address);
+    check("phone", a.phone != b.phone);
     check("potential", a.potential_value != b.potential_value);
     check("probability", a.close_probability != b.close_probability);
     check("owner", a.owner_rep != b.owner_rep);
@@ -444,10 +449,18 @@ fn read_row(r: &RowReader<'_>, view: &TeamView, reps: &BTreeSet<String>) -> Resu
     if view.other_ids.contains(&id) {
         return Err(r.error(Field::ExternalId, format!("{id} is the id of another kind of document")));
     }
+    let phone = match r.text(Field::Phone) {
+        None => None,
+        Some(p) => {
+            fieldsync_core::docs::normalized_phone(&p).map_err(|e| r.error(Field::Phone, e))?;
+            Some(p)
+        }
+    };
     let values = Values {
         name,
         location,
         address: r.text(Field::Address),
+        phone,
         potential,
         probability,
         owner,
@@ -590,6 +603,14 @@ mod tests {
              a10,Far,95,4.8,,,,\n",
             &view(),
         );
+        let phones = plan_csv(
+            "id,name,lat,lon,电话\np1,Ok,45.7,4.8,06 12 34 56 78\np2,Bad,45.7,4.8,call me\n",
+            &view(),
+        );
+        assert_eq!(phones.creates.len(), 1);
+        assert_eq!(phones.created(&phones.creates[0]).phone, "06 12 34 56 78");
+        let refused: Vec<_> = phones.refused.iter().map(|e| (e.line, e.column.as_deref())).collect();
+        assert_eq!(refused, [(3, Some("电话"))]);
         assert_eq!(p.creates.len(), 1);
         let refused: Vec<(usize, Option<&str>)> =
             p.refused.iter().map(|e| (e.line, e.column.as_deref())).collect();

@@ -5,7 +5,8 @@
 //! columns mapped ([`columns::Mapping`]), and every row decided against what the team holds
 //! ([`import::plan`]): created, updated (only the fields that changed), unchanged, or refused
 //! with its line, column and reason. The server performs the writes the plan gives. [`export`]
-//! writes a team's customers as CSV or XLSX that imports back unchanged.
+//! writes a team's customers as CSV or XLSX that imports back unchanged. [`lead`] turns a lead
+//! from another system into a prospect, or merges it into the customer it duplicates.
 //!
 //! ```
 //! use fieldsync_exchange::{columns::Mapping, import, table};
@@ -21,4 +22,5 @@
 pub mod columns;
 pub mod export;
 pub mod import;
+pub mod lead;
 pub mod table;
