@@ -183,13 +183,13 @@ enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Import customers from an XLSX or CSV file with a header row (English or Chinese names:
+    /// Import customers from an XLSX, ODS or CSV file with a header row (English or Chinese names:
     /// name/客户名称, lat/纬度, lon/经度, external id/客户编号, address/地址, potential/潜力,
     /// probability/成交概率, owner/负责人, territory/区域, opening hours/营业时间, datum/坐标系,
     /// tier/等级) into a stopped server's data directory. Rows are matched by external id: importing
     /// a file again changes nothing. A file with a refused row writes nothing.
     Import {
-        /// The file (.xlsx or .csv).
+        /// The file (.xlsx, .ods or .csv).
         file: PathBuf,
         #[command(flatten)]
         data: DataArg,

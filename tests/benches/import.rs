@@ -1,7 +1,7 @@
 //! Importing a team's customer workbook into the real server's sled store.
 //!
 //! ```text
-//! cargo bench -p fieldsync-e2e --bench import                  # 50 000 rows, XLSX then CSV
+//! cargo bench -p fieldsync-e2e --bench import                  # 50 000 rows, XLSX, ODS, CSV
 //! cargo bench -p fieldsync-e2e --bench import -- --rows 5000
 //! ```
 //!
@@ -44,6 +44,14 @@ fn xlsx(rows: &[[String; 8]]) -> Vec<u8> {
     fieldsync_e2e::workbook(&HEADER, rows)
 }
 
+fn ods(rows: &[[String; 8]]) -> Vec<u8> {
+    use fieldsync_exchange::testing::{ods, ods_row, ods_table};
+    let sheet: Vec<String> = std::iter::once(ods_row(&HEADER))
+        .chain(rows.iter().map(|r| ods_row(&r.iter().map(String::as_str).collect::<Vec<_>>())))
+        .collect();
+    ods(&[ods_table("客户", &sheet)])
+}
+
 fn csv(rows: &[[String; 8]]) -> Vec<u8> {
     let mut out = HEADER.join(",");
     out.push('\n');
@@ -82,10 +90,7 @@ fn run(format: Format, bytes: &[u8], n: usize) {
         println!(
             "{{\"scenario\":\"import_{}_{step}\",\"rows\":{n},\"file_bytes\":{},\"wall_ms\":{wall_ms},\
              \"created\":{},\"unchanged\":{},\"store_bytes\":{}}}",
-            match format {
-                Format::Xlsx => "xlsx",
-                Format::Csv => "csv",
-            },
+            format.as_str(),
             bytes.len(),
             report.created,
             report.unchanged,
@@ -118,5 +123,6 @@ fn main() {
     }
     let rows = rows(n);
     run(Format::Xlsx, &xlsx(&rows), n);
+    run(Format::Ods, &ods(&rows), n);
     run(Format::Csv, &csv(&rows), n);
 }

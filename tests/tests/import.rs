@@ -224,8 +224,21 @@ async fn a_manager_imports_and_exports_over_http_her_own_team_only_and_a_rep_can
         (200, Some(3), Some(false)),
         "{body}"
     );
-    let (status, _) = post_import(&server, &maria, "?format=ods", book.clone()).await;
+    let (status, _) = post_import(&server, &maria, "?format=numbers", book.clone()).await;
     assert_eq!(status, 400);
+    let (status, body) = post_import(&server, &maria, "?format=ods", book.clone()).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("invalid_file")), "an XLSX is no ODS: {body}");
+    // The same sheet saved by LibreOffice (ODS, sniffed without a format): the same dry run.
+    use fieldsync_exchange::testing::{ods, ods_row, ods_table};
+    let sheet: Vec<String> =
+        std::iter::once(ods_row(&HEADER)).chain(rows().iter().map(|r| ods_row(r))).collect();
+    let (status, body) =
+        post_import(&server, &maria, "?dry_run=true", ods(&[ods_table("客户", &sheet)])).await;
+    assert_eq!(
+        (status, body["created"].as_u64(), body["written"].as_bool()),
+        (200, Some(3), Some(false)),
+        "{body}"
+    );
     assert!(server.doc(TEAM, "k1").is_none());
 
     // 3. The import writes into maria's team, not olga's; the same body again changes nothing.

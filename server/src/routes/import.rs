@@ -1,6 +1,6 @@
-//! `POST /v1/import`: a manager or admin imports customers from an XLSX or CSV body into their
+//! `POST /v1/import`: a manager or admin imports customers from an XLSX, ODS or CSV body into their
 //! team — the same code as `fieldsync import` ([`crate::import`]). `?dry_run=true` only reports;
-//! `?format=xlsx|csv` overrides what the body looks like. A file with a refused row writes nothing
+//! `?format=xlsx|ods|csv` overrides what the body looks like. A file with a refused row writes nothing
 //! and answers 422 `rows_refused` with the report, which lists every refused row.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
@@ -36,7 +36,7 @@ impl From<ImportError> for ApiError {
     }
 }
 
-#[utoipa::path(post, path = "/v1/import", tag = "import", params(ImportQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the XLSX or CSV file"), responses((status = 200, description = "the report: rows, created, updated, unchanged, refused (empty), ignored_columns, written", content_type = "application/json"), (status = 422, description = "rows_refused with the report (nothing written), or invalid_file"), crate::routes::openapi::Errors))]
+#[utoipa::path(post, path = "/v1/import", tag = "import", params(ImportQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the XLSX, ODS or CSV file"), responses((status = 200, description = "the report: rows, created, updated, unchanged, refused (empty), ignored_columns, written", content_type = "application/json"), (status = 422, description = "rows_refused with the report (nothing written), or invalid_file"), crate::routes::openapi::Errors))]
 pub async fn import(
     State(state): State<AppState>,
     Manager(who): Manager,
@@ -46,7 +46,8 @@ pub async fn import(
     let format = match q.format.as_deref() {
         None => None,
         Some(f) => Some(
-            Format::parse(f).ok_or_else(|| ApiError::invalid_query(format!("format {f:?}: xlsx or csv")))?,
+            Format::parse(f)
+                .ok_or_else(|| ApiError::invalid_query(format!("format {f:?}: xlsx, ods or csv")))?,
         ),
     };
     let _slot = state.planning_slot()?;

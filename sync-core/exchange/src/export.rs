@@ -299,11 +299,11 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
-    /// `csv`, `xlsx` or `geojson`.
+    /// `csv`, `xlsx` or `geojson` (ODS is read, not written).
     pub fn parse(s: &str) -> Option<ExportFormat> {
         match s.trim().to_ascii_lowercase().as_str() {
             "geojson" => Some(ExportFormat::GeoJson),
-            other => Format::parse(other).map(ExportFormat::File),
+            other => Format::parse(other).filter(|f| *f != Format::Ods).map(ExportFormat::File),
         }
     }
 
@@ -321,6 +321,8 @@ impl ExportFormat {
         }
     }
 }
+
+const ODS_NOT_WRITTEN: &str = "ODS files are read, not written: export as xlsx";
 
 /// The export of `what` from a team's documents, in id order (visits: by planned start).
 pub fn file(what: What, format: ExportFormat, docs: Vec<Document>) -> Result<Vec<u8>, String> {
@@ -340,6 +342,7 @@ pub fn file(what: What, format: ExportFormat, docs: Vec<Document>) -> Result<Vec
         What::Customers => match format {
             ExportFormat::File(Format::Csv) => customers_csv(&customers),
             ExportFormat::File(Format::Xlsx) => customers_xlsx(&customers),
+            ExportFormat::File(Format::Ods) => Err(ODS_NOT_WRITTEN.into()),
             ExportFormat::GeoJson => json(customers_geojson(&customers)),
         },
         What::Visits => {
@@ -347,6 +350,7 @@ pub fn file(what: What, format: ExportFormat, docs: Vec<Document>) -> Result<Vec
             match format {
                 ExportFormat::File(Format::Csv) => sheet_csv(&visits_sheet(&visits, &by_id)),
                 ExportFormat::File(Format::Xlsx) => sheet_xlsx(&visits_sheet(&visits, &by_id)),
+                ExportFormat::File(Format::Ods) => Err(ODS_NOT_WRITTEN.into()),
                 ExportFormat::GeoJson => json(visits_geojson(&visits, &by_id)),
             }
         }

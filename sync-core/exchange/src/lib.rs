@@ -1,6 +1,6 @@
 //! # fieldsync-exchange
 //!
-//! fieldsync's data exchange with the outside, without IO: a customer file (XLSX or CSV, with a
+//! fieldsync's data exchange with the outside, without IO: a customer file (XLSX, ODS or CSV, with a
 //! header row in English or Chinese) read into a [`table::Table`] under [`table::Limits`], its
 //! columns mapped ([`columns::Mapping`]), and every row decided against what the team holds
 //! ([`import::plan`]): created, updated (only the fields that changed), unchanged, or refused
@@ -24,3 +24,5 @@ pub mod export;
 pub mod import;
 pub mod lead;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

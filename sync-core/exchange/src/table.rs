@@ -45,6 +45,8 @@ impl Default for Limits {
 pub enum Format {
     Csv,
     Xlsx,
+    /// OpenDocument (LibreOffice, WPS): read, never written.
+    Ods,
 }
 
 impl Format {
@@ -54,15 +56,17 @@ impl Format {
         match lower.rsplit_once('.').map(|(_, ext)| ext) {
             Some("csv" | "txt") => Some(Format::Csv),
             Some("xlsx" | "xlsm") => Some(Format::Xlsx),
+            Some("ods") => Some(Format::Ods),
             _ => None,
         }
     }
 
-    /// The format a query or flag names: `csv` or `xlsx`.
+    /// The format a query or flag names: `csv`, `xlsx` or `ods`.
     pub fn parse(name: &str) -> Option<Format> {
         match name {
             "csv" => Some(Format::Csv),
             "xlsx" => Some(Format::Xlsx),
+            "ods" => Some(Format::Ods),
             _ => None,
         }
     }
@@ -72,6 +76,7 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
+            Format::Ods => "ods",
         }
     }
 
@@ -80,12 +85,22 @@ impl Format {
         match self {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Ods => "application/vnd.oasis.opendocument.spreadsheet",
         }
     }
 
-    /// The format the bytes are in: a ZIP container is a workbook, anything else is read as CSV.
+    /// The format the bytes are in: a ZIP container is a workbook (OpenDocument when its first,
+    /// uncompressed entry is the `mimetype` naming a spreadsheet, as the format requires), anything
+    /// else is read as CSV.
     pub fn sniff(bytes: &[u8]) -> Format {
-        if bytes.starts_with(b"PK\x03\x04") { Format::Xlsx } else { Format::Csv }
+        if !bytes.starts_with(b"PK\x03\x04") {
+            return Format::Csv;
+        }
+        let head = &bytes[..bytes.len().min(128)];
+        const ODF: &[u8] = b"application/vnd.oasis.opendocument.spreadsheet";
+        let ods =
+            head.get(30..38) == Some(b"mimetype".as_slice()) && head.windows(ODF.len()).any(|w| w == ODF);
+        if ods { Format::Ods } else { Format::Xlsx }
     }
 }
 
@@ -164,8 +179,14 @@ pub enum FileError {
     Formula { cell: String, formula: String },
     #[error("line {line}: {reason}")]
     Csv { line: usize, reason: String },
-    #[error("not a readable XLSX workbook: {reason}")]
+    #[error("not a readable workbook: {reason}")]
     Workbook { reason: String },
+    /// An OpenDocument sheet whose cells, as its reader lays them out (a dense rectangle), would
+    /// be more than the import reads.
+    #[error(
+        "the spreadsheet spans {cells} cells (rows × columns up to its last value); at most {max} are read: delete the empty rows and columns around the data"
+    )]
+    TooManyCells { cells: u64, max: u64 },
 }
 
 /// Reads `bytes` as `format`.
@@ -175,7 +196,8 @@ pub fn read(bytes: &[u8], format: Format, limits: &Limits) -> Result<Table, File
     }
     match format {
         Format::Csv => read_csv(bytes, limits),
-        Format::Xlsx => read_xlsx(bytes, limits),
+        Format::Xlsx => guarded(|| read_xlsx_cells(bytes, limits)),
+        Format::Ods => guarded(|| read_ods(bytes, limits)),
     }
 }
 
@@ -296,24 +318,33 @@ fn cell_name(line: usize, column: usize) -> String {
 /// calamine panics on some damaged workbooks (an arithmetic overflow on a reversed dimension
 /// `ref`, found by `tests/fuzz.rs`): a hostile file must be an error, never a crashed request, so
 /// its reading is guarded and a panic answers that the workbook is damaged.
-fn read_xlsx(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_xlsx_cells(bytes, limits))).unwrap_or_else(
-        |_| Err(FileError::Workbook { reason: "the workbook is damaged (its reader gave up)".into() }),
-    )
+fn guarded(read: impl FnOnce() -> Result<Table, FileError>) -> Result<Table, FileError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(FileError::Workbook { reason: "the workbook is damaged (its reader gave up)".into() })
+    })
 }
 
-fn read_xlsx_cells(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
-    let workbook = |e: calamine::XlsxError| FileError::Workbook { reason: e.to_string() };
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| FileError::Workbook { reason: e.to_string() })?;
+fn damaged(e: impl std::fmt::Display) -> FileError {
+    FileError::Workbook { reason: e.to_string() }
+}
+
+/// The workbook's ZIP, once what its parts declare they unpack to is within the bound.
+fn archive<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, FileError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(damaged)?;
     let mut unpacked = 0u64;
     for i in 0..archive.len() {
-        let part = archive.by_index_raw(i).map_err(|e| FileError::Workbook { reason: e.to_string() })?;
+        let part = archive.by_index_raw(i).map_err(damaged)?;
         unpacked = unpacked.saturating_add(part.size());
     }
     if unpacked > limits.max_unpacked_bytes {
         return Err(FileError::Unpacked { bytes: unpacked, max: limits.max_unpacked_bytes });
     }
+    Ok(archive)
+}
+
+fn read_xlsx_cells(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
+    let workbook = |e: calamine::XlsxError| FileError::Workbook { reason: e.to_string() };
+    archive(bytes, limits)?;
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(workbook)?;
     let sheet = book.sheet_names().first().cloned().ok_or(FileError::Empty)?;
     let mut cells = book.worksheet_cells_reader(&sheet).map_err(workbook)?;
@@ -361,9 +392,201 @@ fn read_xlsx_cells(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
     builder.finish()
 }
 
+/// Cells an OpenDocument file may lay out. calamine's ODS reader, unlike its XLSX cell reader,
+/// builds each sheet as a dense rectangle from the first to the last value (repeated rows and
+/// columns expanded), for every sheet, when the file is opened: 4 million cells is a 200 000-row
+/// sheet of 20 columns, a few hundred megabytes in its reader.
+pub const MAX_ODS_CELLS: u64 = 4_000_000;
+
+/// Reads `content.xml` as calamine's ODS reader will, without keeping a cell: refuses a value
+/// beyond the last column read, and sheets whose rectangles (rows × columns up to their last
+/// value, repetitions counted) hold more than [`MAX_ODS_CELLS`] in all.
+fn check_ods_extent(bytes: &[u8], limits: &Limits) -> Result<(), FileError> {
+    use quick_xml::events::{BytesStart, Event};
+    let mut zip = archive(bytes, limits)?;
+    let content = zip.by_name("content.xml").map_err(damaged)?;
+    let mut xml = quick_xml::Reader::from_reader(std::io::BufReader::new(content));
+    let repeats = |e: &BytesStart<'_>, name: &str| -> Result<u64, FileError> {
+        match e.try_get_attribute(name).map_err(damaged)? {
+            None => Ok(1),
+            Some(a) => {
+                a.value.trim().parse::<u64>().map_err(|_| damaged("a repetition count is not a number"))
+            }
+        }
+    };
+    let mut buf = Vec::new();
+    let (mut total, mut rows, mut data_rows_end, mut width) = (0u64, 0u64, 0u64, 0u64);
+    let (mut row_repeats, mut col, mut row_has_data) = (1u64, 0u64, false);
+    let mut in_cell = 0u32;
+    loop {
+        let event = xml.read_event_into(&mut buf).map_err(damaged)?;
+        match &event {
+            Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
+                "table:table" => (rows, data_rows_end, width) = (0, 0, 0),
+                "table:table-row" => {
+                    row_repeats = repeats(e, "table:number-rows-repeated")?;
+                    (col, row_has_data) = (0, false);
+                }
+                "table:table-cell" | "table:covered-table-cell" if in_cell == 0 => {
+                    let n = repeats(e, "table:number-columns-repeated")?;
+                    let valued = matches!(event, Event::Start(_))
+                        || e.try_get_attribute("office:value-type").map_err(damaged)?.is_some()
+                        || e.try_get_attribute("table:formula").map_err(damaged)?.is_some();
+                    if valued {
+                        let end = col.saturating_add(n);
+                        if end > limits.max_columns as u64 {
+                            return Err(FileError::TooManyColumns {
+                                line: rows.saturating_add(1).min(usize::MAX as u64) as usize,
+                                columns: end.min(usize::MAX as u64) as usize,
+                                max: limits.max_columns,
+                            });
+                        }
+                        width = width.max(end);
+                        row_has_data = true;
+                    }
+                    col = col.saturating_add(n);
+                    if matches!(event, Event::Start(_)) {
+                        in_cell = 1;
+                    }
+                }
+                _ if in_cell > 0 && matches!(event, Event::Start(_)) => in_cell += 1,
+                _ => {}
+            },
+            Event::End(e) => match e.name().as_ref() {
+                "table:table-cell" | "table:covered-table-cell" if in_cell == 1 => in_cell = 0,
+                _ if in_cell > 0 => in_cell -= 1,
+                "table:table-row" => {
+                    rows = rows.saturating_add(row_repeats);
+                    if row_has_data {
+                        data_rows_end = rows;
+                    }
+                }
+                "table:table" => total = total.saturating_add(data_rows_end.saturating_mul(width)),
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+        if total.saturating_add(data_rows_end.saturating_mul(width)) > MAX_ODS_CELLS {
+            return Err(FileError::TooManyCells {
+                cells: total.saturating_add(data_rows_end.saturating_mul(width)),
+                max: MAX_ODS_CELLS,
+            });
+        }
+        buf.clear();
+    }
+    Ok(())
+}
+
+fn read_ods(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
+    check_ods_extent(bytes, limits)?;
+    let mut book: calamine::Ods<_> = calamine::Ods::new(Cursor::new(bytes)).map_err(damaged)?;
+    let sheet = book.sheet_names().first().cloned().ok_or(FileError::Empty)?;
+    let formulas = book.worksheet_formula(&sheet).map_err(damaged)?;
+    if let Some((row, column, formula)) = formulas.used_cells().find(|(_, _, f)| !f.is_empty()) {
+        let (r0, c0) = formulas.start().unwrap_or((0, 0));
+        return Err(FileError::Formula {
+            cell: cell_name(r0 as usize + row + 1, c0 as usize + column),
+            formula: formula.trim_start_matches("of:").to_string(),
+        });
+    }
+    let range = book.worksheet_range(&sheet).map_err(damaged)?;
+    let (r0, c0) = range.start().unwrap_or((0, 0));
+    let mut builder = Builder::new(limits);
+    for (i, row) in range.rows().enumerate() {
+        let line = r0 as usize + i + 1;
+        let mut cells = vec![Cell::Empty; c0 as usize];
+        for (j, value) in row.iter().enumerate() {
+            let cell = match value {
+                calamine::Data::Empty => Cell::Empty,
+                calamine::Data::Int(n) => Cell::Number(*n as f64),
+                calamine::Data::Float(f) => Cell::Number(*f),
+                calamine::Data::Bool(b) => Cell::Bool(*b),
+                calamine::Data::String(s)
+                | calamine::Data::DateTimeIso(s)
+                | calamine::Data::DurationIso(s) => Cell::Text(s.clone()),
+                calamine::Data::DateTime(d) => Cell::Number(d.as_f64()),
+                calamine::Data::Error(e) => Cell::Text(format!("#{e:?}")),
+            };
+            builder.check_cell(line, c0 as usize + j, &cell)?;
+            cells.push(cell);
+        }
+        builder.push(line, cells)?;
+    }
+    builder.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ods_sheet_reads_like_its_xlsx_and_is_sniffed_as_ods() {
+        use crate::testing::{ods, ods_row, ods_table};
+        let sheet = ods_table(
+            "客户",
+            &[
+                ods_row(&["客户名称", "纬度", "经度"]),
+                ods_row(&["Boulangerie", "45.764", "4.8357"]),
+                // Three blank rows LibreOffice writes as one repeated row, then a row at line 6.
+                r#"<table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="3"/></table:table-row>"#.into(),
+                ods_row(&["Tabac", "45.7", "4.8"]),
+                // The endless empty tail every saved sheet has: nothing to read.
+                r#"<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="16384"/></table:table-row>"#.into(),
+            ],
+        );
+        let bytes = ods(&[sheet]);
+        assert_eq!(Format::sniff(&bytes), Format::Ods);
+        let t = read(&bytes, Format::Ods, &Limits::default()).expect("reads");
+        assert_eq!(t.header, ["客户名称", "纬度", "经度"]);
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(
+            (t.rows[0].line, t.rows[0].get(0).text(), t.rows[0].get(1)),
+            (2, "Boulangerie".into(), &Cell::Number(45.764))
+        );
+        assert_eq!(t.rows[1].line, 6);
+    }
+
+    #[test]
+    fn an_ods_that_would_lay_out_too_many_cells_or_holds_a_formula_is_refused_before_its_reader_runs() {
+        use crate::testing::{ods, ods_row, ods_table};
+        let limits = Limits::default();
+        let header = ods_row(&["name", "lat", "lon"]);
+        let refused =
+            |rows: &[String]| read(&ods(&[ods_table("s", rows)]), Format::Ods, &limits).expect_err("refused");
+        // A value repeated across every column.
+        let wide = r#"<table:table-row><table:table-cell office:value-type="float" office:value="1" table:number-columns-repeated="16384"/></table:table-row>"#;
+        assert!(matches!(refused(&[header.clone(), wide.into()]), FileError::TooManyColumns { line: 2, .. }));
+        // A value after a million empty columns.
+        let far = r#"<table:table-row><table:table-cell table:number-columns-repeated="1000000"/><table:table-cell office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>"#;
+        assert!(matches!(refused(&[header.clone(), far.into()]), FileError::TooManyColumns { .. }));
+        // A row of values repeated a million times, and a value after a million empty rows.
+        let tall = r#"<table:table-row table:number-rows-repeated="1000000"><table:table-cell office:value-type="float" office:value="1"/><table:table-cell office:value-type="float" office:value="2"/><table:table-cell office:value-type="float" office:value="3"/></table:table-row>"#;
+        assert!(matches!(refused(&[header.clone(), tall.into()]), FileError::TooManyCells { .. }));
+        let gap = r#"<table:table-row table:number-rows-repeated="1048000"><table:table-cell table:number-columns-repeated="3"/></table:table-row>"#;
+        assert!(matches!(
+            refused(&[header.clone(), gap.into(), ods_row(&["a", "1", "2"])]),
+            FileError::TooManyCells { .. }
+        ));
+        // Many sheets, each within the bound, together beyond it (the reader lays out every sheet).
+        let rows: Vec<String> = std::iter::once(header.clone())
+            .chain(std::iter::once(r#"<table:table-row table:number-rows-repeated="900000"><table:table-cell office:value-type="float" office:value="1"/></table:table-row>"#.to_string()))
+            .collect();
+        let sheets: Vec<String> = (0..5).map(|i| ods_table(&format!("s{i}"), &rows)).collect();
+        assert!(matches!(read(&ods(&sheets), Format::Ods, &limits), Err(FileError::TooManyCells { .. })));
+        // A formula.
+        let formula = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>a</text:p></table:table-cell><table:table-cell table:formula="of:=[.B1]*2" office:value-type="float" office:value="2"><text:p>2</text:p></table:table-cell></table:table-row>"#;
+        assert!(
+            matches!(refused(&[header.clone(), formula.into()]), FileError::Formula { ref cell, .. } if cell == "B2")
+        );
+        // Damaged: a repetition that is not a number, content.xml cut.
+        let nan =
+            r#"<table:table-row table:number-rows-repeated="many"><table:table-cell/></table:table-row>"#;
+        assert!(matches!(refused(&[header.clone(), nan.into()]), FileError::Workbook { .. }));
+        let mut cut = ods(&[ods_table("s", &[header])]);
+        cut.truncate(cut.len() / 2);
+        assert!(read(&cut, Format::Ods, &limits).is_err());
+    }
 
     #[test]
     fn cells_are_named_as_a_spreadsheet_names_them() {

@@ -2,7 +2,8 @@
 //! panics: random bytes read as CSV and as XLSX, and a real workbook damaged byte by byte, cut
 //! short or spliced. Deterministic (a fixed seed); `PROPTEST_CASES=20000` for longer. It found
 //! calamine panicking (a subtraction overflow) on a workbook with one byte changed: the reader is
-//! guarded, and the case stays covered by `a_damaged_workbook_is_an_answer_not_a_panic`.
+//! guarded, and the case stays covered by `a_damaged_workbook_is_an_answer_not_a_panic`. ODS files
+//! are fuzzed the same way, and with any repetition counts in their rows and cells.
 
 use fieldsync_exchange::columns::Mapping;
 use fieldsync_exchange::import::{TeamView, plan};
@@ -69,6 +70,28 @@ proptest! {
     fn random_bytes_are_an_answer_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         read_and_decide(&bytes, Format::Csv);
         read_and_decide(&bytes, Format::Xlsx);
+        read_and_decide(&bytes, Format::Ods);
+    }
+
+    #[test]
+    fn an_ods_with_any_repetitions_is_an_answer_not_a_panic(
+        rows in prop::collection::vec((0u64..2_000_000, prop::collection::vec((0u64..40_000, any::<bool>()), 0..6)), 0..6),
+    ) {
+        use fieldsync_exchange::testing::{ods, ods_row, ods_table};
+        let mut xml = vec![ods_row(&["name", "lat", "lon"])];
+        for (row_repeats, cells) in rows {
+            let mut row = format!(r#"<table:table-row table:number-rows-repeated="{row_repeats}">"#);
+            for (col_repeats, valued) in cells {
+                row.push_str(&if valued {
+                    format!(r#"<table:table-cell table:number-columns-repeated="{col_repeats}" office:value-type="float" office:value="4.8"/>"#)
+                } else {
+                    format!(r#"<table:table-cell table:number-columns-repeated="{col_repeats}"/>"#)
+                });
+            }
+            row.push_str("</table:table-row>");
+            xml.push(row);
+        }
+        read_and_decide(&ods(&[ods_table("s", &xml)]), Format::Ods);
     }
 
     #[test]
@@ -91,7 +114,35 @@ proptest! {
             book.truncate(cut.index(book.len()));
         }
         read_and_decide(&book, Format::Xlsx);
+        let mut sheet = ods_workbook();
+        for i in [cut.index(sheet.len()), (cut.index(sheet.len()) * 7) % sheet.len()] {
+            sheet[i] ^= 0x5a;
+        }
+        read_and_decide(&sheet, Format::Ods);
     }
+}
+
+/// The workbook's sheet as LibreOffice would save it.
+fn ods_workbook() -> Vec<u8> {
+    use fieldsync_exchange::testing::{ods, ods_row, ods_table};
+    let mut rows = vec![ods_row(&["客户编号", "客户名称", "纬度", "经度"])];
+    for r in 1..20 {
+        rows.push(ods_row(&[
+            &format!("k{r}"),
+            &format!("Client {r}"),
+            &format!("{}", 45.7 + f64::from(r) * 0.001),
+            "4.8",
+        ]));
+    }
+    ods(&[ods_table("客户", &rows)])
+}
+
+#[test]
+fn the_undamaged_ods_reads_and_decides_every_row() {
+    let table = read(&ods_workbook(), Format::Ods, &Limits::default()).expect("reads");
+    let mapping = Mapping::from_header(&table.header).expect("maps");
+    let p = plan(&table, &mapping, &TeamView::default(), "fuzz", 0);
+    assert_eq!((p.creates.len(), p.refused.len()), (19, 0), "{:?}", p.refused);
 }
 
 #[test]
