@@ -7,7 +7,7 @@
 
 use fieldsync_exchange::columns::Mapping;
 use fieldsync_exchange::import::{TeamView, plan};
-use fieldsync_exchange::table::{Format, Limits, read};
+use fieldsync_exchange::table::{FileError, Format, Limits, read};
 use proptest::prelude::*;
 
 fn workbook() -> Vec<u8> {
@@ -151,4 +151,20 @@ fn the_undamaged_workbook_reads_and_decides_every_row() {
     let mapping = Mapping::from_header(&table.header).expect("maps");
     let p = plan(&table, &mapping, &TeamView::default(), "fuzz", 0);
     assert_eq!((p.creates.len(), p.refused.len()), (19, 0), "{:?}", p.refused);
+}
+
+/// Workbooks that crashed calamine, kept as files: each is an error, never a panic, and its
+/// repaired twin (the same file but for the damage) reads.
+#[test]
+fn kept_crashers_are_errors_and_their_repaired_twins_read() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/import");
+    let file = |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    // `<dimension ref="C2:A1"/>`: calamine 0.38 subtracts the start from the end (an overflow).
+    let reversed = read(&file("reversed-dimension.xlsx"), Format::Xlsx, &Limits::default());
+    assert!(matches!(reversed, Err(FileError::Workbook { .. })), "{reversed:?}");
+    let twin = read(&file("valid-inline.xlsx"), Format::Xlsx, &Limits::default()).expect("the twin reads");
+    assert_eq!(
+        (twin.header.clone(), twin.rows.len()),
+        (vec!["name".to_string(), "lat".into(), "lon".into()], 1)
+    );
 }
