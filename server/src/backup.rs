@@ -22,6 +22,11 @@ use fieldsync_core::storage::{KvBackend, KvOp, KvStorage, StorageError};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::SECRET_FILE_NAME;
+
+/// The files of the data directory a backup carries besides the store: the dev token secret (old
+/// tokens verify after a restore) and the metrics token (Prometheus goes on scraping). A restore
+/// writes no other name.
+const KEPT_FILES: [&str; 2] = [SECRET_FILE_NAME, crate::metrics::TOKEN_FILE_NAME];
 use crate::auth::dev_secret::{create_private, sync_dir, write_private_file};
 use crate::store::{DEFAULT_MIN_FREE_BYTES, SledKv};
 
@@ -111,11 +116,13 @@ fn write_backup(kv: &dyn KvBackend, data_dir: &Path, partial: &Path) -> Result<B
         })
     })
     .map_err(|e| failed.take().map(BackupFailure::from).unwrap_or(BackupFailure::Storage(e)))?;
-    let secret = data_dir.join(SECRET_FILE_NAME);
-    match std::fs::read(&secret) {
-        Ok(bytes) => writer.file(SECRET_FILE_NAME, &bytes)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_at(&secret)(e)),
+    for name in KEPT_FILES {
+        let path = data_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => writer.file(name, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
+        }
     }
     let (out, summary) = writer.finish()?;
     let file = out.into_inner().map_err(|e| io_at(partial)(e.into_error()))?;
@@ -172,7 +179,7 @@ fn restore_into(
                     batch_bytes = 0;
                 }
             }
-            Record::File(name, bytes) if name == SECRET_FILE_NAME => {
+            Record::File(name, bytes) if KEPT_FILES.contains(&name.as_str()) => {
                 let path = data_dir.join(&name);
                 write_private_file(&path, &bytes).map_err(io_at(&path))?;
                 summary.files += 1;

@@ -329,11 +329,15 @@ fn backup_of_a_running_server_restores_into_a_new_directory_whose_server_knows_t
     let out = run(&["restore".as_ref(), file.as_os_str(), "--data".as_ref(), restored.as_os_str()]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
-    // 5. The restored server takes the manager's old token and holds the imported customer.
+    // 5. The restored server takes the manager's old token and holds the imported customer; its
+    //    metrics token is the old one (Prometheus goes on scraping).
     let (_serving, url) = serve(&restored);
     let out = import(&url, &maria, &csv);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("1 rows: 0 new, 0 updated, 1 unchanged"), "{stdout}");
+    let token = std::fs::read_to_string(data.join("metrics-token")).expect("the old metrics token");
+    assert_eq!(std::fs::read_to_string(restored.join("metrics-token")).expect("restored"), token);
+    assert_eq!(http(&url, "GET", "/metrics", Some(token.trim())).0, 200);
 
     // 6. The old directory, its server killed (a stale socket left behind), is backed up directly.
     let direct = dir.path().join("direct.fsb");

@@ -103,7 +103,10 @@ async fn a_backup_taken_during_pushes_restores_every_acknowledged_push_and_the_p
     let (s, out) = (server.server().clone(), file.clone());
     let report = tokio::task::spawn_blocking(move || s.backup(&out)).await.expect("task").expect("backup");
     let ended = Instant::now();
-    assert!(report.summary.pairs > 0 && report.summary.files == 1, "pairs and the secret: {report:?}");
+    assert!(
+        report.summary.pairs > 0 && report.summary.files == 2,
+        "pairs, the secret and the metrics token: {report:?}"
+    );
 
     // 4. They go on past the backup, then the server is lost.
     wait_for(10, Some(ended)).await;
