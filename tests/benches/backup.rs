@@ -18,6 +18,7 @@ use fieldsync_core::testing::fixtures::customer;
 use fieldsync_server::{Server, ServerConfig, seed};
 
 fn main() {
+    println!("{}", fieldsync_e2e::machine_line());
     let args: Vec<String> = std::env::args().collect();
     let docs: usize = args
         .iter()

@@ -21,6 +21,7 @@ const TEAM: &str = "bench";
 const ROUNDS: usize = 30;
 
 fn main() {
+    println!("{}", fieldsync_e2e::machine_line());
     let (mut customers, mut visits) = (10_000usize, 100_000usize);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

@@ -23,6 +23,7 @@ use fieldsync_e2e::{MORNING_MS, notes_then_a_tier_change, two_reps};
 const TEAM: &str = "bench";
 
 fn main() {
+    println!("{}", fieldsync_e2e::machine_line());
     let mut changes = 16_000usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

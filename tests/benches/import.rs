@@ -114,6 +114,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
 }
 
 fn main() {
+    println!("{}", fieldsync_e2e::machine_line());
     let mut n = 50_000usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

@@ -84,6 +84,7 @@ fn parse_args() -> Options {
 }
 
 fn main() {
+    println!("{}", fieldsync_e2e::machine_line());
     let opts = parse_args();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

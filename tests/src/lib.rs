@@ -698,3 +698,22 @@ pub fn workbook<S: AsRef<str>>(header: &[&str], rows: &[impl AsRef<[S]>]) -> Vec
     }
     book.save_to_buffer().expect("xlsx")
 }
+
+/// The machine a benchmark ran on, as one JSON line for its stdout: cores and the load averages
+/// when it started (`/proc/loadavg`; `null` where the system does not tell), so figures from
+/// machines of different sizes or a busy machine are read as such.
+pub fn machine_line() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let load: Vec<String> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).map(str::to_string).collect())
+        .unwrap_or_default();
+    let load =
+        |i: usize| load.get(i).filter(|v| v.parse::<f64>().is_ok()).cloned().unwrap_or_else(|| "null".into());
+    format!(
+        "{{\"scenario\":\"machine\",\"cores\":{cores},\"load_1m\":{},\"load_5m\":{},\"load_15m\":{}}}",
+        load(0),
+        load(1),
+        load(2)
+    )
+}
