@@ -36,35 +36,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The file as written: every key optional, none unknown.
-#[derive(Debug, Default, Deserialize)]
+/// The settings a file gives, checked and with its paths resolved: every key optional, none
+/// unknown, sizes and periods read by the flags' own parsers.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Raw {
-    data: Option<PathBuf>,
-    addr: Option<SocketAddr>,
-    no_seed: Option<bool>,
-    log_format: Option<String>,
-    jwt_alg: Option<String>,
-    jwt_public_key: Option<PathBuf>,
-    jwt_issuer: Option<String>,
-    jwt_audience: Option<String>,
-    feed_retain: Option<u64>,
-    feed_trim_every: Option<String>,
-    tile_url: Option<String>,
-    min_free_space: Option<Size>,
-    metrics_token_file: Option<PathBuf>,
-}
-
-/// A size: bytes, or text such as `64MiB`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Size {
-    Bytes(u64),
-    Text(String),
-}
-
-/// The settings a file gives, checked and with its paths resolved.
-#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ServeFile {
     pub data: Option<PathBuf>,
     pub addr: Option<SocketAddr>,
@@ -76,10 +51,32 @@ pub struct ServeFile {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub feed_retain: Option<u64>,
+    #[serde(default, deserialize_with = "period")]
     pub feed_trim_every: Option<Duration>,
     pub tile_url: Option<String>,
+    #[serde(default, deserialize_with = "size")]
     pub min_free_space: Option<u64>,
     pub metrics_token_file: Option<PathBuf>,
+}
+
+/// `feed-trim-every = "10m"`, through [`parse_period`].
+fn period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_period(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// `min-free-space = "1GiB"` through [`parse_bytes`], or a number of bytes.
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(Some(n)),
+        Size::Text(t) => parse_bytes(&t).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 impl ServeFile {
@@ -98,34 +95,16 @@ impl ServeFile {
 
     /// Checks `text`, resolving relative paths against `dir`.
     pub fn parse(text: &str, dir: &Path) -> Result<ServeFile, ConfigError> {
-        let raw: Raw =
+        let mut file: ServeFile =
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string().trim_end().into()))?;
-        let key = |name: &str, e: String| ConfigError::Invalid(format!("{name}: {e}"));
-        let resolve = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
-        Ok(ServeFile {
-            data: raw.data.map(resolve),
-            addr: raw.addr,
-            no_seed: raw.no_seed,
-            log_format: raw.log_format,
-            jwt_alg: raw.jwt_alg,
-            jwt_public_key: raw.jwt_public_key.map(resolve),
-            jwt_issuer: raw.jwt_issuer,
-            jwt_audience: raw.jwt_audience,
-            feed_retain: raw.feed_retain,
-            feed_trim_every: raw
-                .feed_trim_every
-                .map(|t| parse_period(&t).map_err(|e| key("feed-trim-every", e)))
-                .transpose()?,
-            tile_url: raw.tile_url,
-            min_free_space: raw
-                .min_free_space
-                .map(|s| match s {
-                    Size::Bytes(n) => Ok(n),
-                    Size::Text(t) => parse_bytes(&t).map_err(|e| key("min-free-space", e)),
-                })
-                .transpose()?,
-            metrics_token_file: raw.metrics_token_file.map(resolve),
-        })
+        for path in
+            [&mut file.data, &mut file.jwt_public_key, &mut file.metrics_token_file].into_iter().flatten()
+        {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+        Ok(file)
     }
 }
 

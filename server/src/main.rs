@@ -422,8 +422,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let local = listener.local_addr()?;
             println!("fieldsync listening on http://{local} (data in {})", data.data.display());
             println!("dashboard: http://{local}/");
-            let token_file = metrics_token_file
-                .unwrap_or_else(|| data.data.join(fieldsync_server::metrics::TOKEN_FILE_NAME));
+            let token_file = fieldsync_server::metrics::token_path(&data.data, metrics_token_file.as_deref());
             println!("metrics: http://{local}/metrics (bearer token in {})", token_file.display());
             if server.auth().can_issue() {
                 let token = fieldsync_server::routes::dashboard::demo_manager_token(server.auth())?;
@@ -553,19 +552,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Export { data, team, what, format, from_ms, to_ms, out } => {
             use fieldsync_exchange::export::What;
-            use fieldsync_server::routes::export::{DEFAULT_VISIT_DAYS, parse_format, team_file};
+            use fieldsync_server::routes::export::{parse_format, team_file, visit_window};
             fieldsync_core::docs::validate_id("team", &team).map_err(anyhow::Error::msg)?;
             let what =
                 What::parse(&what).ok_or_else(|| anyhow::anyhow!("--what {what:?}: customers or visits"))?;
             let format = parse_format(Some(&format)).map_err(|e| anyhow::anyhow!("--{e}"))?;
-            let window = (what == What::Visits).then(|| {
-                let to = to_ms.unwrap_or_else(|| SystemClock.now_ms());
-                (from_ms.unwrap_or(to.saturating_sub(DEFAULT_VISIT_DAYS * 86_400_000)), to)
-            });
-            if let Some((from, to)) = window {
-                fieldsync_planning::check_window(from, to)
-                    .map_err(|e| anyhow::anyhow!("--from-ms/--to-ms: {e}"))?;
-            }
+            let window = (what == What::Visits)
+                .then(|| visit_window(from_ms, to_ms, SystemClock.now_ms()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--from-ms/--to-ms: {e}"))?;
             let server = Server::open_with_clock(ServerConfig::dev(&data.data), Arc::new(SystemClock))
                 .with_context(|| format!("opening {} (stop the server first)", data.data.display()))?;
             let bytes = team_file(server.engine(), &team, what, format, window)

@@ -118,6 +118,11 @@ impl std::fmt::Debug for MetricsAccess {
     }
 }
 
+/// Where the metrics token is read from: `token_file`, or `data_dir/metrics-token`.
+pub fn token_path(data_dir: &Path, token_file: Option<&Path>) -> std::path::PathBuf {
+    token_file.map_or_else(|| data_dir.join(TOKEN_FILE_NAME), Path::to_path_buf)
+}
+
 impl MetricsAccess {
     /// The token of `token_file` (hex, at least 32 bytes), or of `data_dir/metrics-token`,
     /// generated when absent.

@@ -17,7 +17,7 @@ use crate::extract::{ApiQuery, Manager};
 use crate::state::{AppState, blocking};
 
 /// A visits export's window when none is given: the last 90 days.
-pub const DEFAULT_VISIT_DAYS: i64 = 90;
+const DEFAULT_VISIT_DAYS: i64 = 90;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ExportQuery {
@@ -40,6 +40,15 @@ pub fn parse_format(format: Option<&str>) -> Result<ExportFormat, String> {
         None => Ok(ExportFormat::File(Format::Csv)),
         Some(f) => ExportFormat::parse(f).ok_or_else(|| format!("format {f:?}: csv, xlsx or geojson")),
     }
+}
+
+/// The window of a visits export: `[from_ms, to_ms)`, `to_ms` now and `from_ms` 90 days before it
+/// unless given, at most 366 days.
+pub fn visit_window(from_ms: Option<i64>, to_ms: Option<i64>, now_ms: i64) -> Result<(i64, i64), String> {
+    let to = to_ms.unwrap_or(now_ms);
+    let from = from_ms.unwrap_or(to.saturating_sub(DEFAULT_VISIT_DAYS * 86_400_000));
+    fieldsync_planning::check_window(from, to).map_err(|e| e.to_string())?;
+    Ok((from, to))
 }
 
 /// The export of a team's `what` (visits: those planned to start in `window`), as bytes.
@@ -97,8 +106,6 @@ pub async fn visits(
     ApiQuery(q): ApiQuery<VisitExportQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let format = parse_format(q.format.as_deref()).map_err(ApiError::invalid_query)?;
-    let to_ms = q.to_ms.unwrap_or_else(|| state.clock.now_ms());
-    let from_ms = q.from_ms.unwrap_or(to_ms.saturating_sub(DEFAULT_VISIT_DAYS * 86_400_000));
-    fieldsync_planning::check_window(from_ms, to_ms).map_err(ApiError::invalid_query)?;
-    download(state, who.team, What::Visits, format, Some((from_ms, to_ms))).await
+    let window = visit_window(q.from_ms, q.to_ms, state.clock.now_ms()).map_err(ApiError::invalid_query)?;
+    download(state, who.team, What::Visits, format, Some(window)).await
 }

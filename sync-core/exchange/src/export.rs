@@ -126,7 +126,7 @@ fn serde_name(v: impl Serialize) -> String {
 
 /// The visits, one row each (the first check-in and its verdict; times in UTC), with each
 /// customer's name from `customers`.
-pub fn visits_sheet(visits: &[Visit], customers: &HashMap<String, Customer>) -> Sheet {
+pub fn visits_sheet(visits: &[Visit], customers: &HashMap<&str, &Customer>) -> Sheet {
     let text = |s: &str| Value::Text(s.to_string());
     let rows = visits
         .iter()
@@ -136,7 +136,7 @@ pub fn visits_sheet(visits: &[Visit], customers: &HashMap<String, Customer>) -> 
             vec![
                 text(&v.id),
                 text(&v.customer_id),
-                text(customers.get(&v.customer_id).map_or("", |c| c.name.as_str())),
+                text(customers.get(v.customer_id.as_str()).map_or("", |c| c.name.as_str())),
                 text(&v.rep),
                 text(&utc(v.planned_start_ms)),
                 text(&utc(v.planned_end_ms)),
@@ -189,16 +189,6 @@ pub fn sheet_xlsx(sheet: &Sheet) -> Result<Vec<u8>, String> {
     book.save_to_buffer().map_err(err)
 }
 
-/// The customers as CSV with the import's columns.
-pub fn customers_csv(customers: &[Customer]) -> Result<Vec<u8>, String> {
-    sheet_csv(&customers_sheet(customers))
-}
-
-/// The customers as an XLSX workbook with the import's columns.
-pub fn customers_xlsx(customers: &[Customer]) -> Result<Vec<u8>, String> {
-    sheet_xlsx(&customers_sheet(customers))
-}
-
 /// A GeoJSON point feature (RFC 7946: WGS-84, longitude first).
 fn point(lat: f64, lon: f64, properties: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -237,7 +227,7 @@ pub fn customers_geojson(customers: &[Customer]) -> serde_json::Value {
 
 /// The visits as GeoJSON points: where the rep checked in, or the customer's place for a visit
 /// without a check-in (`"at": "checkin"` or `"customer"`).
-pub fn visits_geojson(visits: &[Visit], customers: &HashMap<String, Customer>) -> serde_json::Value {
+pub fn visits_geojson(visits: &[Visit], customers: &HashMap<&str, &Customer>) -> serde_json::Value {
     collection(
         visits
             .iter()
@@ -246,7 +236,8 @@ pub fn visits_geojson(visits: &[Visit], customers: &HashMap<String, Customer>) -
                 let (lat, lon, at) = match first {
                     Some(c) => (c.lat, c.lon, "checkin"),
                     None => {
-                        let (p, datum) = customers.get(&v.customer_id)?.location.parsed("location").ok()?;
+                        let (p, datum) =
+                            customers.get(v.customer_id.as_str())?.location.parsed("location").ok()?;
                         let w = to_wgs84(p, datum);
                         (w.lat, w.lon, "customer")
                     }
@@ -257,7 +248,7 @@ pub fn visits_geojson(visits: &[Visit], customers: &HashMap<String, Customer>) -
                     lon,
                     serde_json::json!({
                         "id": v.id, "customer_id": v.customer_id,
-                        "customer": customers.get(&v.customer_id).map(|c| c.name.clone()),
+                        "customer": customers.get(v.customer_id.as_str()).map(|c| c.name.clone()),
                         "rep": v.rep, "planned_start": utc(v.planned_start_ms), "state": serde_name(v.state),
                         "verification": verdict.map(|r| serde_name(r.status)), "at": at,
                     }),
@@ -337,22 +328,21 @@ pub fn file(what: What, format: ExportFormat, docs: Vec<Document>) -> Result<Vec
     }
     customers.sort_by(|a, b| a.id.cmp(&b.id));
     visits.sort_by(|a, b| (a.planned_start_ms, &a.id).cmp(&(b.planned_start_ms, &b.id)));
-    let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).map_err(|e| e.to_string());
-    match what {
-        What::Customers => match format {
-            ExportFormat::File(Format::Csv) => customers_csv(&customers),
-            ExportFormat::File(Format::Xlsx) => customers_xlsx(&customers),
-            ExportFormat::File(Format::Ods) => Err(ODS_NOT_WRITTEN.into()),
-            ExportFormat::GeoJson => json(customers_geojson(&customers)),
-        },
-        What::Visits => {
-            let by_id: HashMap<String, Customer> = customers.into_iter().map(|c| (c.id.clone(), c)).collect();
-            match format {
-                ExportFormat::File(Format::Csv) => sheet_csv(&visits_sheet(&visits, &by_id)),
-                ExportFormat::File(Format::Xlsx) => sheet_xlsx(&visits_sheet(&visits, &by_id)),
-                ExportFormat::File(Format::Ods) => Err(ODS_NOT_WRITTEN.into()),
-                ExportFormat::GeoJson => json(visits_geojson(&visits, &by_id)),
-            }
+    let by_id = || customers.iter().map(|c| (c.id.as_str(), c)).collect::<HashMap<_, _>>();
+    let sheet = || match what {
+        What::Customers => customers_sheet(&customers),
+        What::Visits => visits_sheet(&visits, &by_id()),
+    };
+    match format {
+        ExportFormat::File(Format::Csv) => sheet_csv(&sheet()),
+        ExportFormat::File(Format::Xlsx) => sheet_xlsx(&sheet()),
+        ExportFormat::File(Format::Ods) => Err(ODS_NOT_WRITTEN.into()),
+        ExportFormat::GeoJson => {
+            let geo = match what {
+                What::Customers => customers_geojson(&customers),
+                What::Visits => visits_geojson(&visits, &by_id()),
+            };
+            serde_json::to_vec_pretty(&geo).map_err(|e| e.to_string())
         }
     }
 }
@@ -395,8 +385,8 @@ mod tests {
     fn an_export_imported_again_changes_nothing_in_either_format() {
         let customers = team();
         for (format, bytes) in [
-            (Format::Csv, customers_csv(&customers).expect("csv")),
-            (Format::Xlsx, customers_xlsx(&customers).expect("xlsx")),
+            (Format::Csv, sheet_csv(&customers_sheet(&customers)).expect("csv")),
+            (Format::Xlsx, sheet_xlsx(&customers_sheet(&customers)).expect("xlsx")),
         ] {
             let p = reimport(&bytes, format, &customers);
             assert!(p.refused.is_empty(), "{format:?}: {:?}", p.refused);

@@ -10,7 +10,7 @@
 
 use std::io::Cursor;
 
-use calamine::{DataRef, Reader, Xlsx};
+use calamine::{Reader, Xlsx};
 use serde::Serialize;
 
 /// Bounds of one file.
@@ -315,6 +315,20 @@ fn cell_name(line: usize, column: usize) -> String {
     format!("{name}{line}")
 }
 
+/// A workbook cell's value as the import reads it: dates as their serial number, errors as text.
+fn cell_of(value: calamine::Data) -> Cell {
+    use calamine::Data;
+    match value {
+        Data::Empty => Cell::Empty,
+        Data::Int(n) => Cell::Number(n as f64),
+        Data::Float(f) => Cell::Number(f),
+        Data::Bool(b) => Cell::Bool(b),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::Text(s),
+        Data::DateTime(d) => Cell::Number(d.as_f64()),
+        Data::Error(e) => Cell::Text(format!("#{e:?}")),
+    }
+}
+
 /// calamine panics on some damaged workbooks (an arithmetic overflow on a reversed dimension
 /// `ref`, found by `tests/fuzz.rs`): a hostile file must be an error, never a crashed request, so
 /// its reading is guarded and a panic answers that the workbook is damaged.
@@ -359,17 +373,7 @@ fn read_xlsx_cells(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
                 formula: format!("={formula}"),
             });
         }
-        let cell = match c.value {
-            DataRef::Empty => Cell::Empty,
-            DataRef::Int(n) => Cell::Number(n as f64),
-            DataRef::Float(f) => Cell::Number(f),
-            DataRef::Bool(b) => Cell::Bool(b),
-            DataRef::String(s) => Cell::Text(s),
-            DataRef::SharedString(s) => Cell::Text(s.to_string()),
-            DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s),
-            DataRef::DateTime(d) => Cell::Number(d.as_f64()),
-            DataRef::Error(e) => Cell::Text(format!("#{e:?}")),
-        };
+        let cell = cell_of(calamine::Data::from(c.value));
         builder.check_cell(line, column as usize, &cell)?;
         match &mut current {
             Some((r, row_cells)) if *r == row => {
@@ -497,17 +501,7 @@ fn read_ods(bytes: &[u8], limits: &Limits) -> Result<Table, FileError> {
         let line = r0 as usize + i + 1;
         let mut cells = vec![Cell::Empty; c0 as usize];
         for (j, value) in row.iter().enumerate() {
-            let cell = match value {
-                calamine::Data::Empty => Cell::Empty,
-                calamine::Data::Int(n) => Cell::Number(*n as f64),
-                calamine::Data::Float(f) => Cell::Number(*f),
-                calamine::Data::Bool(b) => Cell::Bool(*b),
-                calamine::Data::String(s)
-                | calamine::Data::DateTimeIso(s)
-                | calamine::Data::DurationIso(s) => Cell::Text(s.clone()),
-                calamine::Data::DateTime(d) => Cell::Number(d.as_f64()),
-                calamine::Data::Error(e) => Cell::Text(format!("#{e:?}")),
-            };
+            let cell = cell_of(value.clone());
             builder.check_cell(line, c0 as usize + j, &cell)?;
             cells.push(cell);
         }
